@@ -1,1 +1,217 @@
-//! placeholder
+//! Storage for Tessera: the `Store` trait every backend implements, `StoreError`, and the SQL
+//! implementation shared by SQLite (the embedded default) and PostgreSQL.
+//!
+//! Only this crate knows SQL. It owns uniqueness (named unique indexes, reported as
+//! `StoreError::Conflict`), optimistic concurrency (`version` checked in the `UPDATE` itself) and
+//! transactions: every multi-step write is one transaction.
+
+mod sql;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tessera_core::tenant::Tenant;
+use tessera_core::user::{Session, Team, User};
+use tessera_core::{SessionId, TeamId, TenantId, UserId};
+
+pub use sql::{connect, Backend, ConnectOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique index or an invariant checked in the transaction refused the write.
+    /// `constraint` is one of the names in [`constraints`].
+    #[error("conflict on {constraint}")]
+    Conflict { constraint: &'static str },
+    /// The row's version was not the one the write expected.
+    #[error("stale version")]
+    Stale,
+    #[error(transparent)]
+    Other(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The names `StoreError::Conflict` reports.
+pub mod constraints {
+    pub const USER_EMAIL: &str = "users_email";
+    pub const USER_USERNAME: &str = "users_username";
+    pub const TEAM_MEMBERSHIP: &str = "team_membership";
+    pub const TENANT_KEY: &str = "tenant_key";
+    pub const INSTANCE_VALUE: &str = "instance_value";
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A signing key as stored: key material as base64.
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub private_key: String,
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+/// A user with the credential material sign-in needs. Never serialised anywhere.
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+/// How a user signs in.
+#[derive(Debug, Clone, Copy)]
+pub enum Login<'a> {
+    Email(&'a str),
+    Username(&'a str),
+}
+
+/// An image to store content-addressed.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageBlob<'a> {
+    pub hash: &'a str,
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// Sessions to end in the same transaction as a user write.
+#[derive(Debug, Clone, Copy)]
+pub struct RevokeSessions {
+    /// The caller's own session, kept alive (a password change keeps the session that made it).
+    pub except: Option<SessionId>,
+}
+
+/// One atomic change to a user: the new state (whose `version` must be `expected_version + 1`)
+/// plus whatever must change with it. Either all of it commits or none.
+pub struct UserWrite<'a> {
+    pub user: &'a User,
+    pub expected_version: i64,
+    pub password_hash: Option<&'a str>,
+    pub secure_metadata: Option<&'a Map<String, Value>>,
+    pub new_image: Option<ImageBlob<'a>>,
+    /// Checked inside the transaction: the user must be a member of this team.
+    pub require_membership: Option<TeamId>,
+    pub revoke_sessions: Option<RevokeSessions>,
+    pub now: DateTime<Utc>,
+}
+
+impl<'a> UserWrite<'a> {
+    pub fn new(user: &'a User, expected_version: i64, now: DateTime<Utc>) -> Self {
+        Self {
+            user,
+            expected_version,
+            password_hash: None,
+            secure_metadata: None,
+            new_image: None,
+            require_membership: None,
+            revoke_sessions: None,
+            now,
+        }
+    }
+}
+
+/// A new user with its first credentials.
+pub struct NewUser<'a> {
+    pub user: &'a User,
+    pub password_hash: Option<&'a str>,
+    pub secure_metadata: &'a Map<String, Value>,
+    pub new_image: Option<ImageBlob<'a>>,
+}
+
+/// Filters for the server's user listing; each set field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub status: Option<String>,
+    pub is_anonymous: Option<bool>,
+    pub is_service_account: Option<bool>,
+    /// Keyset cursor: only users with an id after this one.
+    pub after: Option<UserId>,
+    pub limit: u32,
+}
+
+/// What happened to a refresh token presented for rotation.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was current: it is now used up, and `new_hash` is the session's token.
+    Rotated(Session),
+    /// The token had already been used: its session is now revoked (SPEC §6).
+    Reused,
+    /// Unknown token, or its session is revoked or expired.
+    Invalid,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    async fn migrate(&self) -> Result<()>;
+    async fn ping(&self) -> Result<()>;
+
+    // Instance-wide values (the root key's hash).
+    async fn find_instance_value(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` unless `key` is set already; returns whether it was stored.
+    async fn insert_instance_value(&self, key: &str, value: &str) -> Result<bool>;
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    async fn retire_signing_key(&self, kid: &str, at: DateTime<Utc>) -> Result<()>;
+
+    async fn insert_tenant(&self, tenant: &Tenant, server_key_hash: &str) -> Result<()>;
+    async fn find_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+    async fn find_tenant_by_server_key(&self, server_key_hash: &str) -> Result<Option<Tenant>>;
+    async fn find_tenant_by_publishable_key(&self, key: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+
+    async fn insert_user(&self, new: NewUser<'_>) -> Result<()>;
+    /// The user with `active_sessions` counted at `now`.
+    async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>>;
+    /// The hot path: the user, only if `session` is theirs and live at `now`. One statement.
+    async fn find_user_for_session(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>>;
+    async fn find_user_credentials(&self, tenant: TenantId, login: Login<'_>, now: DateTime<Utc>) -> Result<Option<UserCredentials>>;
+    async fn find_password_hash(&self, tenant: TenantId, id: UserId) -> Result<Option<String>>;
+    /// Secure metadata is write-only on every API; this read exists for server-side consumers
+    /// inside Tessera (hooks) and for tests that prove it was stored.
+    async fn find_secure_metadata(&self, tenant: TenantId, id: UserId) -> Result<Option<Map<String, Value>>>;
+    async fn update_user(&self, write: UserWrite<'_>) -> Result<()>;
+    async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool>;
+    async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>>;
+    /// Erases up to `limit` users whose deletion is due at `now`; returns who was erased.
+    async fn purge_due_users(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, UserId)>>;
+
+    async fn find_image(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>>;
+    /// Deletes stored images no user refers to any more.
+    async fn delete_unreferenced_images(&self) -> Result<u64>;
+
+    async fn insert_session(&self, session: &Session, refresh_hash: &str) -> Result<()>;
+    async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation>;
+    /// The live session a refresh token belongs to, without using the token up.
+    async fn find_session_by_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
+    async fn list_sessions(&self, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>>;
+    async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool>;
+
+    async fn insert_team(&self, team: &Team) -> Result<()>;
+    async fn find_team(&self, tenant: TenantId, id: TeamId) -> Result<Option<Team>>;
+    async fn list_teams(&self, tenant: TenantId) -> Result<Vec<Team>>;
+    async fn update_team(&self, team: &Team) -> Result<()>;
+    /// Deletes the team, its memberships, and clears it as anyone's selected team.
+    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool>;
+    async fn add_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<()>;
+    /// Removes the membership and clears the team as the user's selected team.
+    async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool>;
+    async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>>;
+    async fn list_team_members(&self, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>>;
+}

@@ -1,0 +1,903 @@
+//! The SQL implementation of `Store`, written once and instantiated for SQLite and PostgreSQL by
+//! `impl_store!`. Both read the same migrations and the same statements: only `$n` placeholders,
+//! types and syntax the two share. What differs is confined to `connect` (pools and pragmas) and
+//! `conflict_name` (how each reports a unique violation).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
+use tessera_core::tenant::{Tenant, TenantSettings};
+use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, Team, User, UserStatus};
+use tessera_core::{SessionId, TeamId, TenantId, UserId};
+
+use crate::{
+    constraints, ImageBlob, Login, NewUser, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials,
+    UserFilter, UserWrite,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `sqlite://path` (created if missing) or `postgres://...`.
+    pub url: String,
+    /// Pool size for PostgreSQL, and for SQLite's readers.
+    pub max_connections: u32,
+    /// SQLite only: fsync the WAL on every commit (`synchronous=FULL`). Off, a commit survives a
+    /// crash of the process (kill -9) but not of the machine.
+    pub sqlite_sync_full: bool,
+}
+
+pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(&opts.url).map_err(other)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(other)?;
+        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool }))
+    } else {
+        let options = SqliteConnectOptions::from_str(&opts.url)
+            .map_err(other)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if opts.sqlite_sync_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // SQLite has one writer. Writes go through a pool of exactly one connection, so they
+        // queue in the pool (fairly, without spinning on the lock) instead of contending.
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(other)?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(other)?;
+        Ok(Arc::new(SqlStore::<Sqlite> { read, write }))
+    }
+}
+
+pub struct SqlStore<DB: sqlx::Database> {
+    read: Pool<DB>,
+    write: Pool<DB>,
+}
+
+fn other(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Other(Box::new(e))
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { constraint: conflict_name(db.constraint().unwrap_or(db.message())) }
+        }
+        other => StoreError::Other(Box::new(other)),
+    }
+}
+
+/// PostgreSQL names the violated index; SQLite names its columns ("UNIQUE constraint failed:
+/// users.tenant_id, users.primary_email"). Both map to the same stable name.
+fn conflict_name(said: &str) -> &'static str {
+    if said.contains("email") {
+        constraints::USER_EMAIL
+    } else if said.contains("username") {
+        constraints::USER_USERNAME
+    } else if said.contains("team_members") {
+        constraints::TEAM_MEMBERSHIP
+    } else if said.contains("instance_values") {
+        constraints::INSTANCE_VALUE
+    } else {
+        constraints::TENANT_KEY
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(other)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(other)
+}
+
+fn parse_id<T: FromStr>(s: &str) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    s.parse().map_err(other)
+}
+
+/// The part of a user kept in the `profile` JSON column.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+struct StoredDoc {
+    profile: Profile,
+    metadata: Metadata,
+    suspensions: Vec<Suspension>,
+}
+
+const USER_COLUMNS: &str = "u.id, u.tenant_id, u.version, u.username, u.primary_email, u.primary_email_verified, \
+     u.status, u.auth_provider, u.is_service_account, u.is_anonymous, \
+     CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS has_password, u.totp_enabled, \
+     u.selected_team_id, u.profile, u.created_at, u.updated_at, u.deletion_due_at";
+
+/// Counts live sessions inside the user read, so `active_sessions` costs no second query.
+/// `{now}` is the placeholder holding the current time.
+fn active_sessions_column(now: &str) -> String {
+    format!(
+        "(SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > {now}) AS active_sessions"
+    )
+}
+
+const SESSION_COLUMNS: &str = "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address";
+
+macro_rules! impl_store {
+    ($db:ty, $backend:expr) => {
+        impl SqlStore<$db> {
+            fn user_from_row(row: &<$db as sqlx::Database>::Row) -> Result<User> {
+                let doc: StoredDoc = parse_json(&row.try_get::<String, _>("profile").map_err(map_err)?)?;
+                let mut profile = doc.profile;
+                profile.selected_team_id = row
+                    .try_get::<Option<String>, _>("selected_team_id")
+                    .map_err(map_err)?
+                    .map(|s| parse_id(&s))
+                    .transpose()?;
+                let status: String = row.try_get("status").map_err(map_err)?;
+                let provider: String = row.try_get("auth_provider").map_err(map_err)?;
+                Ok(User {
+                    id: parse_id(&row.try_get::<String, _>("id").map_err(map_err)?)?,
+                    tenant_id: parse_id(&row.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
+                    version: row.try_get("version").map_err(map_err)?,
+                    username: row.try_get("username").map_err(map_err)?,
+                    primary_email: row.try_get("primary_email").map_err(map_err)?,
+                    primary_email_verified: row.try_get("primary_email_verified").map_err(map_err)?,
+                    status: UserStatus::parse(&status).unwrap_or_default(),
+                    auth_provider: AuthProvider::parse(&provider).unwrap_or_default(),
+                    is_service_account: row.try_get("is_service_account").map_err(map_err)?,
+                    is_anonymous: row.try_get("is_anonymous").map_err(map_err)?,
+                    has_password: row.try_get::<i32, _>("has_password").map_err(map_err)? != 0,
+                    totp_enabled: row.try_get("totp_enabled").map_err(map_err)?,
+                    profile,
+                    metadata: doc.metadata,
+                    suspensions: doc.suspensions,
+                    created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
+                    updated_at: from_ms(row.try_get("updated_at").map_err(map_err)?),
+                    deletion_due_at: row.try_get::<Option<i64>, _>("deletion_due_at").map_err(map_err)?.map(from_ms),
+                    active_sessions: row.try_get("active_sessions").map_err(map_err)?,
+                })
+            }
+
+            fn session_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Session> {
+                Ok(Session {
+                    id: parse_id(&row.try_get::<String, _>("id").map_err(map_err)?)?,
+                    tenant_id: parse_id(&row.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
+                    user_id: parse_id(&row.try_get::<String, _>("user_id").map_err(map_err)?)?,
+                    created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
+                    last_refreshed_at: from_ms(row.try_get("last_refreshed_at").map_err(map_err)?),
+                    expires_at: from_ms(row.try_get("expires_at").map_err(map_err)?),
+                    revoked_at: row.try_get::<Option<i64>, _>("revoked_at").map_err(map_err)?.map(from_ms),
+                    user_agent: row.try_get("user_agent").map_err(map_err)?,
+                    ip_address: row.try_get("ip_address").map_err(map_err)?,
+                })
+            }
+
+            fn tenant_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Tenant> {
+                let settings: TenantSettings = parse_json(&row.try_get::<String, _>("settings").map_err(map_err)?)?;
+                Ok(Tenant {
+                    id: parse_id(&row.try_get::<String, _>("id").map_err(map_err)?)?,
+                    name: row.try_get("name").map_err(map_err)?,
+                    publishable_key: row.try_get("publishable_key").map_err(map_err)?,
+                    settings,
+                    created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
+                })
+            }
+
+            fn team_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Team> {
+                parse_json(&row.try_get::<String, _>("doc").map_err(map_err)?)
+            }
+
+            async fn insert_image(tx: &mut sqlx::Transaction<'_, $db>, img: ImageBlob<'_>, now: DateTime<Utc>) -> Result<()> {
+                // DO UPDATE (not DO NOTHING) touches the row, so an image re-used here is both
+                // locked against and fresh for a concurrent garbage collection.
+                sqlx::query(
+                    "INSERT INTO images (hash, content_type, bytes, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (hash) DO UPDATE SET created_at = excluded.created_at",
+                )
+                .bind(img.hash)
+                .bind(img.content_type)
+                .bind(img.bytes)
+                .bind(ms(now))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Store for SqlStore<$db> {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> Result<()> {
+                MIGRATOR.run(&self.write).await.map_err(other)
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.read).await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn find_instance_value(&self, key: &str) -> Result<Option<String>> {
+                sqlx::query_scalar("SELECT value FROM instance_values WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn insert_instance_value(&self, key: &str, value: &str) -> Result<bool> {
+                let done = sqlx::query("INSERT INTO instance_values (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+                let rows = sqlx::query("SELECT kid, alg, private_key, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at")
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SigningKeyRecord {
+                            kid: r.try_get("kid").map_err(map_err)?,
+                            alg: r.try_get("alg").map_err(map_err)?,
+                            private_key: r.try_get("private_key").map_err(map_err)?,
+                            public_key: r.try_get("public_key").map_err(map_err)?,
+                            created_at: from_ms(r.try_get("created_at").map_err(map_err)?),
+                            retired_at: r.try_get::<Option<i64>, _>("retired_at").map_err(map_err)?.map(from_ms),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+                sqlx::query("INSERT INTO signing_keys (kid, alg, private_key, public_key, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&key.kid)
+                    .bind(&key.alg)
+                    .bind(&key.private_key)
+                    .bind(&key.public_key)
+                    .bind(ms(key.created_at))
+                    .bind(key.retired_at.map(ms))
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn retire_signing_key(&self, kid: &str, at: DateTime<Utc>) -> Result<()> {
+                sqlx::query("UPDATE signing_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL")
+                    .bind(kid)
+                    .bind(ms(at))
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn insert_tenant(&self, tenant: &Tenant, server_key_hash: &str) -> Result<()> {
+                sqlx::query("INSERT INTO tenants (id, name, server_key_hash, publishable_key, settings, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(tenant.id.to_string())
+                    .bind(&tenant.name)
+                    .bind(server_key_hash)
+                    .bind(&tenant.publishable_key)
+                    .bind(json(&tenant.settings)?)
+                    .bind(ms(tenant.created_at))
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn find_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+                let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::tenant_from_row).transpose()
+            }
+
+            async fn find_tenant_by_server_key(&self, server_key_hash: &str) -> Result<Option<Tenant>> {
+                let row = sqlx::query("SELECT * FROM tenants WHERE server_key_hash = $1")
+                    .bind(server_key_hash)
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::tenant_from_row).transpose()
+            }
+
+            async fn find_tenant_by_publishable_key(&self, key: &str) -> Result<Option<Tenant>> {
+                let row = sqlx::query("SELECT * FROM tenants WHERE publishable_key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::tenant_from_row).transpose()
+            }
+
+            async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+                let rows = sqlx::query("SELECT * FROM tenants ORDER BY created_at, id").fetch_all(&self.read).await.map_err(map_err)?;
+                rows.iter().map(Self::tenant_from_row).collect()
+            }
+
+            async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+                let done = sqlx::query("UPDATE tenants SET name = $2, settings = $3 WHERE id = $1")
+                    .bind(tenant.id.to_string())
+                    .bind(&tenant.name)
+                    .bind(json(&tenant.settings)?)
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            }
+
+            async fn insert_user(&self, new: NewUser<'_>) -> Result<()> {
+                let u = new.user;
+                let doc = json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })?;
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                if let Some(img) = new.new_image {
+                    Self::insert_image(&mut tx, img, u.created_at).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO users (id, tenant_id, version, username, username_lower, primary_email, primary_email_verified, \
+                     status, auth_provider, is_service_account, is_anonymous, password_hash, totp_enabled, selected_team_id, \
+                     avatar_hash, profile, secure_metadata, created_at, updated_at, deletion_due_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                )
+                .bind(u.id.to_string())
+                .bind(u.tenant_id.to_string())
+                .bind(u.version)
+                .bind(u.username.as_deref())
+                .bind(u.username.as_ref().map(|n| n.to_lowercase()))
+                .bind(u.primary_email.as_deref())
+                .bind(u.primary_email_verified)
+                .bind(u.status.as_str())
+                .bind(u.auth_provider.as_str())
+                .bind(u.is_service_account)
+                .bind(u.is_anonymous)
+                .bind(new.password_hash)
+                .bind(u.totp_enabled)
+                .bind(u.profile.selected_team_id.map(|t| t.to_string()))
+                .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
+                .bind(doc)
+                .bind(json(new.secure_metadata)?)
+                .bind(ms(u.created_at))
+                .bind(ms(u.updated_at))
+                .bind(u.deletion_due_at.map(ms))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {
+                let sql = format!("SELECT {USER_COLUMNS}, {} FROM users u WHERE u.tenant_id = $1 AND u.id = $2", active_sessions_column("$3"));
+                let row = sqlx::query(&sql)
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .bind(ms(now))
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::user_from_row).transpose()
+            }
+
+            async fn find_user_for_session(&self, tenant: TenantId, id: UserId, session: SessionId, now: DateTime<Utc>) -> Result<Option<User>> {
+                let sql = format!(
+                    "SELECT {USER_COLUMNS}, {} FROM users u \
+                     WHERE u.tenant_id = $1 AND u.id = $2 AND EXISTS (SELECT 1 FROM sessions s \
+                       WHERE s.id = $4 AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $3)",
+                    active_sessions_column("$3")
+                );
+                let row = sqlx::query(&sql)
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .bind(ms(now))
+                    .bind(session.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::user_from_row).transpose()
+            }
+
+            async fn find_user_credentials(&self, tenant: TenantId, login: Login<'_>, now: DateTime<Utc>) -> Result<Option<UserCredentials>> {
+                let (column, value) = match login {
+                    Login::Email(e) => ("primary_email", e.to_lowercase()),
+                    Login::Username(n) => ("username_lower", n.to_lowercase()),
+                };
+                let sql = format!(
+                    "SELECT {USER_COLUMNS}, {}, u.password_hash FROM users u WHERE u.tenant_id = $1 AND u.{column} = $2",
+                    active_sessions_column("$3")
+                );
+                let row = sqlx::query(&sql)
+                    .bind(tenant.to_string())
+                    .bind(value)
+                    .bind(ms(now))
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref()
+                    .map(|r| {
+                        Ok(UserCredentials { user: Self::user_from_row(r)?, password_hash: r.try_get("password_hash").map_err(map_err)? })
+                    })
+                    .transpose()
+            }
+
+            async fn find_password_hash(&self, tenant: TenantId, id: UserId) -> Result<Option<String>> {
+                let hash: Option<Option<String>> = sqlx::query_scalar("SELECT password_hash FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                Ok(hash.flatten())
+            }
+
+            async fn find_secure_metadata(&self, tenant: TenantId, id: UserId) -> Result<Option<Map<String, Value>>> {
+                let raw: Option<String> = sqlx::query_scalar("SELECT secure_metadata FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                raw.map(|s| parse_json(&s)).transpose()
+            }
+
+            async fn update_user(&self, w: UserWrite<'_>) -> Result<()> {
+                let u = w.user;
+                let doc = json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })?;
+                let secure = w.secure_metadata.map(json).transpose()?;
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                if let Some(team) = w.require_membership {
+                    let member: Option<i32> = sqlx::query_scalar("SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2")
+                        .bind(team.to_string())
+                        .bind(u.id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    if member.is_none() {
+                        return Err(StoreError::Conflict { constraint: constraints::TEAM_MEMBERSHIP });
+                    }
+                }
+                if let Some(img) = w.new_image {
+                    Self::insert_image(&mut tx, img, w.now).await?;
+                }
+                let done = sqlx::query(
+                    "UPDATE users SET version = $3, username = $4, username_lower = $5, primary_email = $6, \
+                     primary_email_verified = $7, status = $8, auth_provider = $9, is_service_account = $10, is_anonymous = $11, \
+                     password_hash = COALESCE($12, password_hash), totp_enabled = $13, selected_team_id = $14, avatar_hash = $15, \
+                     profile = $16, secure_metadata = COALESCE($17, secure_metadata), updated_at = $18, deletion_due_at = $19 \
+                     WHERE tenant_id = $1 AND id = $2 AND version = $20",
+                )
+                .bind(u.tenant_id.to_string())
+                .bind(u.id.to_string())
+                .bind(u.version)
+                .bind(u.username.as_deref())
+                .bind(u.username.as_ref().map(|n| n.to_lowercase()))
+                .bind(u.primary_email.as_deref())
+                .bind(u.primary_email_verified)
+                .bind(u.status.as_str())
+                .bind(u.auth_provider.as_str())
+                .bind(u.is_service_account)
+                .bind(u.is_anonymous)
+                .bind(w.password_hash)
+                .bind(u.totp_enabled)
+                .bind(u.profile.selected_team_id.map(|t| t.to_string()))
+                .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
+                .bind(doc)
+                .bind(secure)
+                .bind(ms(u.updated_at))
+                .bind(u.deletion_due_at.map(ms))
+                .bind(w.expected_version)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2")
+                        .bind(u.tenant_id.to_string())
+                        .bind(u.id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    return Err(if exists.is_some() { StoreError::Stale } else { StoreError::NotFound });
+                }
+                if let Some(revoke) = w.revoke_sessions {
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)")
+                        .bind(u.id.to_string())
+                        .bind(ms(w.now))
+                        .bind(revoke.except.map(|s| s.to_string()))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
+                let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_users(&self, tenant: TenantId, f: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {
+                let mut q = QueryBuilder::<$db>::new(format!("SELECT {USER_COLUMNS}, "));
+                q.push("(SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > ")
+                    .push_bind(ms(now))
+                    .push(") AS active_sessions FROM users u WHERE u.tenant_id = ")
+                    .push_bind(tenant.to_string());
+                if let Some(email) = &f.email {
+                    q.push(" AND u.primary_email = ").push_bind(email.to_lowercase());
+                }
+                if let Some(name) = &f.username {
+                    q.push(" AND u.username_lower = ").push_bind(name.to_lowercase());
+                }
+                if let Some(status) = &f.status {
+                    q.push(" AND u.status = ").push_bind(status.clone());
+                }
+                if let Some(anon) = f.is_anonymous {
+                    q.push(" AND u.is_anonymous = ").push_bind(anon);
+                }
+                if let Some(sa) = f.is_service_account {
+                    q.push(" AND u.is_service_account = ").push_bind(sa);
+                }
+                if let Some(after) = f.after {
+                    q.push(" AND u.id > ").push_bind(after.to_string());
+                }
+                q.push(" ORDER BY u.id LIMIT ").push_bind(i64::from(f.limit));
+                let rows = q.build().fetch_all(&self.read).await.map_err(map_err)?;
+                rows.iter().map(Self::user_from_row).collect()
+            }
+
+            async fn purge_due_users(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, UserId)>> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                let rows = sqlx::query(
+                    "SELECT tenant_id, id FROM users WHERE deletion_due_at IS NOT NULL AND deletion_due_at <= $1 ORDER BY deletion_due_at LIMIT $2",
+                )
+                .bind(ms(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let mut purged = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let tenant: String = row.try_get("tenant_id").map_err(map_err)?;
+                    let id: String = row.try_get("id").map_err(map_err)?;
+                    // Checked again at delete time: a sign-in may have cancelled the deletion.
+                    let done = sqlx::query("DELETE FROM users WHERE id = $1 AND deletion_due_at IS NOT NULL AND deletion_due_at <= $2")
+                        .bind(&id)
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    if done.rows_affected() == 1 {
+                        purged.push((parse_id(&tenant)?, parse_id(&id)?));
+                    }
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(purged)
+            }
+
+            async fn find_image(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>> {
+                let row = sqlx::query("SELECT content_type, bytes FROM images WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|r| Ok((r.try_get("content_type").map_err(map_err)?, r.try_get("bytes").map_err(map_err)?))).transpose()
+            }
+
+            async fn delete_unreferenced_images(&self) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM images WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_hash = images.hash)")
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn insert_session(&self, s: &Session, refresh_hash: &str) -> Result<()> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                sqlx::query(
+                    "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(s.id.to_string())
+                .bind(s.tenant_id.to_string())
+                .bind(s.user_id.to_string())
+                .bind(ms(s.created_at))
+                .bind(ms(s.last_refreshed_at))
+                .bind(ms(s.expires_at))
+                .bind(s.revoked_at.map(ms))
+                .bind(s.user_agent.as_deref())
+                .bind(s.ip_address.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                sqlx::query("INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(refresh_hash)
+                    .bind(s.id.to_string())
+                    .bind(ms(s.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                let found = sqlx::query("SELECT session_id, used_at FROM refresh_tokens WHERE hash = $1")
+                    .bind(old_hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(found) = found else {
+                    return Ok(Rotation::Invalid);
+                };
+                let session_id: String = found.try_get("session_id").map_err(map_err)?;
+                let used_at: Option<i64> = found.try_get("used_at").map_err(map_err)?;
+                // Marking the token used is conditional, so of two racing refreshes exactly one
+                // wins and the other is treated as the reuse it is.
+                let won = used_at.is_none()
+                    && sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1 AND used_at IS NULL")
+                        .bind(old_hash)
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected()
+                        == 1;
+                if !won {
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                        .bind(&session_id)
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    return Ok(Rotation::Reused);
+                }
+                let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2");
+                let row = sqlx::query(&sql).bind(&session_id).bind(ms(now)).fetch_optional(&mut *tx).await.map_err(map_err)?;
+                let Some(row) = row else {
+                    tx.commit().await.map_err(map_err)?;
+                    return Ok(Rotation::Invalid);
+                };
+                let mut session = Self::session_from_row(&row)?;
+                sqlx::query("INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(new_hash)
+                    .bind(&session_id)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query("UPDATE sessions SET last_refreshed_at = $2 WHERE id = $1")
+                    .bind(&session_id)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                session.last_refreshed_at = now;
+                Ok(Rotation::Rotated(session))
+            }
+
+            async fn find_session_by_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = (SELECT session_id FROM refresh_tokens WHERE hash = $1) \
+                     AND revoked_at IS NULL AND expires_at > $2"
+                );
+                let row = sqlx::query(&sql).bind(hash).bind(ms(now)).fetch_optional(&self.read).await.map_err(map_err)?;
+                row.as_ref().map(Self::session_from_row).transpose()
+            }
+
+            async fn list_sessions(&self, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>> {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
+                     ORDER BY created_at DESC, id"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(tenant.to_string())
+                    .bind(user.to_string())
+                    .bind(ms(now))
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(Self::session_from_row).collect()
+            }
+
+            async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool> {
+                let done = sqlx::query("UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL")
+                    .bind(tenant.to_string())
+                    .bind(user.to_string())
+                    .bind(id.to_string())
+                    .bind(ms(now))
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_team(&self, team: &Team) -> Result<()> {
+                sqlx::query("INSERT INTO teams (id, tenant_id, doc, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(team.id.to_string())
+                    .bind(team.tenant_id.to_string())
+                    .bind(json(team)?)
+                    .bind(ms(team.created_at))
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn find_team(&self, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
+                let row = sqlx::query("SELECT doc FROM teams WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(Self::team_from_row).transpose()
+            }
+
+            async fn list_teams(&self, tenant: TenantId) -> Result<Vec<Team>> {
+                let rows = sqlx::query("SELECT doc FROM teams WHERE tenant_id = $1 ORDER BY id")
+                    .bind(tenant.to_string())
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(Self::team_from_row).collect()
+            }
+
+            async fn update_team(&self, team: &Team) -> Result<()> {
+                let done = sqlx::query("UPDATE teams SET doc = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(team.tenant_id.to_string())
+                    .bind(team.id.to_string())
+                    .bind(json(team)?)
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            }
+
+            async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                sqlx::query("UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND selected_team_id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let done = sqlx::query("DELETE FROM teams WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn add_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<()> {
+                // The tenant is checked on both sides in the statement itself, so no id from
+                // another tenant can be joined to this one.
+                let done = sqlx::query(
+                    "INSERT INTO team_members (team_id, user_id, tenant_id, created_at) \
+                     SELECT t.id, u.id, t.tenant_id, $4 FROM teams t, users u \
+                     WHERE t.tenant_id = $1 AND t.id = $2 AND u.tenant_id = $1 AND u.id = $3 \
+                     ON CONFLICT (team_id, user_id) DO NOTHING",
+                )
+                .bind(tenant.to_string())
+                .bind(team.to_string())
+                .bind(user.to_string())
+                .bind(ms(now))
+                .execute(&self.write)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() == 1 {
+                    return Ok(());
+                }
+                let already: Option<i32> = sqlx::query_scalar("SELECT 1 FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
+                    .bind(tenant.to_string())
+                    .bind(team.to_string())
+                    .bind(user.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                if already.is_some() { Ok(()) } else { Err(StoreError::NotFound) }
+            }
+
+            async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                let done = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
+                    .bind(tenant.to_string())
+                    .bind(team.to_string())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(
+                    "UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $4 \
+                     WHERE tenant_id = $1 AND id = $3 AND selected_team_id = $2",
+                )
+                .bind(tenant.to_string())
+                .bind(team.to_string())
+                .bind(user.to_string())
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>> {
+                let rows = sqlx::query(
+                    "SELECT t.doc FROM teams t JOIN team_members m ON m.team_id = t.id \
+                     WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY t.id",
+                )
+                .bind(tenant.to_string())
+                .bind(user.to_string())
+                .fetch_all(&self.read)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(Self::team_from_row).collect()
+            }
+
+            async fn list_team_members(&self, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>> {
+                let ids: Vec<String> = sqlx::query_scalar("SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY user_id")
+                    .bind(tenant.to_string())
+                    .bind(team.to_string())
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                ids.iter().map(|s| parse_id(s)).collect()
+            }
+        }
+    };
+}
+
+impl_store!(Sqlite, Backend::Sqlite);
+impl_store!(Postgres, Backend::Postgres);
