@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod keys;
 pub mod patch;
 pub mod policy;
 pub mod tenant;

@@ -10,6 +10,7 @@ mod sql;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+pub use tessera_core::keys::SigningKeyRecord;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
@@ -41,23 +42,6 @@ pub mod constraints {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// A signing key as stored: key material as base64.
-#[derive(Clone)]
-pub struct SigningKeyRecord {
-    pub kid: String,
-    pub alg: String,
-    pub private_key: String,
-    pub public_key: String,
-    pub created_at: DateTime<Utc>,
-    pub retired_at: Option<DateTime<Utc>>,
-}
-
-impl std::fmt::Debug for SigningKeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeyRecord").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
-    }
-}
 
 /// A user with the credential material sign-in needs. Never serialised anywhere.
 pub struct UserCredentials {
