@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+pub use argon2::Params;
+use argon2::{Algorithm, Argon2, Version};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]

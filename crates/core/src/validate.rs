@@ -253,6 +253,7 @@ pub struct Image {
     pub bytes: Vec<u8>,
     pub width: u32,
     pub height: u32,
+    hash: String,
 }
 
 impl std::fmt::Debug for Image {
@@ -262,10 +263,20 @@ impl std::fmt::Debug for Image {
 }
 
 impl Image {
+    /// Checks nothing: for images already checked and stored.
+    fn new(kind: ImageKind, bytes: Vec<u8>, width: u32, height: u32) -> Self {
+        let digest = Sha256::digest(&bytes);
+        let hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Self { kind, bytes, width, height, hash }
+    }
+
     /// The content address: hex SHA-256 of the bytes.
     pub fn hash(&self) -> String {
-        let digest = Sha256::digest(&self.bytes);
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        self.hash.clone()
+    }
+
+    pub fn hash_str(&self) -> &str {
+        &self.hash
     }
 }
 
@@ -306,7 +317,7 @@ pub fn image_bytes(bytes: Vec<u8>, limits: ImageLimits) -> Checked<Image> {
             format!("image must be at most {}x{} pixels", limits.max_width, limits.max_height),
         );
     }
-    Ok(Image { kind, bytes, width: width as u32, height: height as u32 })
+    Ok(Image::new(kind, bytes, width as u32, height as u32))
 }
 
 /// A base64 image, bare or as a `data:image/...;base64,` URI.

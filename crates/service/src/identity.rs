@@ -1,0 +1,262 @@
+//! Who the caller is: sign-up, sign-in, refresh, sign-out, anonymous users, and turning a
+//! presented credential (access token, server key, root key) into a principal.
+
+use chrono::Duration;
+use tessera_auth::secret::{hash_secret, random_token};
+use tessera_auth::{AccessClaims, TokenError};
+use tessera_core::tenant::Tenant;
+use tessera_core::user::{Session, User};
+use tessera_core::{DomainError, SessionId, TenantId, validate};
+use tessera_store::{Login, NewUser, Rotation, UserWrite};
+
+use crate::{Principal, Result, Service, store_err};
+
+/// What the client said about itself, kept on the session for the user's session list.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SignUp {
+    pub email: String,
+    pub password: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// The answer to every successful sign-in: the user and a fresh token pair.
+#[derive(Debug)]
+pub struct Tokens {
+    pub user: User,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub session_id: SessionId,
+}
+
+fn token_error(e: TokenError) -> DomainError {
+    match e {
+        TokenError::Expired => DomainError::TokenExpired,
+        TokenError::NoSigningKey => DomainError::Internal("no signing key".into()),
+        _ => DomainError::Unauthenticated("invalid access token"),
+    }
+}
+
+impl Service {
+    /// Establishes the signed-in user from an access token: signature (cached), expiry, tenant,
+    /// then one indexed read that returns the user only while the session is live.
+    pub async fn authenticate(&self, token: &str, tenant_header: Option<TenantId>) -> Result<Principal> {
+        let now = self.now();
+        let claims = self.tokens.verify(token, now).map_err(token_error)?;
+        if tenant_header.is_some_and(|t| t != claims.tid) {
+            return Err(DomainError::TenantMismatch);
+        }
+        let user = self
+            .store
+            .find_user_for_session(claims.tid, claims.sub, claims.sid, now)
+            .await
+            .map_err(store_err)?
+            .ok_or(DomainError::Unauthenticated("the session has ended"))?;
+        if let Some(s) = user.active_suspensions(now).next() {
+            return Err(DomainError::Suspended { reason: s.reason.clone(), ends_at: s.ends_at });
+        }
+        Ok(Principal { user, session_id: claims.sid })
+    }
+
+    /// The tenant a server key belongs to.
+    pub async fn authenticate_server(&self, key: &str) -> Result<Tenant> {
+        self.store
+            .find_tenant_by_server_key(&hash_secret(key))
+            .await
+            .map_err(store_err)?
+            .ok_or(DomainError::Unauthenticated("invalid server key"))
+    }
+
+    async fn start_session(&self, tenant: &Tenant, user: User, client: &ClientInfo) -> Result<Tokens> {
+        let now = self.now();
+        let refresh = random_token("tsr_rt_", 32);
+        let session = Session {
+            id: SessionId::new(),
+            tenant_id: tenant.id,
+            user_id: user.id,
+            created_at: now,
+            last_refreshed_at: now,
+            expires_at: now + Duration::seconds(tenant.settings.refresh_token_ttl_seconds),
+            revoked_at: None,
+            user_agent: client.user_agent.as_ref().map(|s| s.chars().take(512).collect()),
+            ip_address: client.ip_address.clone(),
+        };
+        self.store.insert_session(&session, &hash_secret(&refresh)).await.map_err(store_err)?;
+        let mut user = user;
+        user.active_sessions += 1;
+        self.tokens_for(tenant, user, session.id, refresh)
+    }
+
+    fn tokens_for(&self, tenant: &Tenant, user: User, sid: SessionId, refresh_token: String) -> Result<Tokens> {
+        let now = self.now().timestamp();
+        let ttl = tenant.settings.access_token_ttl_seconds;
+        let claims = AccessClaims {
+            iss: self.tokens.issuer(tenant.id),
+            sub: user.id,
+            tid: tenant.id,
+            sid,
+            iat: now,
+            exp: now + ttl,
+            nbf: None,
+            jti: random_token("", 12),
+        };
+        let access_token = self.tokens.issue(&claims).map_err(token_error)?;
+        Ok(Tokens { user, access_token, refresh_token, expires_in: ttl, session_id: sid })
+    }
+
+    /// Creates a password account and signs it in. With `upgrade`, an anonymous user becomes
+    /// this account in place, keeping its id and data.
+    pub async fn sign_up(&self, tenant_id: TenantId, req: SignUp, upgrade: Option<Principal>, client: &ClientInfo) -> Result<Tokens> {
+        let tenant = self.tenant(tenant_id).await?;
+        let now = self.now();
+        let mut errors = Vec::new();
+        let email = validate::email(&req.email).map_err(|(c, m)| errors.push(tessera_core::FieldError::new("email", c, m))).ok();
+        let username = req
+            .username
+            .as_deref()
+            .map(|u| validate::username(u.trim()))
+            .transpose()
+            .map_err(|(c, m)| errors.push(tessera_core::FieldError::new("username", c, m)))
+            .ok()
+            .flatten();
+        let display_name = req
+            .display_name
+            .as_deref()
+            .map(|d| validate::text(d, 0, 256))
+            .transpose()
+            .map_err(|(c, m)| errors.push(tessera_core::FieldError::new("display_name", c, m)))
+            .ok()
+            .flatten()
+            .flatten();
+        let inputs: Vec<&str> = [Some(req.email.as_str()), req.username.as_deref()].into_iter().flatten().collect();
+        if let Err((c, m)) = validate::password(&req.password, &inputs) {
+            errors.push(tessera_core::FieldError::new("password", c, m));
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        let hash = self.hasher.hash(req.password).await.map_err(DomainError::internal)?;
+
+        if let Some(anon) = upgrade {
+            if !anon.user.is_anonymous || anon.tenant_id() != tenant_id {
+                return Err(DomainError::forbidden("only an anonymous user can be upgraded by signing up"));
+            }
+            let mut user = anon.user.clone();
+            user.is_anonymous = false;
+            user.primary_email = email;
+            user.username = username;
+            user.profile.display_name = display_name.or(user.profile.display_name);
+            user.version += 1;
+            user.updated_at = now;
+            let mut write = UserWrite::new(&user, anon.user.version, now);
+            write.password_hash = Some(&hash);
+            self.store.update_user(write).await.map_err(store_err)?;
+            user.has_password = true;
+            return self.start_session(&tenant, user, client).await;
+        }
+
+        let mut user = User::new(tenant_id, now);
+        user.primary_email = email;
+        user.username = username;
+        user.profile.display_name = display_name;
+        user.has_password = true;
+        let empty = serde_json::Map::new();
+        self.store
+            .insert_user(NewUser { user: &user, password_hash: Some(&hash), secure_metadata: &empty, new_image: None })
+            .await
+            .map_err(store_err)?;
+        self.start_session(&tenant, user, client).await
+    }
+
+    /// Password sign-in. Unknown account and wrong password get the same error after the same
+    /// work. Signing in during a deletion grace period cancels the deletion.
+    pub async fn sign_in(&self, tenant_id: TenantId, login: Login<'_>, password: String, client: &ClientInfo) -> Result<Tokens> {
+        let tenant = self.tenant(tenant_id).await?;
+        let now = self.now();
+        let found = self.store.find_user_credentials(tenant_id, login, now).await.map_err(store_err)?;
+        let (user, hash) = match found {
+            Some(c) => (Some(c.user), c.password_hash),
+            None => (None, None),
+        };
+        let ok = self.hasher.verify(password, hash).await.map_err(DomainError::internal)?;
+        let Some(mut user) = user.filter(|_| ok) else {
+            return Err(DomainError::Unauthenticated("invalid credentials"));
+        };
+        if let Some(s) = user.active_suspensions(now).next() {
+            return Err(DomainError::Suspended { reason: s.reason.clone(), ends_at: s.ends_at });
+        }
+        if !user.profile.is_active {
+            return Err(DomainError::forbidden("the account is deactivated"));
+        }
+        if user.deletion_due_at.is_some() {
+            let expected = user.version;
+            user.deletion_due_at = None;
+            user.version += 1;
+            user.updated_at = now;
+            self.store.update_user(UserWrite::new(&user, expected, now)).await.map_err(store_err)?;
+            tracing::info!(user = %user.id, "sign-in cancelled the scheduled account deletion");
+        }
+        self.start_session(&tenant, user, client).await
+    }
+
+    /// Creates an anonymous user and signs it in.
+    pub async fn sign_in_anonymously(&self, tenant_id: TenantId, client: &ClientInfo) -> Result<Tokens> {
+        let tenant = self.tenant(tenant_id).await?;
+        let mut user = User::new(tenant_id, self.now());
+        user.is_anonymous = true;
+        let empty = serde_json::Map::new();
+        self.store
+            .insert_user(NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None })
+            .await
+            .map_err(store_err)?;
+        self.start_session(&tenant, user, client).await
+    }
+
+    /// Rotates a refresh token. A token used twice revokes its whole session.
+    pub async fn refresh(&self, refresh_token: &str, tenant_header: Option<TenantId>) -> Result<Tokens> {
+        let now = self.now();
+        let old = hash_secret(refresh_token);
+        if let Some(expected) = tenant_header {
+            // Checked before the token is used up, so a mismatch changes nothing.
+            if let Some(s) = self.store.find_session_by_refresh(&old, now).await.map_err(store_err)?
+                && s.tenant_id != expected
+            {
+                return Err(DomainError::TenantMismatch);
+            }
+        }
+        let new = random_token("tsr_rt_", 32);
+        match self.store.rotate_refresh_token(&old, &hash_secret(&new), now).await.map_err(store_err)? {
+            Rotation::Rotated(session) => {
+                let tenant = self.tenant(session.tenant_id).await?;
+                let user = self
+                    .store
+                    .find_user(session.tenant_id, session.user_id, now)
+                    .await
+                    .map_err(store_err)?
+                    .ok_or(DomainError::Unauthenticated("the session has ended"))?;
+                if let Some(s) = user.active_suspensions(now).next() {
+                    return Err(DomainError::Suspended { reason: s.reason.clone(), ends_at: s.ends_at });
+                }
+                self.tokens_for(&tenant, user, session.id, new)
+            }
+            Rotation::Reused => {
+                tracing::warn!("a refresh token was used twice; its session is revoked");
+                Err(DomainError::Unauthenticated("refresh token reused; the session has been revoked"))
+            }
+            Rotation::Invalid => Err(DomainError::Unauthenticated("invalid refresh token")),
+        }
+    }
+
+    /// Ends the caller's session: its refresh token and access tokens stop working at once.
+    pub async fn sign_out(&self, who: &Principal) -> Result<()> {
+        self.store.revoke_session(who.tenant_id(), who.user.id, who.session_id, self.now()).await.map_err(store_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Tessera's use cases. Every surface — the native API, the server API, each seed contract —
+//! calls these operations, so each rule is enforced in exactly one place.
+//!
+//! This crate knows neither HTTP nor SQL: it speaks `tessera_core` types and `DomainError`, and
+//! reaches storage only through the `Store` trait.
+
+mod identity;
+mod me;
+mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tessera_auth::{KeyRing, PasswordHasher, TokenVerifier};
+use tessera_core::tenant::Tenant;
+use tessera_core::user::User;
+use tessera_core::{Clock, DomainError, SessionId, TenantId};
+use tessera_store::{Store, StoreError, constraints};
+
+pub use identity::{ClientInfo, SignUp, Tokens};
+pub use me::{Export, UpdateOptions};
+pub use server::{CreatedTenant, NewSuspension, TeamInput};
+pub use tessera_core::policy::Actor;
+
+pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+/// Settings the service needs from the binary's configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The base URL Tessera is reached at; issuers and avatar URLs are built from it.
+    pub public_url: String,
+    /// How many argon2id hashes may run at once.
+    pub hash_concurrency: usize,
+    /// The operator's root key from configuration; when absent, the stored one is used, and on
+    /// first start a new one is generated (and returned once by `bootstrap`).
+    pub root_key: Option<String>,
+}
+
+/// A signed-in user, as established from an access token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub session_id: SessionId,
+}
+
+impl Principal {
+    pub fn tenant_id(&self) -> TenantId {
+        self.user.tenant_id
+    }
+}
+
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub tokens: TokenVerifier,
+    pub hasher: PasswordHasher,
+    pub clock: Arc<dyn Clock>,
+    pub config: ServiceConfig,
+    root_key_hash: String,
+    /// Tenants change rarely and are read by every write; a short TTL keeps many instances
+    /// in step with a settings change within seconds.
+    tenants: moka::future::Cache<TenantId, Arc<Tenant>>,
+}
+
+const ROOT_KEY_HASH: &str = "root_key_hash";
+/// Keys stay in the verifying ring this long after retirement: longer than any token lives.
+const KEEP_VERIFYING_HOURS: i64 = 25;
+
+impl Service {
+    /// Connects the pieces: makes sure a signing key and a root key exist. Returns the service
+    /// and, on the first start without a configured root key, the generated key (shown once).
+    pub async fn bootstrap(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+        hash_params: tessera_auth::password::Params,
+    ) -> Result<(Self, Option<String>)> {
+        let now = clock.now();
+        let mut records = store.list_signing_keys().await.map_err(store_err)?;
+        if !records.iter().any(|r| r.retired_at.is_none()) {
+            let rec = KeyRing::generate(now);
+            store.insert_signing_key(&rec).await.map_err(store_err)?;
+            records = store.list_signing_keys().await.map_err(store_err)?;
+        }
+        let ring = KeyRing::from_records(&records, now, chrono::Duration::hours(KEEP_VERIFYING_HOURS)).map_err(DomainError::internal)?;
+        let tokens = TokenVerifier::new(ring, config.public_url.trim_end_matches('/'), Duration::from_secs(24 * 3600));
+
+        let mut generated = None;
+        let root_key_hash = match &config.root_key {
+            Some(key) => tessera_auth::secret::hash_secret(key),
+            None => match store.find_instance_value(ROOT_KEY_HASH).await.map_err(store_err)? {
+                Some(h) => h,
+                None => {
+                    let key = tessera_auth::secret::random_token("tsr_root_", 32);
+                    let hash = tessera_auth::secret::hash_secret(&key);
+                    if store.insert_instance_value(ROOT_KEY_HASH, &hash).await.map_err(store_err)? {
+                        generated = Some(key);
+                        hash
+                    } else {
+                        // Another instance won the race; use its key.
+                        store.find_instance_value(ROOT_KEY_HASH).await.map_err(store_err)?.unwrap_or(hash)
+                    }
+                }
+            },
+        };
+        let hasher = PasswordHasher::new(config.hash_concurrency, hash_params).map_err(DomainError::internal)?;
+        let tenants = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
+        Ok((Self { store, tokens, hasher, clock, config, root_key_hash, tenants }, generated))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Rotates the signing key: a new key signs from now on; the old one keeps verifying.
+    pub async fn rotate_signing_key(&self) -> Result<String> {
+        let now = self.now();
+        let rec = KeyRing::generate(now);
+        for old in self.store.list_signing_keys().await.map_err(store_err)?.iter().filter(|r| r.retired_at.is_none()) {
+            self.store.retire_signing_key(&old.kid, now).await.map_err(store_err)?;
+        }
+        self.store.insert_signing_key(&rec).await.map_err(store_err)?;
+        self.reload_keys().await?;
+        Ok(rec.kid)
+    }
+
+    /// Reloads the key ring from the store (after a rotation by this or another instance).
+    pub async fn reload_keys(&self) -> Result<()> {
+        let records = self.store.list_signing_keys().await.map_err(store_err)?;
+        let ring = KeyRing::from_records(&records, self.now(), chrono::Duration::hours(KEEP_VERIFYING_HOURS))
+            .map_err(DomainError::internal)?;
+        self.tokens.replace_keys(ring);
+        Ok(())
+    }
+
+    pub fn check_root_key(&self, presented: &str) -> Result<()> {
+        if tessera_auth::secret::hashes_match(&tessera_auth::secret::hash_secret(presented), &self.root_key_hash) {
+            Ok(())
+        } else {
+            Err(DomainError::Unauthenticated("invalid root key"))
+        }
+    }
+
+    pub async fn tenant(&self, id: TenantId) -> Result<Arc<Tenant>> {
+        let store = Arc::clone(&self.store);
+        self.tenants
+            .try_get_with(id, async move {
+                match store.find_tenant(id).await {
+                    Ok(Some(t)) => Ok(Arc::new(t)),
+                    Ok(None) => Err(DomainError::NotFound("tenant")),
+                    Err(e) => Err(store_err(e)),
+                }
+            })
+            .await
+            .map_err(|e: Arc<DomainError>| match &*e {
+                DomainError::NotFound(what) => DomainError::NotFound(what),
+                other => DomainError::Internal(other.to_string().into()),
+            })
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await.map_err(store_err)
+    }
+
+    /// Erases accounts whose deletion grace period has passed, then images nobody uses.
+    pub async fn purge_due(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let purged = self.store.purge_due_users(self.now(), 500).await.map_err(store_err)?;
+            for (tenant, user) in &purged {
+                tracing::info!(%tenant, %user, "account erased after its deletion grace period");
+            }
+            total += purged.len();
+            if purged.len() < 500 {
+                break;
+            }
+        }
+        if total > 0 {
+            self.store.delete_unreferenced_images().await.map_err(store_err)?;
+        }
+        Ok(total)
+    }
+
+    pub async fn image(&self, hash: &str) -> Result<(String, Vec<u8>)> {
+        self.store.find_image(hash).await.map_err(store_err)?.ok_or(DomainError::NotFound("image"))
+    }
+}
+
+/// The one place a storage error becomes a domain error.
+pub fn store_err(e: StoreError) -> DomainError {
+    match e {
+        StoreError::NotFound => DomainError::NotFound("user"),
+        StoreError::Stale => DomainError::PreconditionFailed,
+        StoreError::Conflict { constraint } => match constraint {
+            constraints::USER_EMAIL => DomainError::Conflict { field: "primary_email" },
+            constraints::USER_USERNAME => DomainError::Conflict { field: "username" },
+            constraints::TEAM_MEMBERSHIP => {
+                DomainError::field("selected_team_id", "not_a_member", "the user is not a member of this team")
+            }
+            _ => DomainError::Conflict { field: "id" },
+        },
+        StoreError::Other(e) => DomainError::Internal(e),
+    }
+}

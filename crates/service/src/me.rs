@@ -1,0 +1,181 @@
+//! Changing an account: the one update path every surface goes through, and the current
+//! user's own operations (deletion, password, sessions, teams, export).
+
+use chrono::Duration;
+use serde_json::{Map, Value};
+use tessera_core::patch::{Field, Limits, UserPatch};
+use tessera_core::policy::{self, Actor};
+use tessera_core::user::{Session, Team, User};
+use tessera_core::{DomainError, FieldError, SessionId, TenantId, UserId, validate};
+use tessera_store::{ImageBlob, RevokeSessions, UserWrite};
+
+use crate::{Principal, Result, Service, store_err};
+
+/// How an update is to be read; the defaults are the native `PATCH`.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// The version the caller last saw (`If-Match`); a different current version means `412`.
+    pub if_match: Option<i64>,
+    /// `PUT` semantics: profile fields left out are cleared.
+    pub replace_profile: bool,
+    /// A contract's narrower display-name limit (seed 003: 100).
+    pub display_name_max: Option<usize>,
+    /// A contract's narrower image cap (seed 000: < 100 KB).
+    pub image_max_bytes: Option<usize>,
+}
+
+/// Everything Tessera holds about a user that the user may see (GDPR art. 20).
+#[derive(Debug)]
+pub struct Export {
+    pub user: User,
+    pub sessions: Vec<Session>,
+    pub teams: Vec<Team>,
+}
+
+/// Attempts of an unconditional update that lost a race before it is reported.
+const UNCONDITIONAL_RETRIES: usize = 5;
+
+impl Service {
+    /// Parses, authorises and stores a change to a user, all or nothing. Without `if_match`,
+    /// a concurrent change is merged by re-reading and re-applying; with it, the caller gets
+    /// `PreconditionFailed` instead.
+    pub async fn update_user(
+        &self,
+        actor: Actor,
+        tenant_id: TenantId,
+        user_id: UserId,
+        body: &Map<String, Value>,
+        opts: &UpdateOptions,
+    ) -> Result<User> {
+        let tenant = self.tenant(tenant_id).await?;
+        let mut limits = Limits {
+            display_name_max: opts.display_name_max.unwrap_or(256),
+            image: tenant.settings.image_limits(),
+            metadata_max_bytes: tenant.settings.metadata_max_bytes,
+        };
+        if let Some(max) = opts.image_max_bytes {
+            limits.image.max_bytes = limits.image.max_bytes.min(max);
+        }
+        let mut patch = UserPatch::parse(body, &limits, self.now().date_naive())?;
+        if opts.replace_profile {
+            patch = patch.replacing_profile();
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.apply_patch(actor, tenant_id, user_id, patch.clone(), opts.if_match).await {
+                Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn apply_patch(&self, actor: Actor, tenant_id: TenantId, user_id: UserId, patch: UserPatch, if_match: Option<i64>) -> Result<User> {
+        let now = self.now();
+        let current = self.store.find_user(tenant_id, user_id, now).await.map_err(store_err)?.ok_or(DomainError::NotFound("user"))?;
+        if if_match.is_some_and(|v| v != current.version) {
+            return Err(DomainError::PreconditionFailed);
+        }
+        policy::authorize_update(actor, &current, &patch.fields())?;
+        if patch.is_empty() {
+            return Ok(current);
+        }
+        let require_membership = match &patch.selected_team_id {
+            Field::Set(team) => Some(*team),
+            _ => None,
+        };
+        let mut user = current.clone();
+        let applied = patch.apply(&mut user);
+        user.version = current.version + 1;
+        user.updated_at = now;
+        let empty = Map::new();
+        let secure = match &applied.secure_metadata {
+            Field::Absent => None,
+            Field::Clear => Some(&empty),
+            Field::Set(m) => Some(m),
+        };
+        let mut write = UserWrite::new(&user, current.version, now);
+        write.secure_metadata = secure;
+        write.require_membership = require_membership;
+        write.new_image = applied
+            .new_image
+            .as_ref()
+            .map(|img| ImageBlob { hash: img.hash_str(), content_type: img.kind.content_type(), bytes: &img.bytes });
+        self.store.update_user(write).await.map_err(store_err)?;
+        Ok(user)
+    }
+
+    /// Schedules the caller's account for erasure after the tenant's grace period and signs it
+    /// out everywhere. Signing in again before then cancels the deletion.
+    pub async fn delete_me(&self, who: &Principal) -> Result<chrono::DateTime<chrono::Utc>> {
+        if who.user.is_service_account {
+            return Err(DomainError::Forbidden {
+                reason: "service accounts cannot delete themselves".into(),
+                fields: Vec::new(),
+                notices: vec![policy::NOTICE_SERVICE_ACCOUNT.to_owned()],
+            });
+        }
+        let tenant = self.tenant(who.tenant_id()).await?;
+        let now = self.now();
+        let due = now + Duration::seconds(tenant.settings.deletion_grace_seconds);
+        let mut user = who.user.clone();
+        user.deletion_due_at = Some(due);
+        user.version += 1;
+        user.updated_at = now;
+        let mut write = UserWrite::new(&user, who.user.version, now);
+        write.revoke_sessions = Some(RevokeSessions { except: None });
+        self.store.update_user(write).await.map_err(store_err)?;
+        tracing::info!(user = %user.id, due = %due, "account deletion scheduled");
+        Ok(due)
+    }
+
+    /// Changes the password after checking the current one; every other session ends, and
+    /// their access tokens stop working with them.
+    pub async fn change_password(&self, who: &Principal, current: String, new: String) -> Result<()> {
+        let hash = self.store.find_password_hash(who.tenant_id(), who.user.id).await.map_err(store_err)?;
+        if hash.is_none() {
+            return Err(DomainError::field("current_password", "no_password", "this account has no password"));
+        }
+        let inputs: Vec<&str> = [who.user.primary_email.as_deref(), who.user.username.as_deref()].into_iter().flatten().collect();
+        let strength = validate::password(&new, &inputs);
+        if !self.hasher.verify(current, hash.clone()).await.map_err(DomainError::internal)? {
+            return Err(DomainError::field("current_password", "incorrect", "the current password is not correct"));
+        }
+        if let Err((code, msg)) = strength {
+            return Err(DomainError::Validation(vec![FieldError::new("new_password", code, msg)]));
+        }
+        if self.hasher.verify(new.clone(), hash).await.map_err(DomainError::internal)? {
+            return Err(DomainError::field("new_password", "same_as_old", "must differ from the current password"));
+        }
+        let new_hash = self.hasher.hash(new).await.map_err(DomainError::internal)?;
+        let now = self.now();
+        let mut user = who.user.clone();
+        user.profile.password_expired = false;
+        user.version += 1;
+        user.updated_at = now;
+        let mut write = UserWrite::new(&user, who.user.version, now);
+        write.password_hash = Some(&new_hash);
+        write.revoke_sessions = Some(RevokeSessions { except: Some(who.session_id) });
+        self.store.update_user(write).await.map_err(store_err)
+    }
+
+    pub async fn my_sessions(&self, who: &Principal) -> Result<Vec<Session>> {
+        self.store.list_sessions(who.tenant_id(), who.user.id, self.now()).await.map_err(store_err)
+    }
+
+    pub async fn revoke_my_session(&self, who: &Principal, id: SessionId) -> Result<()> {
+        if self.store.revoke_session(who.tenant_id(), who.user.id, id, self.now()).await.map_err(store_err)? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("session"))
+        }
+    }
+
+    pub async fn my_teams(&self, who: &Principal) -> Result<Vec<Team>> {
+        self.store.list_user_teams(who.tenant_id(), who.user.id).await.map_err(store_err)
+    }
+
+    pub async fn export(&self, who: &Principal) -> Result<Export> {
+        Ok(Export { user: who.user.clone(), sessions: self.my_sessions(who).await?, teams: self.my_teams(who).await? })
+    }
+}
