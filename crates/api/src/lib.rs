@@ -1,1 +1,168 @@
-//! placeholder
+//! Tessera's HTTP surfaces, on axum: the native API (`/v1`), operational endpoints and the
+//! generated OpenAPI document. The only crate that knows HTTP and JSON wire formats.
+
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod native;
+pub mod ops;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tessera_core::DomainError;
+use tessera_service::Service;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Bodies larger than this are refused with `413` (avatar uploads have their own cap).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+const MAX_AVATAR_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub public_url: Arc<str>,
+    pub metrics: Arc<Metrics>,
+    openapi_json: Arc<str>,
+    docs_html: Arc<str>,
+}
+
+impl FromRef<AppState> for Arc<Service> {
+    fn from_ref(s: &AppState) -> Self {
+        Arc::clone(&s.service)
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(s: &AppState) -> Self {
+        Arc::clone(&s.metrics)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera", description = "The current-user API: a signed-in person or machine reads, changes and deletes its own account."),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Sign-up, sign-in, refresh, sign-out, anonymous users. Send `X-Tenant-ID`."),
+        (name = "me", description = "The signed-in user's own account. `Authorization: Bearer <access token>`."),
+        (name = "server", description = "The tenant's backend. `Authorization: Bearer <server key>`."),
+        (name = "operator", description = "The operator. `Authorization: Bearer <root key>`."),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |format: &str| SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).build());
+        components.add_security_scheme("bearer", bearer("JWT"));
+        components.add_security_scheme("server_key", bearer("tenant server key"));
+        components.add_security_scheme("root_key", bearer("operator root key"));
+    }
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    use native::{auth, me, operator, server};
+    let avatar = OpenApiRouter::new().routes(routes!(me::put_avatar, me::delete_avatar)).layer(DefaultBodyLimit::max(MAX_AVATAR_BODY_BYTES));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::sign_up))
+        .routes(routes!(auth::sign_in))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::sign_out))
+        .routes(routes!(auth::anonymous))
+        .routes(routes!(me::get_me, me::patch_me, me::delete_me))
+        .routes(routes!(me::put_profile))
+        .routes(routes!(me::export_me))
+        .routes(routes!(me::change_password))
+        .merge(avatar)
+        .routes(routes!(me::list_sessions))
+        .routes(routes!(me::revoke_session))
+        .routes(routes!(me::list_teams))
+        .routes(routes!(server::create_user, server::list_users))
+        .routes(routes!(server::get_user, server::patch_user, server::delete_user))
+        .routes(routes!(server::suspend_user))
+        .routes(routes!(server::lift_suspension))
+        .routes(routes!(server::create_team, server::list_teams))
+        .routes(routes!(server::get_team, server::patch_team, server::delete_team))
+        .routes(routes!(server::list_members))
+        .routes(routes!(server::add_member, server::remove_member))
+        .routes(routes!(server::get_settings, server::patch_settings))
+        .routes(routes!(operator::create_tenant, operator::list_tenants))
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api_routes().split_for_parts().1;
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Domain(DomainError::Internal("panic".into())).into_response()
+}
+
+/// The whole HTTP application.
+pub fn router(service: Arc<Service>) -> Router {
+    let public_url: Arc<str> = service.config.public_url.trim_end_matches('/').into();
+    let (api, _) = api_routes().split_for_parts();
+    let doc = openapi();
+    let state = AppState {
+        service,
+        public_url,
+        metrics: Arc::new(Metrics::default()),
+        openapi_json: doc.to_pretty_json().unwrap_or_default().into(),
+        docs_html: ops::render_docs(&doc).into(),
+    };
+    let request_span = |req: &Request| {
+        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    };
+    api.route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi_json))
+        .route("/docs", get(ops::docs))
+        .route("/v1/avatars/{file}", get(ops::avatar))
+        .fallback(|| async { ApiError::Domain(DomainError::NotFound("route")) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::http(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
+        })
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state.metrics), metrics::track))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+                .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .with_state(state)
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! `tessera`: one binary for serving and administration.
+
+fn main() -> std::process::ExitCode {
+    tessera::cli::main()
+}

@@ -1,0 +1,125 @@
+//! The native error body `{code, message, details?, notices?}` and the single place where a
+//! domain error becomes an HTTP status. 5xx bodies are generic; the cause goes to the log,
+//! inside the request's span (which carries the request id).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tessera_core::{DomainError, FieldError};
+use utoipa::ToSchema;
+
+/// Every native error looks like this.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine code, e.g. `validation_failed`, `tenant_mismatch`, `precondition_failed`.
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+    /// More context: for validation errors, `fields` lists each rejected field with its code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+    /// Notices of the policies that decided a denial.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Domain(DomainError),
+    /// An error of the HTTP layer itself (bad header, bad JSON, unknown route...).
+    Http { status: StatusCode, code: &'static str, message: String, details: Option<Value> },
+}
+
+impl ApiError {
+    pub fn http(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Http { status, code, message: message.into(), details: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::http(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The status and body of this error, for wire formats that wrap it differently.
+    pub fn parts(&self) -> (StatusCode, ErrorBody) {
+        match self {
+            Self::Http { status, code, message, details } => {
+                (*status, ErrorBody { code, message: message.clone(), details: details.clone(), notices: Vec::new() })
+            }
+            Self::Domain(e) => domain_parts(e),
+        }
+    }
+}
+
+fn fields_detail(fields: &[FieldError]) -> Option<Value> {
+    (!fields.is_empty()).then(|| json!({ "fields": fields }))
+}
+
+fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
+    let body = |code, message: String, details, notices| ErrorBody { code, message, details, notices };
+    match e {
+        DomainError::Validation(fields) => {
+            let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+            (
+                StatusCode::BAD_REQUEST,
+                body("validation_failed", format!("invalid fields: {}", names.join(", ")), fields_detail(fields), Vec::new()),
+            )
+        }
+        DomainError::NotFound(what) => (StatusCode::NOT_FOUND, body("not_found", format!("{what} not found"), None, Vec::new())),
+        DomainError::Conflict { field } => (
+            StatusCode::CONFLICT,
+            body(
+                "conflict",
+                format!("{field} is already taken"),
+                fields_detail(&[FieldError::new(*field, "already_taken", "is already taken")]),
+                Vec::new(),
+            ),
+        ),
+        DomainError::Forbidden { reason, fields, notices } => {
+            (StatusCode::FORBIDDEN, body("forbidden", reason.to_string(), fields_detail(fields), notices.clone()))
+        }
+        DomainError::TenantMismatch => (
+            StatusCode::FORBIDDEN,
+            body("tenant_mismatch", "the credential belongs to a different tenant than X-Tenant-ID".into(), None, Vec::new()),
+        ),
+        DomainError::Unauthenticated(why) => (StatusCode::UNAUTHORIZED, body("unauthenticated", (*why).to_owned(), None, Vec::new())),
+        DomainError::TokenExpired => {
+            (StatusCode::UNAUTHORIZED, body("token_expired", "the access token has expired; refresh it".into(), None, Vec::new()))
+        }
+        DomainError::Suspended { reason, ends_at } => (
+            StatusCode::FORBIDDEN,
+            body("suspended", format!("the account is suspended: {reason}"), Some(json!({"reason": reason, "ends_at": ends_at})), Vec::new()),
+        ),
+        DomainError::PreconditionFailed => (
+            StatusCode::PRECONDITION_FAILED,
+            body("precondition_failed", "the user was changed since you read it; read it again and retry".into(), None, Vec::new()),
+        ),
+        DomainError::PayloadTooLarge => {
+            (StatusCode::PAYLOAD_TOO_LARGE, body("payload_too_large", "the request body is too large".into(), None, Vec::new()))
+        }
+        DomainError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, body("internal", "internal error".into(), None, Vec::new())),
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        Self::Domain(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Domain(DomainError::Internal(cause)) = &self {
+            tracing::error!(error = %cause, "internal error");
+        }
+        let (status, body) = self.parts();
+        let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,295 @@
+//! The command line: `serve`, `migrate`, `tenant`, `user`, `keys`, `openapi`, each with human
+//! output or `--json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use tessera_core::{SystemClock, TenantId, UserId};
+use tessera_service::{NewSuspension, Service};
+use tessera_store::UserFilter;
+
+use crate::config::{Overrides, Settings};
+use crate::server;
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "Tessera: self-hosted user accounts")]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL (overrides TESSERA_DATABASE_URL and the file).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (overrides TESSERA_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its server key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List a tenant's users.
+    List {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Show one user.
+    Get {
+        #[arg(long)]
+        tenant: TenantId,
+        id: UserId,
+    },
+    /// Create a user; the password is read from TESSERA_USER_PASSWORD if set.
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, env = "TESSERA_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Erase a user now.
+    Delete {
+        #[arg(long)]
+        tenant: TenantId,
+        id: UserId,
+    },
+    /// Suspend a user until lifted.
+    Suspend {
+        #[arg(long)]
+        tenant: TenantId,
+        id: UserId,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing with a new key; the old one keeps verifying until its tokens expire.
+    Rotate,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn print(json_mode: bool, value: Value, human: impl FnOnce() -> String) {
+    if json_mode {
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    } else {
+        println!("{}", human());
+    }
+}
+
+async fn admin_service(settings: &Settings) -> anyhow::Result<Arc<Service>> {
+    let store = server::open_store(settings).await?;
+    let (service, generated) = server::build_service(settings, store, Arc::new(SystemClock), settings.public_url()).await?;
+    if let Some(key) = generated {
+        eprintln!("Generated the operator root key (shown once, store it safely): {key}");
+    }
+    Ok(service)
+}
+
+fn user_json(u: &tessera_core::user::User) -> Value {
+    json!({
+        "id": u.id, "tenant_id": u.tenant_id, "username": u.username, "primary_email": u.primary_email,
+        "display_name": u.profile.display_name, "status": u.status.as_str(), "is_service_account": u.is_service_account,
+        "is_anonymous": u.is_anonymous, "active_sessions": u.active_sessions, "version": u.version,
+        "created_at": u.created_at, "deletion_scheduled_at": u.deletion_due_at,
+    })
+}
+
+fn user_line(u: &tessera_core::user::User) -> String {
+    format!(
+        "{}  {}  {}  {}",
+        u.id,
+        u.primary_email.as_deref().unwrap_or("-"),
+        u.username.as_deref().unwrap_or("-"),
+        u.status.as_str()
+    )
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let settings = Settings::load(cli.config.as_deref(), &Overrides { listen, database_url: cli.database_url.clone() })?;
+    let j = cli.json;
+    match cli.command {
+        Command::Serve { .. } => {
+            init_logging(&settings);
+            let running = server::start(&settings, Arc::new(SystemClock)).await?;
+            if let Some(key) = &running.generated_root_key {
+                println!("Generated the operator root key (shown once, store it safely): {key}");
+            }
+            println!("Tessera listening on http://{}", running.addr);
+            running.run_until(shutdown_signal(), Duration::from_secs(settings.shutdown_grace_seconds)).await;
+        }
+        Command::Migrate => {
+            server::open_store(&settings).await?;
+            print(j, json!({"migrated": true}), || "database is up to date".into());
+        }
+        Command::Openapi => {
+            println!("{}", tessera_api::openapi().to_pretty_json().context("rendering the OpenAPI document")?);
+        }
+        Command::Tenant(TenantCommand::Create { name }) => {
+            let service = admin_service(&settings).await?;
+            let created = service.create_tenant(&name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = &created.tenant;
+            print(
+                j,
+                json!({"id": t.id, "name": t.name, "server_key": created.server_key, "publishable_key": t.publishable_key}),
+                || {
+                    format!(
+                        "tenant {}\n  name:            {}\n  server key:      {} (shown once)\n  publishable key: {}",
+                        t.id, t.name, created.server_key, t.publishable_key
+                    )
+                },
+            );
+        }
+        Command::Tenant(TenantCommand::List) => {
+            let service = admin_service(&settings).await?;
+            let tenants = service.list_tenants().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            print(j, json!(tenants.iter().map(|t| json!({"id": t.id, "name": t.name, "created_at": t.created_at})).collect::<Vec<_>>()), || {
+                tenants.iter().map(|t| format!("{}  {}", t.id, t.name)).collect::<Vec<_>>().join("\n")
+            });
+        }
+        Command::User(cmd) => {
+            let service = admin_service(&settings).await?;
+            user_command(&service, cmd, j).await?;
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let service = admin_service(&settings).await?;
+            let kid = service.rotate_signing_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            print(j, json!({"active_kid": kid}), || format!("new signing key {kid} is active; running servers pick it up on restart"));
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::Result<()> {
+    let err = |e: tessera_core::DomainError| match e {
+        tessera_core::DomainError::Validation(fields) => anyhow::anyhow!(
+            "invalid: {}",
+            fields.iter().map(|f| format!("{} ({}: {})", f.field, f.code, f.message)).collect::<Vec<_>>().join("; ")
+        ),
+        other => anyhow::anyhow!("{other}"),
+    };
+    match cmd {
+        UserCommand::List { tenant, limit, email } => {
+            let users = service.list_users(tenant, UserFilter { email, limit, ..Default::default() }).await.map_err(err)?;
+            print(j, json!(users.iter().map(user_json).collect::<Vec<_>>()), || users.iter().map(user_line).collect::<Vec<_>>().join("\n"));
+        }
+        UserCommand::Get { tenant, id } => {
+            let u = service.get_user(tenant, id).await.map_err(err)?;
+            print(j, user_json(&u), || serde_json::to_string_pretty(&user_json(&u)).unwrap_or_default());
+        }
+        UserCommand::Create { tenant, email, username, password } => {
+            let mut body = serde_json::Map::new();
+            body.insert("primary_email".into(), json!(email));
+            if let Some(u) = username {
+                body.insert("username".into(), json!(u));
+            }
+            if let Some(p) = password {
+                body.insert("password".into(), json!(p));
+            }
+            let u = service.create_user(tenant, &body).await.map_err(err)?;
+            print(j, user_json(&u), || format!("created {}", user_line(&u)));
+        }
+        UserCommand::Delete { tenant, id } => {
+            service.delete_user(tenant, id).await.map_err(err)?;
+            print(j, json!({"deleted": id}), || format!("erased user {id}"));
+        }
+        UserCommand::Suspend { tenant, id, reason } => {
+            let s = service.suspend_user(tenant, id, NewSuspension { reason, ends_at: None, created_by: "cli".into() }).await.map_err(err)?;
+            print(j, json!({"suspension_id": s.id, "user_id": id}), || format!("suspended user {id} (suspension {})", s.id));
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,142 @@
+//! One typed `Settings`, layered: defaults → TOML file → `TESSERA_*` environment (`__` nests)
+//! → command-line flags. Secrets may come from files (`*_file`), and never print in `Debug`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where to listen (`TESSERA_LISTEN`).
+    pub listen: String,
+    /// `sqlite://FILE` (the default, created on first start) or `postgres://...`
+    /// (`TESSERA_DATABASE_URL`). A bare path means a SQLite file.
+    pub database_url: String,
+    pub database_url_file: Option<PathBuf>,
+    /// The operator's key (`TESSERA_ROOT_KEY`). When unset, the stored one is used; on the
+    /// very first start one is generated, stored (hashed) and printed once.
+    #[serde(skip_serializing)]
+    pub root_key: Option<SecretString>,
+    pub root_key_file: Option<PathBuf>,
+    /// The URL clients reach Tessera at; default `http://{listen}`.
+    pub public_url: Option<String>,
+    pub db_max_connections: u32,
+    /// SQLite: fsync every commit (survives power loss, not just a crash of the process).
+    pub sqlite_sync_full: bool,
+    /// argon2id hashes at once; default: the number of CPUs.
+    pub hash_concurrency: Option<usize>,
+    /// How often erasure of accounts past their deletion grace period runs.
+    pub purge_interval_seconds: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://tessera.db".into(),
+            database_url_file: None,
+            root_key: None,
+            root_key_file: None,
+            public_url: None,
+            db_max_connections: 16,
+            sqlite_sync_full: false,
+            hash_concurrency: None,
+            purge_interval_seconds: 60,
+            log_format: "text".into(),
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// Flags that override everything else; `None` leaves the layer below in force.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Loads the layers. `config` is the TOML file (`--config` or `TESSERA_CONFIG`); a missing
+    /// file named explicitly is an error, not silently skipped.
+    pub fn load(config: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = config {
+            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("TESSERA_").ignore(&["config", "log"]).split("__")).merge(Serialized::globals(overrides));
+        let mut s: Settings = fig.extract().context("invalid configuration")?;
+        if let Some(path) = &s.root_key_file {
+            let key = std::fs::read_to_string(path).with_context(|| format!("reading root_key_file {}", path.display()))?;
+            s.root_key = Some(SecretString::from(key.trim().to_owned()));
+        }
+        if let Some(path) = &s.database_url_file {
+            s.database_url = std::fs::read_to_string(path).with_context(|| format!("reading database_url_file {}", path.display()))?.trim().into();
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen.parse::<std::net::SocketAddr>().with_context(|| format!("listen = {:?} is not an address:port", self.listen))?;
+        anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "log_format must be text or json");
+        if let Some(k) = &self.root_key {
+            anyhow::ensure!(k.expose_secret().len() >= 16, "the root key must be at least 16 characters");
+        }
+        Ok(())
+    }
+
+    /// The database URL in the form the store takes.
+    pub fn store_url(&self) -> String {
+        let url = self.database_url.trim();
+        if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.to_owned()
+        } else {
+            format!("sqlite://{url}")
+        }
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndatabase_url = \"file.db\"\npurge_interval_seconds = 5\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides { listen: Some("127.0.0.1:9001".into()), ..Default::default() }).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9001");
+        assert_eq!(s.store_url(), "sqlite://file.db");
+        assert_eq!(s.purge_interval_seconds, 5);
+        assert_eq!(Settings::default().store_url(), "sqlite://tessera.db");
+    }
+
+    #[test]
+    fn a_missing_named_file_and_a_bad_address_are_errors() {
+        assert!(Settings::load(Some(Path::new("/nonexistent/tessera.toml")), &Overrides::default()).is_err());
+        assert!(Settings::load(None, &Overrides { listen: Some("nope".into()), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings { root_key: Some(SecretString::from("super-secret-root-key".to_owned())), ..Settings::default() };
+        assert!(!format!("{s:?}").contains("super-secret-root-key"));
+    }
+}

@@ -1,0 +1,124 @@
+//! Wiring: store, service, HTTP server and background jobs, started and stopped together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tessera_core::Clock;
+use tessera_service::{Service, ServiceConfig};
+use tessera_store::{ConnectOptions, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+
+/// Opens the configured store and brings its schema up to date.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = tessera_store::connect(&ConnectOptions {
+        url: settings.store_url(),
+        max_connections: settings.db_max_connections,
+        sqlite_sync_full: settings.sqlite_sync_full,
+    })
+    .await
+    .context("connecting to the database")?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+pub async fn build_service(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    public_url: String,
+) -> anyhow::Result<(Arc<Service>, Option<String>)> {
+    let config = ServiceConfig {
+        public_url,
+        hash_concurrency: settings.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        root_key: settings.root_key.as_ref().map(|k| k.expose_secret().to_owned()),
+    };
+    let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the service: {e}"))?;
+    Ok((Arc::new(service), generated))
+}
+
+/// A running server and its jobs.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub service: Arc<Service>,
+    /// The root key generated on this first start, if any (shown once).
+    pub generated_root_key: Option<String>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    jobs: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets requests in flight finish (up to `grace`), stops jobs.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(grace, self.server).await;
+        for job in self.jobs {
+            job.abort();
+        }
+    }
+
+    /// Resolves when the server stops by itself (an I/O error) or `stop` fires.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>, grace: Duration) {
+        stop.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        self.shutdown(grace).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Starts everything `tessera serve` runs.
+pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let started = Instant::now();
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+    let store = open_store(settings).await?;
+    let (service, generated_root_key) = build_service(settings, store, clock, public_url).await?;
+
+    let (tx, rx) = watch::channel(false);
+    let app = tessera_api::router(Arc::clone(&service));
+    let mut stop = rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let jobs = vec![spawn_purge_job(Arc::clone(&service), Duration::from_secs(settings.purge_interval_seconds.max(1)), rx)];
+    tracing::info!(%addr, backend = ?service.store.backend(), ready_in_ms = started.elapsed().as_millis() as u64, "tessera is ready");
+    Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs })
+}
+
+/// Erases accounts whose deletion grace period has passed. Every instance may run it: the
+/// delete re-checks the due date in the statement, so two instances never erase twice.
+fn spawn_purge_job(service: Arc<Service>, every: Duration, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match service.purge_due().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(erased = n, "purge job erased accounts"),
+                        Err(e) => tracing::error!(error = %e, "purge job failed"),
+                    }
+                }
+                () = &mut stopped => break,
+            }
+        }
+    })
+}
