@@ -388,7 +388,9 @@ macro_rules! impl_store {
                 .bind(u.version)
                 .bind(u.username.as_deref())
                 .bind(u.username.as_ref().map(|n| n.to_lowercase()))
-                .bind(u.primary_email.as_deref())
+                // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
+                // and sign-in ignore case whatever the caller passed.
+                .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
                 .bind(u.primary_email_verified)
                 .bind(u.status.as_str())
                 .bind(u.auth_provider.as_str())
@@ -513,7 +515,9 @@ macro_rules! impl_store {
                 .bind(u.version)
                 .bind(u.username.as_deref())
                 .bind(u.username.as_ref().map(|n| n.to_lowercase()))
-                .bind(u.primary_email.as_deref())
+                // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
+                // and sign-in ignore case whatever the caller passed.
+                .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
                 .bind(u.primary_email_verified)
                 .bind(u.status.as_str())
                 .bind(u.auth_provider.as_str())
