@@ -136,12 +136,9 @@ pub fn birthdate(raw: &str, today: NaiveDate) -> Checked<NaiveDate> {
     match date {
         None => invalid("invalid_date", "must be an ISO 8601 date (YYYY-MM-DD)"),
         Some(d) if d > today => invalid("in_future", "must not be in the future"),
-        Some(d) if d.year_ce().1 < 1900 => invalid("out_of_range", "must be after 1900-01-01"),
         Some(d) => Ok(d),
     }
 }
-
-use chrono::Datelike;
 
 /// A point on Earth, stored and returned as GeoJSON `Point [longitude, latitude]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

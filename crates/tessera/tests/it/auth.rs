@@ -1,0 +1,297 @@
+//! Sign-up, sign-in, refresh (rotation and reuse), sign-out, anonymous users, revocation and
+//! tenant checks.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn sign_up_returns_the_user_and_a_bearer_token_pair() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"email": "Ada@Example.com", "password": PASSWORD, "username": "ada", "display_name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 900);
+    assert_eq!(v["user"]["primary_email"], "ada@example.com");
+    assert_eq!(v["user"]["username"], "ada");
+    assert_eq!(v["user"]["display_name"], "Ada");
+    assert_eq!(v["user"]["status"], "pending");
+    assert_eq!(v["user"]["active_sessions"], 1);
+    assert!(v["refresh_token"].as_str().unwrap().len() > 40);
+    assert!(v.to_string().find("argon2").is_none(), "no hash in the response");
+}
+
+#[tokio::test]
+async fn sign_up_names_every_bad_field_and_rejects_taken_emails_case_insensitively() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"email": "nope", "password": "password", "username": "bad name"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(field_codes(&v), ["email:invalid_email", "password:weak_password", "username:invalid_format"]);
+
+    app.sign_up(&t, "ada@example.com").await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"email": "ADA@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(field_codes(&v), ["email:already_taken"]);
+
+    // The same address in another tenant is another account.
+    let other = app.tenant().await;
+    app.sign_up(&other, "ada@example.com").await;
+}
+
+#[tokio::test]
+async fn sign_up_without_a_tenant_or_with_unknown_fields_is_refused() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let res = app.client.post(app.url("/v1/auth/sign-up")).json(&json!({"email": "a@b.co", "password": PASSWORD})).send().await.unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(field_codes(&v), ["X-Tenant-ID:required"]);
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"email": "a@b.co", "password": PASSWORD, "is_superuser": true}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(field_codes(&v), ["is_superuser:unknown_field"]);
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .header("X-Tenant-ID", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"email": "a@b.co", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn sign_in_by_email_or_username_and_wrong_credentials_look_alike() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"email": "ada@example.com", "password": PASSWORD, "username": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let (status, v) = app.sign_in(&t.id, "ADA@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["user"]["active_sessions"], 2);
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-in"))
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"username": "ada", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let (s1, wrong_pw) = app.sign_in(&t.id, "ada@example.com", "not the password at all").await;
+    let (s2, no_user) = app.sign_in(&t.id, "nobody@example.com", PASSWORD).await;
+    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(wrong_pw, no_user, "an unknown account must not be told apart from a wrong password");
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_session() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let refresh = |token: String| {
+        let app = &app;
+        async move { body(app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": token})).send().await.unwrap()).await }
+    };
+    let (status, v) = refresh(u.refresh.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let next = signed_in(&t.id, &u.email, &v);
+    assert_ne!(next.refresh, u.refresh);
+    assert_eq!(next.session_id, u.session_id, "refresh keeps the session");
+    assert_eq!(app.get_me(&next.access).await.0, StatusCode::OK);
+
+    // The first token again: reuse. The whole session ends, including the newest tokens.
+    let (status, v) = refresh(u.refresh.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(refresh(next.refresh.clone()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get_me(&next.access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get_me(&u.access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh("tsr_rt_unknown".into()).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn refresh_with_another_tenants_header_is_a_mismatch_and_uses_nothing_up() {
+    let app = spawn_app().await;
+    let (_, u) = app.user().await;
+    let other = app.tenant().await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/refresh"))
+        .header("X-Tenant-ID", &other.id)
+        .json(&json!({"refresh_token": u.refresh}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("tenant_mismatch")));
+    let res = app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the token was not used up by the refused attempt");
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_at_once() {
+    let app = spawn_app().await;
+    let (_, u) = app.user().await;
+    let res = app.client.post(app.url("/v1/auth/sign-out")).bearer_auth(&u.access).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let (status, v) = app.get_me(&u.access).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    let res = app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_revoked_sessions_access_token_stops_working_immediately() {
+    let app = spawn_app().await;
+    let (t, phone) = app.user().await;
+    let (_, v) = app.sign_in(&t.id, &phone.email, PASSWORD).await;
+    let laptop = signed_in(&t.id, &phone.email, &v);
+    assert_eq!(app.get_me(&phone.access).await.0, StatusCode::OK);
+
+    let (status, sessions) = body(app.client.get(app.url("/v1/me/sessions")).bearer_auth(&laptop.access).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = sessions.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&phone.session_id.as_str()) && ids.contains(&laptop.session_id.as_str()));
+    let current: Vec<bool> = sessions.as_array().unwrap().iter().map(|s| s["current"].as_bool().unwrap()).collect();
+    assert_eq!(current.iter().filter(|c| **c).count(), 1);
+
+    let res = app.client.delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id))).bearer_auth(&laptop.access).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.get_me(&phone.access).await.0, StatusCode::UNAUTHORIZED, "verified tokens are cached, revocation still wins");
+    let (_, me) = app.get_me(&laptop.access).await;
+    assert_eq!(me["active_sessions"], 1);
+    let res = app.client.delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id))).bearer_auth(&laptop.access).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_users_token_with_another_tenants_header_is_tenant_mismatch() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let other = app.tenant().await;
+    let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &other.id).send().await.unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("tenant_mismatch")));
+    let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &t.id).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", "not-a-uuid").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn expired_forged_and_missing_tokens_are_refused() {
+    let app = spawn_app().await;
+    let (_, u) = app.user().await;
+    let res = app.client.get(app.url("/v1/me")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+
+    let mut forged = u.access.clone();
+    forged.pop();
+    forged.push(if u.access.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(app.get_me(&forged).await.0, StatusCode::UNAUTHORIZED);
+    let parts: Vec<&str> = u.access.split('.').collect();
+    use base64::Engine;
+    let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    assert_eq!(app.get_me(&format!("{none_header}.{}.", parts[1])).await.0, StatusCode::UNAUTHORIZED);
+
+    app.advance(chrono::Duration::minutes(16));
+    let (status, v) = app.get_me(&u.access).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_expired")));
+    let res = app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the session outlives its access tokens");
+}
+
+#[tokio::test]
+async fn an_anonymous_user_upgrades_in_place_by_signing_up_with_its_token() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let res = app.client.post(app.url("/v1/auth/anonymous")).header("X-Tenant-ID", &t.id).send().await.unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(v["user"]["is_anonymous"], true);
+    let anon = signed_in(&t.id, "", &v);
+    assert_eq!(app.patch_me(&anon.access, json!({"client_metadata": {"cart": [1, 2]}})).await.0, StatusCode::OK);
+
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .header("X-Tenant-ID", &t.id)
+        .bearer_auth(&anon.access)
+        .json(&json!({"email": "later@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["user"]["id"].as_str(), Some(anon.id.as_str()), "same user");
+    assert_eq!(v["user"]["is_anonymous"], false);
+    assert_eq!(v["user"]["client_metadata"], json!({"cart": [1, 2]}));
+    assert_eq!(app.sign_in(&t.id, "later@example.com", PASSWORD).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_suspended_user_cannot_sign_in_or_call_anything_until_lifted() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (status, s) =
+        app.server(reqwest::Method::POST, &t, &format!("/v1/users/{}/suspensions", u.id), Some(json!({"reason": "chargeback"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    let (status, v) = app.get_me(&u.access).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("suspended")));
+    assert_eq!(v["details"]["reason"], "chargeback");
+    let (status, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("suspended")));
+    let (_, user) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", u.id), None).await;
+    assert_eq!(user["suspensions"][0]["reason"], "chargeback");
+
+    let path = format!("/v1/users/{}/suspensions/{}", u.id, s["id"].as_str().unwrap());
+    let (status, user) = app.server(reqwest::Method::DELETE, &t, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["suspensions"], json!([]));
+    assert_eq!(app.get_me(&u.access).await.0, StatusCode::OK);
+}

@@ -1,0 +1,60 @@
+//! The `tessera` binary's administration commands, run as a user would run them.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn tessera(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .env("TESSERA_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env_remove("TESSERA_ROOT_KEY")
+        .output()
+        .expect("run tessera");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn tenant_and_user_commands_work_with_json_and_human_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let (ok, out, err) = tessera(&db, &["migrate"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("up to date"));
+
+    let (ok, out, err) = tessera(&db, &["tenant", "create", "--name", "Acme", "--json"]);
+    assert!(ok, "{err}");
+    let tenant: Value = serde_json::from_str(&out).unwrap();
+    let tid = tenant["id"].as_str().unwrap();
+    assert!(tenant["server_key"].as_str().unwrap().starts_with("tsr_sk_"));
+
+    let (ok, out, _) = tessera(&db, &["tenant", "list"]);
+    assert!(ok && out.contains("Acme") && out.contains(tid));
+
+    let (ok, out, err) = tessera(&db, &["user", "create", "--tenant", tid, "--email", "cli@example.com", "--json"]);
+    assert!(ok, "{err}");
+    let user: Value = serde_json::from_str(&out).unwrap();
+    let uid = user["id"].as_str().unwrap();
+    let (ok, out, _) = tessera(&db, &["user", "list", "--tenant", tid, "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()[0]["primary_email"], "cli@example.com");
+    let (ok, _, _) = tessera(&db, &["user", "suspend", "--tenant", tid, uid, "--reason", "abuse"]);
+    assert!(ok);
+    let (ok, out, _) = tessera(&db, &["user", "delete", "--tenant", tid, uid]);
+    assert!(ok && out.contains("erased"));
+    let (ok, _, err) = tessera(&db, &["user", "get", "--tenant", tid, uid]);
+    assert!(!ok && err.contains("not found"), "{err}");
+
+    let (ok, out, _) = tessera(&db, &["user", "create", "--tenant", tid, "--email", "bad"]);
+    assert!(!ok, "{out}");
+    let (ok, out, _) = tessera(&db, &["keys", "rotate", "--json"]);
+    assert!(ok && out.contains("active_kid"));
+}
+
+#[test]
+fn serve_refuses_a_bad_listen_address_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = tessera(&dir.path().join("x.db"), &["serve", "--listen", "not-an-address"]);
+    assert!(!ok);
+    assert!(err.contains("not an address"), "{err}");
+}

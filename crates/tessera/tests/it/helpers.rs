@@ -1,0 +1,217 @@
+//! `spawn_app()` and the typed helpers every test module uses.
+
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tessera::config::Settings;
+use tessera::server::Running;
+use tessera_core::ManualClock;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ROOT_KEY: &str = "test-root-key-0123456789abcdef";
+
+/// A 1×1 PNG.
+pub const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+/// A 1×1 GIF.
+pub const GIF_1X1: &str = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
+
+/// Where a test's data lives; dropped with the test.
+enum TestDb {
+    Sqlite(#[allow(dead_code, reason = "held so the directory outlives the server")] tempfile::TempDir),
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub settings: Settings,
+    running: Option<Running>,
+    _db: TestDb,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info,sqlx=warn").with_test_writer().try_init();
+        }
+    });
+}
+
+async fn fresh_database() -> (String, TestDb) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            use sqlx::Connection;
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("TEST_DATABASE_URL must reach PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            (format!("{base}/{name}"), TestDb::Postgres)
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+            (url, TestDb::Sqlite(dir))
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server on port 0 with a fresh database and a manual clock; `adjust` may change
+/// the settings first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let (url, db) = fresh_database().await;
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: url,
+        root_key: Some(ROOT_KEY.to_owned().into()),
+        db_max_connections: 4,
+        hash_concurrency: Some(2),
+        purge_interval_seconds: 3600,
+        ..Settings::default()
+    };
+    adjust(&mut settings);
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let running = tessera::server::start(&settings, clock.clone()).await.expect("server starts");
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    TestApp { base, client, clock, settings, running: Some(running), _db: db }
+}
+
+/// A tenant as created through the operator API.
+pub struct Tenant {
+    pub id: String,
+    pub server_key: String,
+    pub publishable_key: String,
+}
+
+/// A signed-in user.
+#[derive(Clone)]
+pub struct SignedIn {
+    pub tenant: String,
+    pub id: String,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+    pub session_id: String,
+}
+
+/// Status and JSON body (or `Null` for an empty or non-JSON body).
+pub async fn body(res: Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The machine codes of the fields named in an error body, as `field:code`, sorted.
+pub fn field_codes(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v["details"]["fields"]
+        .as_array()
+        .map(|a| a.iter().map(|f| format!("{}:{}", f["field"].as_str().unwrap_or("?"), f["code"].as_str().unwrap_or("?"))).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn service(&self) -> &Arc<tessera_service::Service> {
+        &self.running.as_ref().expect("running").service
+    }
+
+    /// Stops the server and starts a new one on the same address, database and clock.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.settings.listen = r.addr.to_string();
+            r.shutdown(Duration::from_secs(5)).await;
+        }
+        let running = tessera::server::start(&self.settings, self.clock.clone()).await.expect("server restarts");
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    pub async fn tenant(&self) -> Tenant {
+        let res = self.client.post(self.url("/v1/tenants")).bearer_auth(ROOT_KEY).json(&json!({"name": "Acme"})).send().await.unwrap();
+        let (status, v) = body(res).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        Tenant {
+            id: v["id"].as_str().unwrap().into(),
+            server_key: v["server_key"].as_str().unwrap().into(),
+            publishable_key: v["publishable_key"].as_str().unwrap().into(),
+        }
+    }
+
+    pub async fn sign_up(&self, tenant: &Tenant, email: &str) -> SignedIn {
+        let res = self
+            .client
+            .post(self.url("/v1/auth/sign-up"))
+            .header("X-Tenant-ID", &tenant.id)
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let (status, v) = body(res).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        signed_in(&tenant.id, email, &v)
+    }
+
+    pub async fn sign_in(&self, tenant: &str, email: &str, password: &str) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(self.url("/v1/auth/sign-in"))
+            .header("X-Tenant-ID", tenant)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        body(res).await
+    }
+
+    /// A new tenant with one signed-up user.
+    pub async fn user(&self) -> (Tenant, SignedIn) {
+        let t = self.tenant().await;
+        let u = self.sign_up(&t, "ada@example.com").await;
+        (t, u)
+    }
+
+    pub async fn get_me(&self, access: &str) -> (StatusCode, Value) {
+        body(self.client.get(self.url("/v1/me")).bearer_auth(access).send().await.unwrap()).await
+    }
+
+    pub async fn patch_me(&self, access: &str, patch: Value) -> (StatusCode, Value) {
+        body(self.client.patch(self.url("/v1/me")).bearer_auth(access).json(&patch).send().await.unwrap()).await
+    }
+
+    pub async fn server(&self, method: reqwest::Method, tenant: &Tenant, path: &str, json_body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(&tenant.server_key);
+        if let Some(b) = json_body {
+            req = req.json(&b);
+        }
+        body(req.send().await.unwrap()).await
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+    }
+}
+
+pub fn signed_in(tenant: &str, email: &str, v: &Value) -> SignedIn {
+    SignedIn {
+        tenant: tenant.to_owned(),
+        id: v["user"]["id"].as_str().unwrap().into(),
+        email: email.to_owned(),
+        access: v["access_token"].as_str().unwrap().into(),
+        refresh: v["refresh_token"].as_str().unwrap().into(),
+        session_id: v["session_id"].as_str().unwrap().into(),
+    }
+}

@@ -1,0 +1,13 @@
+//! Tessera's integration tests: one binary, every test against a real server on port 0 with
+//! its own fresh database — a SQLite file, or a new PostgreSQL database when
+//! `TEST_DATABASE_URL` is set (`scripts/test` runs the whole binary both ways).
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod deletion;
+mod me;
+mod ops;
+mod server_api;
+mod validation;

@@ -1,0 +1,78 @@
+//! Operational endpoints, the OpenAPI document (and its drift check), and errors of the HTTP
+//! layer answered in the native shape.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app().await;
+    let (status, v) = body(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!((status, v), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, v) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!((status, v["status"].as_str()), (StatusCode::OK, Some("ready")));
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(res.headers().contains_key("x-request-id"), "every response carries a request id");
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"tessera_http_requests_total{method="GET",route="/healthz",status="200"} 2"#), "{text}");
+    assert!(text.contains("tessera_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn the_committed_openapi_document_matches_the_code() {
+    let generated = tessera_api::openapi().to_pretty_json().unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, format!("{generated}\n")).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed.trim_end() == generated.trim_end(),
+        "openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo nextest run -p tessera the_committed_openapi` and commit it"
+    );
+    let doc: Value = serde_json::from_str(&generated).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in ["/v1/me", "/v1/auth/sign-up", "/v1/users/{id}", "/v1/tenants"] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+}
+
+#[tokio::test]
+async fn the_served_document_and_docs_page_need_nothing_from_outside() {
+    let app = spawn_app().await;
+    let (status, doc) = body(app.client.get(app.url("/openapi.json")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc, serde_json::from_str::<Value>(&tessera_api::openapi().to_pretty_json().unwrap()).unwrap());
+    let html = app.client.get(app.url("/docs")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("/v1/me/password"));
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+}
+
+#[tokio::test]
+async fn http_layer_errors_come_in_the_native_shape() {
+    let app = spawn_app().await;
+    let (_, u) = app.user().await;
+    let patch = |ct: &'static str, body_text: String| {
+        let (app, u) = (&app, &u);
+        async move { body(app.client.patch(app.url("/v1/me")).bearer_auth(&u.access).header("content-type", ct).body(body_text).send().await.unwrap()).await }
+    };
+    let (status, v) = patch("application/json", "{\"bio\": ".into()).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
+    let (status, v) = patch("application/json", "[1,2]".into()).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
+    let (status, v) = patch("text/plain", "{}".into()).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+    let (status, v) = patch("application/json", format!("{{\"bio\": \"{}\"}}", "x".repeat(2 * 1024 * 1024))).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    let deep = format!("{}{}", "{\"a\":".repeat(200), "}".repeat(200));
+    let (status, v) = patch("application/json", deep).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, v) = body(app.client.get(app.url("/v1/nowhere")).send().await.unwrap()).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, v) = body(app.client.put(app.url("/v1/me")).send().await.unwrap()).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
+    let (status, _) = body(app.client.delete(app.url("/v1/me/sessions/not-a-uuid")).bearer_auth(&u.access).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
