@@ -29,7 +29,12 @@ pub struct ErrorBody {
 pub enum ApiError {
     Domain(DomainError),
     /// An error of the HTTP layer itself (bad header, bad JSON, unknown route...).
-    Http { status: StatusCode, code: &'static str, message: String, details: Option<Value> },
+    Http {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Option<Value>,
+    },
 }
 
 impl ApiError {
@@ -63,10 +68,17 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
             let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
             (
                 StatusCode::BAD_REQUEST,
-                body("validation_failed", format!("invalid fields: {}", names.join(", ")), fields_detail(fields), Vec::new()),
+                body(
+                    "validation_failed",
+                    format!("invalid fields: {}", names.join(", ")),
+                    fields_detail(fields),
+                    Vec::new(),
+                ),
             )
         }
-        DomainError::NotFound(what) => (StatusCode::NOT_FOUND, body("not_found", format!("{what} not found"), None, Vec::new())),
+        DomainError::NotFound(what) => {
+            (StatusCode::NOT_FOUND, body("not_found", format!("{what} not found"), None, Vec::new()))
+        }
         DomainError::Conflict { field } => (
             StatusCode::CONFLICT,
             body(
@@ -81,24 +93,45 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
         }
         DomainError::TenantMismatch => (
             StatusCode::FORBIDDEN,
-            body("tenant_mismatch", "the credential belongs to a different tenant than X-Tenant-ID".into(), None, Vec::new()),
+            body(
+                "tenant_mismatch",
+                "the credential belongs to a different tenant than X-Tenant-ID".into(),
+                None,
+                Vec::new(),
+            ),
         ),
-        DomainError::Unauthenticated(why) => (StatusCode::UNAUTHORIZED, body("unauthenticated", (*why).to_owned(), None, Vec::new())),
-        DomainError::TokenExpired => {
-            (StatusCode::UNAUTHORIZED, body("token_expired", "the access token has expired; refresh it".into(), None, Vec::new()))
+        DomainError::Unauthenticated(why) => {
+            (StatusCode::UNAUTHORIZED, body("unauthenticated", (*why).to_owned(), None, Vec::new()))
         }
+        DomainError::TokenExpired => (
+            StatusCode::UNAUTHORIZED,
+            body("token_expired", "the access token has expired; refresh it".into(), None, Vec::new()),
+        ),
         DomainError::Suspended { reason, ends_at } => (
             StatusCode::FORBIDDEN,
-            body("suspended", format!("the account is suspended: {reason}"), Some(json!({"reason": reason, "ends_at": ends_at})), Vec::new()),
+            body(
+                "suspended",
+                format!("the account is suspended: {reason}"),
+                Some(json!({"reason": reason, "ends_at": ends_at})),
+                Vec::new(),
+            ),
         ),
         DomainError::PreconditionFailed => (
             StatusCode::PRECONDITION_FAILED,
-            body("precondition_failed", "the user was changed since you read it; read it again and retry".into(), None, Vec::new()),
+            body(
+                "precondition_failed",
+                "the user was changed since you read it; read it again and retry".into(),
+                None,
+                Vec::new(),
+            ),
         ),
-        DomainError::PayloadTooLarge => {
-            (StatusCode::PAYLOAD_TOO_LARGE, body("payload_too_large", "the request body is too large".into(), None, Vec::new()))
+        DomainError::PayloadTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            body("payload_too_large", "the request body is too large".into(), None, Vec::new()),
+        ),
+        DomainError::Internal(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, body("internal", "internal error".into(), None, Vec::new()))
         }
-        DomainError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, body("internal", "internal error".into(), None, Vec::new())),
     }
 }
 

@@ -120,9 +120,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequiredTenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        tenant_header(&parts.headers)?
-            .map(Self)
-            .ok_or_else(|| ApiError::Domain(DomainError::field("X-Tenant-ID", "required", "the X-Tenant-ID header is required")))
+        tenant_header(&parts.headers)?.map(Self).ok_or_else(|| {
+            ApiError::Domain(DomainError::field("X-Tenant-ID", "required", "the X-Tenant-ID header is required"))
+        })
     }
 }
 
@@ -209,10 +209,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let ip_address = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let ip_address =
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
         Ok(Self(ClientInfo { user_agent, ip_address }))
     }
 }

@@ -74,7 +74,9 @@ struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
-        let bearer = |format: &str| SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).build());
+        let bearer = |format: &str| {
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).build())
+        };
         components.add_security_scheme("bearer", bearer("JWT"));
         components.add_security_scheme("server_key", bearer("tenant server key"));
         components.add_security_scheme("root_key", bearer("operator root key"));
@@ -83,7 +85,9 @@ impl utoipa::Modify for SecuritySchemes {
 
 fn api_routes() -> OpenApiRouter<AppState> {
     use native::{auth, me, operator, server};
-    let avatar = OpenApiRouter::new().routes(routes!(me::put_avatar, me::delete_avatar)).layer(DefaultBodyLimit::max(MAX_AVATAR_BODY_BYTES));
+    let avatar = OpenApiRouter::new()
+        .routes(routes!(me::put_avatar, me::delete_avatar))
+        .layer(DefaultBodyLimit::max(MAX_AVATAR_BODY_BYTES));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::sign_up))
         .routes(routes!(auth::sign_in))
@@ -159,9 +163,18 @@ pub fn router(service: Arc<Service>) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-                .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-                .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(30),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state)

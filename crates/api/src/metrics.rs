@@ -57,7 +57,14 @@ impl Metrics {
         out.push_str("# TYPE tessera_http_requests_total counter\n");
         for k in &keys {
             let s = &map[*k];
-            let _ = writeln!(out, "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}", k.0, k.1, k.2, s.count.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}",
+                k.0,
+                k.1,
+                k.2,
+                s.count.load(Ordering::Relaxed)
+            );
         }
         out.push_str("# HELP tessera_http_request_duration_seconds Time to answer, by method, route and status.\n");
         out.push_str("# TYPE tessera_http_request_duration_seconds histogram\n");
@@ -65,11 +72,19 @@ impl Metrics {
             let s = &map[*k];
             let labels = format!("method=\"{}\",route=\"{}\",status=\"{}\"", k.0, k.1, k.2);
             for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}", s.buckets[i].load(Ordering::Relaxed));
+                let _ = writeln!(
+                    out,
+                    "tessera_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                    s.buckets[i].load(Ordering::Relaxed)
+                );
             }
             let count = s.count.load(Ordering::Relaxed);
             let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "tessera_http_request_duration_seconds_sum{{{labels}}} {}", s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+            );
             let _ = writeln!(out, "tessera_http_request_duration_seconds_count{{{labels}}} {count}");
         }
         out
@@ -81,7 +96,8 @@ impl Metrics {
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let res = next.run(req).await;
     metrics.record(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
     res

@@ -64,7 +64,8 @@ pub fn render_docs(doc: &utoipa::openapi::OpenApi) -> String {
     if let Some(d) = &doc.info.description {
         let _ = write!(html, "<p>{}</p>", escape(d));
     }
-    let mut by_tag: std::collections::BTreeMap<String, Vec<(String, &str, &utoipa::openapi::path::Operation)>> = Default::default();
+    let mut by_tag: std::collections::BTreeMap<String, Vec<(String, &str, &utoipa::openapi::path::Operation)>> =
+        Default::default();
     for (path, item) in &doc.paths.paths {
         let ops = [
             ("get", &item.get),
@@ -83,8 +84,14 @@ pub fn render_docs(doc: &utoipa::openapi::OpenApi) -> String {
     for (tag, ops) in by_tag {
         let _ = write!(html, "<h2>{}</h2>", escape(&tag));
         for (path, method, op) in ops {
-            let _ = write!(html, "<div class=\"op\"><span class=\"m {method}\">{}</span> <span class=\"path\">{}</span>", method.to_uppercase(), escape(&path));
-            let text = [op.summary.as_deref(), op.description.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+            let _ = write!(
+                html,
+                "<div class=\"op\"><span class=\"m {method}\">{}</span> <span class=\"path\">{}</span>",
+                method.to_uppercase(),
+                escape(&path)
+            );
+            let text =
+                [op.summary.as_deref(), op.description.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
             if !text.is_empty() {
                 let _ = write!(html, "<p class=\"d\">{}</p>", escape(&text));
             }
@@ -101,20 +108,35 @@ pub async fn docs(State(state): State<AppState>) -> Html<String> {
 
 /// A stored avatar, by content address. The address never changes meaning, so it is cached
 /// for a year and revalidated by `ETag`.
-pub async fn avatar(State(state): State<AppState>, PathParams(file): PathParams<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn avatar(
+    State(state): State<AppState>,
+    PathParams(file): PathParams<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let hash = file.split('.').next().unwrap_or("");
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::Domain(DomainError::NotFound("image")));
     }
     let etag = format!("\"{hash}\"");
     let cache = HeaderValue::from_static("public, max-age=31536000, immutable");
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, "public, max-age=31536000, immutable".into())]).into_response());
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, "public, max-age=31536000, immutable".into())],
+        )
+            .into_response());
     }
     let (content_type, bytes) = state.service.image(hash).await?;
     let mut res = bytes.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     h.insert(header::CACHE_CONTROL, cache);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);

@@ -44,7 +44,13 @@ pub struct SuspensionView {
 
 impl From<&Suspension> for SuspensionView {
     fn from(s: &Suspension) -> Self {
-        Self { id: s.id.0, reason: s.reason.clone(), starts_at: s.starts_at, ends_at: s.ends_at, created_by: s.created_by.clone() }
+        Self {
+            id: s.id.0,
+            reason: s.reason.clone(),
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            created_by: s.created_by.clone(),
+        }
     }
 }
 

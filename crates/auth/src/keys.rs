@@ -33,12 +33,17 @@ pub struct BadKey {
 impl KeyRing {
     /// Builds the ring from stored keys. The newest unretired key signs; retired keys verify
     /// until `retired_at + keep_verifying`.
-    pub fn from_records(records: &[SigningKeyRecord], now: DateTime<Utc>, keep_verifying: chrono::Duration) -> Result<Self, BadKey> {
+    pub fn from_records(
+        records: &[SigningKeyRecord],
+        now: DateTime<Utc>,
+        keep_verifying: chrono::Duration,
+    ) -> Result<Self, BadKey> {
         let mut ring = Self { active: None, verifiers: HashMap::new() };
         let mut newest: Option<DateTime<Utc>> = None;
         for r in records.iter().filter(|r| r.alg == ALG_EDDSA) {
             let bad = || BadKey { kid: r.kid.clone() };
-            let seed: [u8; 32] = STANDARD.decode(&r.private_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+            let seed: [u8; 32] =
+                STANDARD.decode(&r.private_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
             let key = SigningKey::from_bytes(&seed);
             match r.retired_at {
                 None => {

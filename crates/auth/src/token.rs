@@ -184,7 +184,16 @@ mod tests {
     fn claims(v: &TokenVerifier, exp_in: i64) -> AccessClaims {
         let tid = TenantId::new();
         let now = Utc::now().timestamp();
-        AccessClaims { iss: v.issuer(tid), sub: UserId::new(), tid, sid: SessionId::new(), iat: now, exp: now + exp_in, nbf: None, jti: "j".into() }
+        AccessClaims {
+            iss: v.issuer(tid),
+            sub: UserId::new(),
+            tid,
+            sid: SessionId::new(),
+            iat: now,
+            exp: now + exp_in,
+            nbf: None,
+            jti: "j".into(),
+        }
     }
 
     #[test]

@@ -15,11 +15,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(
-        field: impl Into<String>,
-        code: &'static str,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self { field: field.into(), code, message: message.into() }
     }
 }

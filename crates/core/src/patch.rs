@@ -144,7 +144,12 @@ impl Parser<'_> {
     }
 
     /// A nullable string field run through `check`; `check` returning `None` clears.
-    fn string<T>(&mut self, field: &str, v: &Value, check: impl FnOnce(&str) -> Result<Option<T>, Invalid>) -> Field<T> {
+    fn string<T>(
+        &mut self,
+        field: &str,
+        v: &Value,
+        check: impl FnOnce(&str) -> Result<Option<T>, Invalid>,
+    ) -> Field<T> {
         match v {
             Value::Null => Field::Clear,
             Value::String(s) => match check(s) {
@@ -285,7 +290,21 @@ impl UserPatch {
                 if !self.$f.is_present() { self.$f = Field::Clear; }
             )*};
         }
-        clear_absent!(display_name, name, first_name, last_name, bio, company, job_title, avatar, phone_number, locale, timezone, birthdate, location);
+        clear_absent!(
+            display_name,
+            name,
+            first_name,
+            last_name,
+            bio,
+            company,
+            job_title,
+            avatar,
+            phone_number,
+            locale,
+            timezone,
+            birthdate,
+            location
+        );
         self
     }
 
@@ -431,12 +450,22 @@ mod tests {
         );
         let mut got: Vec<_> = errs.iter().map(|(f, c)| format!("{f}:{c}")).collect();
         got.sort();
-        assert_eq!(got, ["id:read_only", "locale:invalid_locale", "name:too_short", "nope:unknown_field", "timezone:invalid_timezone"]);
+        assert_eq!(
+            got,
+            [
+                "id:read_only",
+                "locale:invalid_locale",
+                "name:too_short",
+                "nope:unknown_field",
+                "timezone:invalid_timezone"
+            ]
+        );
     }
 
     #[test]
     fn wrong_json_types_are_refused() {
-        let errs = field_codes(parse(json!({"display_name": 5, "is_onboarded": "yes", "client_metadata": [1]})).unwrap_err());
+        let errs =
+            field_codes(parse(json!({"display_name": 5, "is_onboarded": "yes", "client_metadata": [1]})).unwrap_err());
         assert_eq!(errs.len(), 3);
         assert!(errs.iter().all(|(_, c)| *c == "invalid_type"));
     }

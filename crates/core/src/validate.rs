@@ -131,7 +131,11 @@ pub fn timezone(raw: &str) -> Checked<String> {
 pub fn birthdate(raw: &str, today: NaiveDate) -> Checked<NaiveDate> {
     let t = raw.trim();
     let date = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().or_else(|| {
-        chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| d.naive_utc()).filter(|d| d.time() == chrono::NaiveTime::MIN).map(|d| d.date())
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|d| d.naive_utc())
+            .filter(|d| d.time() == chrono::NaiveTime::MIN)
+            .map(|d| d.date())
     });
     match date {
         None => invalid("invalid_date", "must be an ISO 8601 date (YYYY-MM-DD)"),
@@ -160,26 +164,42 @@ pub fn location(value: &Value) -> Result<GeoPoint, Vec<(String, Invalid)>> {
         Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("Point") => {
             match m.get("coordinates").and_then(Value::as_array).map(Vec::as_slice) {
                 Some([lon, lat]) => (Some(lon), Some(lat)),
-                _ => return Err(vec![(String::new(), ("invalid_format", "a GeoJSON Point needs coordinates [longitude, latitude]".into()))]),
+                _ => {
+                    return Err(vec![(
+                        String::new(),
+                        ("invalid_format", "a GeoJSON Point needs coordinates [longitude, latitude]".into()),
+                    )]);
+                }
             }
         }
         Value::Object(m) => {
             if let Some(k) = m.keys().find(|k| *k != "longitude" && *k != "latitude") {
-                return Err(vec![(format!(".{k}"), ("unknown_field", "location takes only longitude and latitude".into()))]);
+                return Err(vec![(
+                    format!(".{k}"),
+                    ("unknown_field", "location takes only longitude and latitude".into()),
+                )]);
             }
             (m.get("longitude"), m.get("latitude"))
         }
-        _ => return Err(vec![(String::new(), ("invalid_type", "must be an object with longitude and latitude".into()))]),
+        _ => {
+            return Err(vec![(String::new(), ("invalid_type", "must be an object with longitude and latitude".into()))]);
+        }
     };
     let mut errors = Vec::new();
     let mut coord = |v: Option<&Value>, name: &str, bound: f64| -> f64 {
         match v.and_then(Value::as_f64) {
             None => {
-                errors.push((format!(".{name}"), ("required", format!("{name} is required and must be a number").into())));
+                errors.push((
+                    format!(".{name}"),
+                    ("required", format!("{name} is required and must be a number").into()),
+                ));
                 0.0
             }
             Some(x) if !(-bound..=bound).contains(&x) => {
-                errors.push((format!(".{name}"), ("out_of_range", format!("{name} must be between -{bound} and {bound}").into())));
+                errors.push((
+                    format!(".{name}"),
+                    ("out_of_range", format!("{name} must be between -{bound} and {bound}").into()),
+                ));
                 0.0
             }
             Some(x) => x,
@@ -197,7 +217,14 @@ pub fn https_url(raw: &str) -> Checked<String> {
         return invalid("too_long", "must be at most 2048 characters");
     }
     match url::Url::parse(t) {
-        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) && u.username().is_empty() && u.password().is_none() => Ok(u.to_string()),
+        Ok(u)
+            if u.scheme() == "https"
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            Ok(u.to_string())
+        }
         _ => invalid("invalid_url", "must be an absolute https URL"),
     }
 }
@@ -474,13 +501,14 @@ mod tests {
         let errs = location(&serde_json::json!({"longitude": 34.05, "latitude": -118.25})).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, ".latitude");
-        assert_eq!(errs[0].1 .0, "out_of_range");
+        assert_eq!(errs[0].1.0, "out_of_range");
         let ok = location(&serde_json::json!({"longitude": -118.25, "latitude": 34.05})).unwrap();
         assert_eq!(ok.to_geojson(), serde_json::json!({"type": "Point", "coordinates": [-118.25, 34.05]}));
     }
 
     /// A 1×1 PNG.
-    const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    const PNG_1X1: &str =
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
     #[test]
     fn images_are_sniffed_sized_and_dimension_capped() {

@@ -113,11 +113,19 @@ impl Service {
 
     /// Creates a password account and signs it in. With `upgrade`, an anonymous user becomes
     /// this account in place, keeping its id and data.
-    pub async fn sign_up(&self, tenant_id: TenantId, req: SignUp, upgrade: Option<Principal>, client: &ClientInfo) -> Result<Tokens> {
+    pub async fn sign_up(
+        &self,
+        tenant_id: TenantId,
+        req: SignUp,
+        upgrade: Option<Principal>,
+        client: &ClientInfo,
+    ) -> Result<Tokens> {
         let tenant = self.tenant(tenant_id).await?;
         let now = self.now();
         let mut errors = Vec::new();
-        let email = validate::email(&req.email).map_err(|(c, m)| errors.push(tessera_core::FieldError::new("email", c, m))).ok();
+        let email = validate::email(&req.email)
+            .map_err(|(c, m)| errors.push(tessera_core::FieldError::new("email", c, m)))
+            .ok();
         let username = req
             .username
             .as_deref()
@@ -177,7 +185,13 @@ impl Service {
 
     /// Password sign-in. Unknown account and wrong password get the same error after the same
     /// work. Signing in during a deletion grace period cancels the deletion.
-    pub async fn sign_in(&self, tenant_id: TenantId, login: Login<'_>, password: String, client: &ClientInfo) -> Result<Tokens> {
+    pub async fn sign_in(
+        &self,
+        tenant_id: TenantId,
+        login: Login<'_>,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<Tokens> {
         let tenant = self.tenant(tenant_id).await?;
         let now = self.now();
         let found = self.store.find_user_credentials(tenant_id, login, now).await.map_err(store_err)?;

@@ -82,7 +82,8 @@ impl Service {
             store.insert_signing_key(&rec).await.map_err(store_err)?;
             records = store.list_signing_keys().await.map_err(store_err)?;
         }
-        let ring = KeyRing::from_records(&records, now, chrono::Duration::hours(KEEP_VERIFYING_HOURS)).map_err(DomainError::internal)?;
+        let ring = KeyRing::from_records(&records, now, chrono::Duration::hours(KEEP_VERIFYING_HOURS))
+            .map_err(DomainError::internal)?;
         let tokens = TokenVerifier::new(ring, config.public_url.trim_end_matches('/'), Duration::from_secs(24 * 3600));
 
         let mut generated = None;

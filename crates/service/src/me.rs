@@ -64,15 +64,29 @@ impl Service {
         loop {
             attempt += 1;
             match self.apply_patch(actor, tenant_id, user_id, patch.clone(), opts.if_match).await {
-                Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => continue,
+                Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
+                    continue;
+                }
                 other => return other,
             }
         }
     }
 
-    async fn apply_patch(&self, actor: Actor, tenant_id: TenantId, user_id: UserId, patch: UserPatch, if_match: Option<i64>) -> Result<User> {
+    async fn apply_patch(
+        &self,
+        actor: Actor,
+        tenant_id: TenantId,
+        user_id: UserId,
+        patch: UserPatch,
+        if_match: Option<i64>,
+    ) -> Result<User> {
         let now = self.now();
-        let current = self.store.find_user(tenant_id, user_id, now).await.map_err(store_err)?.ok_or(DomainError::NotFound("user"))?;
+        let current = self
+            .store
+            .find_user(tenant_id, user_id, now)
+            .await
+            .map_err(store_err)?
+            .ok_or(DomainError::NotFound("user"))?;
         if if_match.is_some_and(|v| v != current.version) {
             return Err(DomainError::PreconditionFailed);
         }
@@ -97,10 +111,11 @@ impl Service {
         let mut write = UserWrite::new(&user, current.version, now);
         write.secure_metadata = secure;
         write.require_membership = require_membership;
-        write.new_image = applied
-            .new_image
-            .as_ref()
-            .map(|img| ImageBlob { hash: img.hash_str(), content_type: img.kind.content_type(), bytes: &img.bytes });
+        write.new_image = applied.new_image.as_ref().map(|img| ImageBlob {
+            hash: img.hash_str(),
+            content_type: img.kind.content_type(),
+            bytes: &img.bytes,
+        });
         self.store.update_user(write).await.map_err(store_err)?;
         Ok(user)
     }
@@ -136,7 +151,8 @@ impl Service {
         if hash.is_none() {
             return Err(DomainError::field("current_password", "no_password", "this account has no password"));
         }
-        let inputs: Vec<&str> = [who.user.primary_email.as_deref(), who.user.username.as_deref()].into_iter().flatten().collect();
+        let inputs: Vec<&str> =
+            [who.user.primary_email.as_deref(), who.user.username.as_deref()].into_iter().flatten().collect();
         let strength = validate::password(&new, &inputs);
         if !self.hasher.verify(current, hash.clone()).await.map_err(DomainError::internal)? {
             return Err(DomainError::field("current_password", "incorrect", "the current password is not correct"));

@@ -37,7 +37,8 @@ pub struct TeamInput {
 }
 
 /// Fields `POST /v1/users` takes that an update does not.
-const CREATE_ONLY: &[&str] = &["password", "is_service_account", "is_anonymous", "auth_provider", "oauth_provider", "oauth_id"];
+const CREATE_ONLY: &[&str] =
+    &["password", "is_service_account", "is_anonymous", "auth_provider", "oauth_provider", "oauth_id"];
 
 impl Service {
     pub async fn create_tenant(&self, name: &str) -> Result<CreatedTenant> {
@@ -97,7 +98,9 @@ impl Service {
                 ("is_anonymous", Value::Bool(b)) => user.is_anonymous = *b,
                 ("auth_provider", Value::String(s)) => match AuthProvider::parse(s) {
                     Some(p) => user.auth_provider = p,
-                    None => errors.push(FieldError::new("auth_provider", "invalid_value", "must be local, oidc or saml")),
+                    None => {
+                        errors.push(FieldError::new("auth_provider", "invalid_value", "must be local, oidc or saml"))
+                    }
                 },
                 ("oauth_provider", Value::String(s)) => user.profile.oauth_provider = Some(s.clone()),
                 ("oauth_id", Value::String(s)) => user.profile.oauth_id = Some(s.clone()),
@@ -108,7 +111,11 @@ impl Service {
                 }
             }
         }
-        let limits = Limits { image: tenant.settings.image_limits(), metadata_max_bytes: tenant.settings.metadata_max_bytes, ..Limits::default() };
+        let limits = Limits {
+            image: tenant.settings.image_limits(),
+            metadata_max_bytes: tenant.settings.metadata_max_bytes,
+            ..Limits::default()
+        };
         let patch = match UserPatch::parse(&rest, &limits, now.date_naive()) {
             Ok(p) => Some(p),
             Err(DomainError::Validation(mut e)) => {
@@ -140,9 +147,18 @@ impl Service {
             tessera_core::patch::Field::Set(m) => m,
             _ => Map::new(),
         };
-        let image = applied.new_image.as_ref().map(|i| ImageBlob { hash: i.hash_str(), content_type: i.kind.content_type(), bytes: &i.bytes });
+        let image = applied.new_image.as_ref().map(|i| ImageBlob {
+            hash: i.hash_str(),
+            content_type: i.kind.content_type(),
+            bytes: &i.bytes,
+        });
         self.store
-            .insert_user(NewUser { user: &user, password_hash: hash.as_deref(), secure_metadata: &secure, new_image: image })
+            .insert_user(NewUser {
+                user: &user,
+                password_hash: hash.as_deref(),
+                secure_metadata: &secure,
+                new_image: image,
+            })
             .await
             .map_err(store_err)?;
         Ok(user)
@@ -169,12 +185,19 @@ impl Service {
 
     /// Suspends a user: sign-in and every authenticated call are refused while it lasts.
     pub async fn suspend_user(&self, tenant_id: TenantId, id: UserId, s: NewSuspension) -> Result<Suspension> {
-        let reason = validate::text(&s.reason, 1, 500).map_err(|(c, m)| DomainError::field("reason", c, m))?.unwrap_or_default();
+        let reason =
+            validate::text(&s.reason, 1, 500).map_err(|(c, m)| DomainError::field("reason", c, m))?.unwrap_or_default();
         let now = self.now();
         if s.ends_at.is_some_and(|e| e <= now) {
             return Err(DomainError::field("ends_at", "in_past", "must be in the future"));
         }
-        let suspension = Suspension { id: SuspensionId::new(), reason, starts_at: now, ends_at: s.ends_at, created_by: s.created_by };
+        let suspension = Suspension {
+            id: SuspensionId::new(),
+            reason,
+            starts_at: now,
+            ends_at: s.ends_at,
+            created_by: s.created_by,
+        };
         let added = suspension.clone();
         self.modify_user(tenant_id, id, move |u| {
             u.suspensions.push(added.clone());
@@ -198,7 +221,12 @@ impl Service {
     }
 
     /// Read, change, write with the version check, retried if another write came between.
-    async fn modify_user(&self, tenant_id: TenantId, id: UserId, change: impl Fn(&mut User) -> Result<()>) -> Result<User> {
+    async fn modify_user(
+        &self,
+        tenant_id: TenantId,
+        id: UserId,
+        change: impl Fn(&mut User) -> Result<()>,
+    ) -> Result<User> {
         for _ in 0..5 {
             let now = self.now();
             let current = self.get_user(tenant_id, id).await?;

@@ -15,7 +15,7 @@ use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
-pub use sql::{connect, Backend, ConnectOptions};
+pub use sql::{Backend, ConnectOptions, connect};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -165,7 +165,12 @@ pub trait Store: Send + Sync + 'static {
         session: SessionId,
         now: DateTime<Utc>,
     ) -> Result<Option<User>>;
-    async fn find_user_credentials(&self, tenant: TenantId, login: Login<'_>, now: DateTime<Utc>) -> Result<Option<UserCredentials>>;
+    async fn find_user_credentials(
+        &self,
+        tenant: TenantId,
+        login: Login<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserCredentials>>;
     async fn find_password_hash(&self, tenant: TenantId, id: UserId) -> Result<Option<String>>;
     /// Secure metadata is write-only on every API; this read exists for server-side consumers
     /// inside Tessera (hooks) and for tests that prove it was stored.

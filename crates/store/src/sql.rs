@@ -18,8 +18,8 @@ use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, T
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
 use crate::{
-    constraints, ImageBlob, Login, NewUser, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials,
-    UserFilter, UserWrite,
+    ImageBlob, Login, NewUser, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials, UserFilter,
+    UserWrite, constraints,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -152,7 +152,8 @@ fn active_sessions_column(now: &str) -> String {
     )
 }
 
-const SESSION_COLUMNS: &str = "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address";
+const SESSION_COLUMNS: &str =
+    "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address";
 
 macro_rules! impl_store {
     ($db:ty, $backend:expr) => {

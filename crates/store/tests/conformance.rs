@@ -18,14 +18,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 use tessera_core::tenant::{Tenant, TenantSettings};
-use tessera_core::user::{
-    AuthProvider, Avatar, Metadata, Profile, Session, Suspension, Team, User, UserStatus,
-};
+use tessera_core::user::{AuthProvider, Avatar, Metadata, Profile, Session, Suspension, Team, User, UserStatus};
 use tessera_core::validate::{GeoPoint, ImageKind};
 use tessera_core::{SessionId, SuspensionId, TeamId, TenantId, UserId};
 use tessera_store::{
-    ImageBlob, Login, NewUser, RevokeSessions, Rotation, SigningKeyRecord, Store, StoreError,
-    UserFilter, UserWrite, constraints,
+    ImageBlob, Login, NewUser, RevokeSessions, Rotation, SigningKeyRecord, Store, StoreError, UserFilter, UserWrite,
+    constraints,
 };
 use uuid::Uuid;
 
@@ -43,13 +41,9 @@ mod harness {
     use tessera_store::{ConnectOptions, Store};
 
     async fn open(url: String) -> Arc<dyn Store> {
-        let store = tessera_store::connect(&ConnectOptions {
-            url,
-            max_connections: 4,
-            sqlite_sync_full: false,
-        })
-        .await
-        .expect("connect to the test database");
+        let store = tessera_store::connect(&ConnectOptions { url, max_connections: 4, sqlite_sync_full: false })
+            .await
+            .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");
         store
     }
@@ -79,15 +73,11 @@ mod harness {
         /// `None` when `TEST_DATABASE_URL` is unset: the caller skips its test.
         pub async fn new() -> Option<Self> {
             let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-                println!(
-                    "skipped: TEST_DATABASE_URL is not set, so the PostgreSQL backend is not tested"
-                );
+                println!("skipped: TEST_DATABASE_URL is not set, so the PostgreSQL backend is not tested");
                 return None;
             };
             let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
             // CREATE DATABASE cannot run inside a transaction, so it is sent on its own.
             sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
                 .execute(&mut admin)
@@ -95,28 +85,19 @@ mod harness {
                 .expect("create the test database");
             admin.close().await.expect("close the admin connection");
             let store = open(database_url(&admin_url, &name)).await;
-            Some(Self {
-                store,
-                admin_url,
-                name,
-            })
+            Some(Self { store, admin_url, name })
         }
 
         /// Drops the database once the story is over. A failed story leaves its database behind
         /// for inspection; the server is a throwaway one.
         pub async fn drop_database(self) {
             drop(self.store);
-            let mut admin = sqlx::PgConnection::connect(&self.admin_url)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
+            let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.expect("connect to TEST_DATABASE_URL");
             // FORCE ends the pool's connections, which close lazily after the pool is dropped.
-            sqlx::raw_sql(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin)
-            .await
-            .expect("drop the test database");
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(&mut admin)
+                .await
+                .expect("drop the test database");
             admin.close().await.expect("close the admin connection");
         }
     }
@@ -145,8 +126,7 @@ mod harness {
 
 /// The current time at the store's precision (milliseconds).
 fn now() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
-        .expect("the current time is in range")
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("the current time is in range")
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -165,10 +145,7 @@ async fn new_tenant(store: &DynStore) -> Tenant {
         settings: TenantSettings::default(),
         created_at: now(),
     };
-    store
-        .insert_tenant(&tenant, &server_key_hash(&tenant))
-        .await
-        .expect("insert tenant");
+    store.insert_tenant(&tenant, &server_key_hash(&tenant)).await.expect("insert tenant");
     tenant
 }
 
@@ -186,12 +163,7 @@ fn person(tenant: TenantId, email: &str, username: &str) -> User {
 
 async fn insert(store: &DynStore, user: &User) {
     store
-        .insert_user(NewUser {
-            user,
-            password_hash: None,
-            secure_metadata: &Map::new(),
-            new_image: None,
-        })
+        .insert_user(NewUser { user, password_hash: None, secure_metadata: &Map::new(), new_image: None })
         .await
         .expect("insert user");
 }
@@ -203,11 +175,7 @@ async fn insert_person(store: &DynStore, tenant: TenantId, email: &str, username
 }
 
 async fn find(store: &DynStore, user: &User) -> User {
-    store
-        .find_user(user.tenant_id, user.id, now())
-        .await
-        .expect("find user")
-        .expect("the user exists")
+    store.find_user(user.tenant_id, user.id, now()).await.expect("find user").expect("the user exists")
 }
 
 /// The next version of `user`, as a caller builds it before `update_user`.
@@ -219,10 +187,7 @@ fn next_version(user: &User) -> User {
 }
 
 async fn update(store: &DynStore, user: &User, expected_version: i64) {
-    store
-        .update_user(UserWrite::new(user, expected_version, now()))
-        .await
-        .expect("update user");
+    store.update_user(UserWrite::new(user, expected_version, now())).await.expect("update user");
 }
 
 fn session_for(user: &User, created_at: DateTime<Utc>, ttl: Duration) -> Session {
@@ -242,10 +207,7 @@ fn session_for(user: &User, created_at: DateTime<Utc>, ttl: Duration) -> Session
 /// Starts a 30-day session for `user` whose refresh token hashes to `refresh_hash`.
 async fn start_session(store: &DynStore, user: &User, refresh_hash: &str) -> Session {
     let session = session_for(user, now(), Duration::days(30));
-    store
-        .insert_session(&session, refresh_hash)
-        .await
-        .expect("insert session");
+    store.insert_session(&session, refresh_hash).await.expect("insert session");
     session
 }
 
@@ -286,10 +248,7 @@ fn rotated(rotation: Rotation) -> Session {
 }
 
 fn filter(limit: u32) -> UserFilter {
-    UserFilter {
-        limit,
-        ..UserFilter::default()
-    }
+    UserFilter { limit, ..UserFilter::default() }
 }
 
 fn ids(users: &[User]) -> Vec<UserId> {
@@ -306,47 +265,16 @@ fn sorted(mut ids: Vec<UserId>) -> Vec<UserId> {
 // ---------------------------------------------------------------------------------------------
 
 async fn migrating_twice_is_harmless_and_the_store_answers_ping(store: DynStore) {
-    store
-        .migrate()
-        .await
-        .expect("a second migration run is a no-op");
+    store.migrate().await.expect("a second migration run is a no-op");
     store.ping().await.expect("ping");
 }
 
 async fn instance_value_is_stored_once_and_never_overwritten(store: DynStore) {
-    assert_eq!(
-        store
-            .find_instance_value("root_key_hash")
-            .await
-            .expect("find"),
-        None
-    );
-    assert!(
-        store
-            .insert_instance_value("root_key_hash", "first")
-            .await
-            .expect("insert")
-    );
-    assert!(
-        !store
-            .insert_instance_value("root_key_hash", "second")
-            .await
-            .expect("insert again")
-    );
-    assert_eq!(
-        store
-            .find_instance_value("root_key_hash")
-            .await
-            .expect("find")
-            .as_deref(),
-        Some("first")
-    );
-    assert!(
-        store
-            .insert_instance_value("other", "x")
-            .await
-            .expect("insert another key")
-    );
+    assert_eq!(store.find_instance_value("root_key_hash").await.expect("find"), None);
+    assert!(store.insert_instance_value("root_key_hash", "first").await.expect("insert"));
+    assert!(!store.insert_instance_value("root_key_hash", "second").await.expect("insert again"));
+    assert_eq!(store.find_instance_value("root_key_hash").await.expect("find").as_deref(), Some("first"));
+    assert!(store.insert_instance_value("other", "x").await.expect("insert another key"));
 }
 
 async fn signing_keys_are_listed_oldest_first_and_retired_once(store: DynStore) {
@@ -359,40 +287,24 @@ async fn signing_keys_are_listed_oldest_first_and_retired_once(store: DynStore) 
         created_at,
         retired_at: None,
     };
-    store
-        .insert_signing_key(&key("new", t0))
-        .await
-        .expect("insert new key");
-    store
-        .insert_signing_key(&key("old", t0 - Duration::days(90)))
-        .await
-        .expect("insert old key");
+    store.insert_signing_key(&key("new", t0)).await.expect("insert new key");
+    store.insert_signing_key(&key("old", t0 - Duration::days(90))).await.expect("insert old key");
 
     let keys = store.list_signing_keys().await.expect("list");
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, ["old", "new"]);
     let old = &keys[0];
     assert_eq!(
-        (
-            old.alg.as_str(),
-            old.private_key.as_str(),
-            old.public_key.as_str()
-        ),
+        (old.alg.as_str(), old.private_key.as_str(), old.public_key.as_str()),
         ("EdDSA", "private-old", "public-old")
     );
     assert_eq!(old.created_at, t0 - Duration::days(90));
     assert!(keys.iter().all(|k| k.retired_at.is_none()));
 
     let retired_at = t0 + Duration::minutes(1);
-    store
-        .retire_signing_key("old", retired_at)
-        .await
-        .expect("retire");
+    store.retire_signing_key("old", retired_at).await.expect("retire");
     // Retiring again must not move the retirement time: verification windows are counted from it.
-    store
-        .retire_signing_key("old", retired_at + Duration::hours(1))
-        .await
-        .expect("retire again");
+    store.retire_signing_key("old", retired_at + Duration::hours(1)).await.expect("retire again");
     let keys = store.list_signing_keys().await.expect("list");
     assert_eq!(keys[0].retired_at, Some(retired_at));
     assert_eq!(keys[1].retired_at, None);
@@ -406,65 +318,24 @@ async fn tenant_is_found_by_id_server_key_hash_and_publishable_key(store: DynSto
     let tenant = new_tenant(&store).await;
     let _other = new_tenant(&store).await;
 
+    assert_eq!(store.find_tenant(tenant.id).await.expect("find").as_ref(), Some(&tenant));
+    assert_eq!(store.find_tenant_by_server_key(&server_key_hash(&tenant)).await.expect("find").as_ref(), Some(&tenant));
     assert_eq!(
-        store.find_tenant(tenant.id).await.expect("find").as_ref(),
-        Some(&tenant)
-    );
-    assert_eq!(
-        store
-            .find_tenant_by_server_key(&server_key_hash(&tenant))
-            .await
-            .expect("find")
-            .as_ref(),
-        Some(&tenant)
-    );
-    assert_eq!(
-        store
-            .find_tenant_by_publishable_key(&tenant.publishable_key)
-            .await
-            .expect("find")
-            .as_ref(),
+        store.find_tenant_by_publishable_key(&tenant.publishable_key).await.expect("find").as_ref(),
         Some(&tenant)
     );
 
-    assert_eq!(
-        store.find_tenant(TenantId::new()).await.expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_tenant_by_server_key("skh_unknown")
-            .await
-            .expect("find"),
-        None
-    );
+    assert_eq!(store.find_tenant(TenantId::new()).await.expect("find"), None);
+    assert_eq!(store.find_tenant_by_server_key("skh_unknown").await.expect("find"), None);
     // The publishable key identifies a tenant, but it is not its server key.
-    assert_eq!(
-        store
-            .find_tenant_by_server_key(&tenant.publishable_key)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_tenant_by_publishable_key("pk_unknown")
-            .await
-            .expect("find"),
-        None
-    );
+    assert_eq!(store.find_tenant_by_server_key(&tenant.publishable_key).await.expect("find"), None);
+    assert_eq!(store.find_tenant_by_publishable_key("pk_unknown").await.expect("find"), None);
 }
 
 async fn tenants_are_listed_and_name_and_settings_updates_persist(store: DynStore) {
     let first = new_tenant(&store).await;
     let second = new_tenant(&store).await;
-    let listed: BTreeSet<TenantId> = store
-        .list_tenants()
-        .await
-        .expect("list")
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let listed: BTreeSet<TenantId> = store.list_tenants().await.expect("list").iter().map(|t| t.id).collect();
     assert_eq!(listed, BTreeSet::from([first.id, second.id]));
 
     let mut changed = first.clone();
@@ -473,10 +344,7 @@ async fn tenants_are_listed_and_name_and_settings_updates_persist(store: DynStor
     changed.settings.metadata_max_bytes = 1024;
     changed.settings.access_token_ttl_seconds = 300;
     store.update_tenant(&changed).await.expect("update tenant");
-    assert_eq!(
-        store.find_tenant(first.id).await.expect("find").as_ref(),
-        Some(&changed)
-    );
+    assert_eq!(store.find_tenant(first.id).await.expect("find").as_ref(), Some(&changed));
     assert_eq!(
         store.find_tenant(second.id).await.expect("find").as_ref(),
         Some(&second),
@@ -485,10 +353,7 @@ async fn tenants_are_listed_and_name_and_settings_updates_persist(store: DynStor
 
     let mut missing = changed.clone();
     missing.id = TenantId::new();
-    assert!(matches!(
-        store.update_tenant(&missing).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.update_tenant(&missing).await, Err(StoreError::NotFound)));
 }
 
 async fn tenant_keys_are_unique_across_tenants(store: DynStore) {
@@ -497,27 +362,13 @@ async fn tenant_keys_are_unique_across_tenants(store: DynStore) {
     let mut same_server_key = existing.clone();
     same_server_key.id = TenantId::new();
     same_server_key.publishable_key = "pk_fresh".to_owned();
-    assert_conflict(
-        store
-            .insert_tenant(&same_server_key, &server_key_hash(&existing))
-            .await,
-        constraints::TENANT_KEY,
-    );
+    assert_conflict(store.insert_tenant(&same_server_key, &server_key_hash(&existing)).await, constraints::TENANT_KEY);
 
     let mut same_publishable_key = existing.clone();
     same_publishable_key.id = TenantId::new();
-    assert_conflict(
-        store
-            .insert_tenant(&same_publishable_key, "skh_fresh")
-            .await,
-        constraints::TENANT_KEY,
-    );
+    assert_conflict(store.insert_tenant(&same_publishable_key, "skh_fresh").await, constraints::TENANT_KEY);
 
-    assert_eq!(
-        store.list_tenants().await.expect("list").len(),
-        1,
-        "neither conflicting tenant was stored"
-    );
+    assert_eq!(store.list_tenants().await.expect("list").len(), 1, "neither conflicting tenant was stored");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -545,18 +396,13 @@ async fn user_round_trips_every_field(store: DynStore) {
         bio: Some("Wrote the first program; it has a \"loop\".\nSecond line, ünïcödé.".to_owned()),
         company: Some("Analytical Engines Ltd".to_owned()),
         job_title: Some("Programmer".to_owned()),
-        avatar: Some(Avatar::Url {
-            url: "https://img.example.com/ada.png".to_owned(),
-        }),
+        avatar: Some(Avatar::Url { url: "https://img.example.com/ada.png".to_owned() }),
         phone_number: Some("+442071234567".to_owned()),
         locale: Some("en-GB".to_owned()),
         timezone: Some("Europe/London".to_owned()),
         birthdate: NaiveDate::from_ymd_opt(1815, 12, 10),
         // Binary fractions, so the comparison is exact whatever the float parser does.
-        location: Some(GeoPoint {
-            longitude: -0.125,
-            latitude: 51.5,
-        }),
+        location: Some(GeoPoint { longitude: -0.125, latitude: 51.5 }),
         is_active: true,
         is_onboarded: true,
         is_superuser: false,
@@ -610,11 +456,7 @@ async fn user_round_trips_every_field(store: DynStore) {
     anonymous.auth_provider = AuthProvider::Saml;
     for other in [&service, &anonymous] {
         insert(&store, other).await;
-        assert_eq!(
-            &find(&store, other).await,
-            other,
-            "a user without email or username round-trips too"
-        );
+        assert_eq!(&find(&store, other).await, other, "a user without email or username round-trips too");
     }
 }
 
@@ -622,10 +464,7 @@ async fn email_is_unique_per_tenant_ignoring_case(store: DynStore) {
     let tenant = new_tenant(&store).await;
     insert_person(&store, tenant.id, "ann@example.com", "ann").await;
 
-    for (i, taken) in ["ann@example.com", "ANN@Example.COM"]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, taken) in ["ann@example.com", "ANN@Example.COM"].into_iter().enumerate() {
         let duplicate = person(tenant.id, taken, &format!("ann_{i}"));
         let result = store
             .insert_user(NewUser {
@@ -636,35 +475,18 @@ async fn email_is_unique_per_tenant_ignoring_case(store: DynStore) {
             })
             .await;
         assert_conflict(result, constraints::USER_EMAIL);
-        assert_eq!(
-            store
-                .find_user(tenant.id, duplicate.id, now())
-                .await
-                .expect("find"),
-            None
-        );
+        assert_eq!(store.find_user(tenant.id, duplicate.id, now()).await.expect("find"), None);
     }
 
     // An email given in mixed case is stored lower-case, so sign-in finds it in any case and a
     // later lower-case duplicate is refused too.
     let mixed = insert_person(&store, tenant.id, "Zoe@Example.COM", "zoe").await;
-    assert_eq!(
-        find(&store, &mixed).await.primary_email.as_deref(),
-        Some("zoe@example.com")
-    );
-    let found = store
-        .find_user_credentials(tenant.id, Login::Email("ZOE@example.com"), now())
-        .await
-        .expect("find");
+    assert_eq!(find(&store, &mixed).await.primary_email.as_deref(), Some("zoe@example.com"));
+    let found = store.find_user_credentials(tenant.id, Login::Email("ZOE@example.com"), now()).await.expect("find");
     assert_eq!(found.map(|c| c.user.id), Some(mixed.id));
     let duplicate = person(tenant.id, "zoe@example.com", "zoe_2");
     let result = store
-        .insert_user(NewUser {
-            user: &duplicate,
-            password_hash: None,
-            secure_metadata: &Map::new(),
-            new_image: None,
-        })
+        .insert_user(NewUser { user: &duplicate, password_hash: None, secure_metadata: &Map::new(), new_image: None })
         .await;
     assert_conflict(result, constraints::USER_EMAIL);
 }
@@ -686,10 +508,7 @@ async fn username_is_unique_per_tenant_ignoring_case(store: DynStore) {
         assert_conflict(result, constraints::USER_USERNAME);
     }
     // The username keeps the case it was given; only its uniqueness ignores case.
-    let listed = store
-        .list_users(tenant.id, &filter(10), now())
-        .await
-        .expect("list");
+    let listed = store.list_users(tenant.id, &filter(10), now()).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].username.as_deref(), Some("Bob"));
 }
@@ -710,21 +529,11 @@ async fn update_to_a_taken_email_or_username_is_a_conflict_and_changes_nothing(s
 
     let mut next = next_version(&user);
     next.primary_email = Some("TAKEN@example.com".to_owned());
-    assert_conflict(
-        store
-            .update_user(UserWrite::new(&next, user.version, now()))
-            .await,
-        constraints::USER_EMAIL,
-    );
+    assert_conflict(store.update_user(UserWrite::new(&next, user.version, now())).await, constraints::USER_EMAIL);
 
     let mut next = next_version(&user);
     next.username = Some("Taken".to_owned());
-    assert_conflict(
-        store
-            .update_user(UserWrite::new(&next, user.version, now()))
-            .await,
-        constraints::USER_USERNAME,
-    );
+    assert_conflict(store.update_user(UserWrite::new(&next, user.version, now())).await, constraints::USER_USERNAME);
 
     assert_eq!(find(&store, &user).await, user);
 }
@@ -742,34 +551,10 @@ async fn find_user_of_another_tenant_returns_none(store: DynStore) {
         .expect("set a password");
     let session = start_session(&store, &user, "dee-refresh").await;
 
-    assert_eq!(
-        store
-            .find_user(elsewhere.id, user.id, now())
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_user_for_session(elsewhere.id, user.id, session.id, now())
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_password_hash(elsewhere.id, user.id)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_secure_metadata(elsewhere.id, user.id)
-            .await
-            .expect("find"),
-        None
-    );
+    assert_eq!(store.find_user(elsewhere.id, user.id, now()).await.expect("find"), None);
+    assert_eq!(store.find_user_for_session(elsewhere.id, user.id, session.id, now()).await.expect("find"), None);
+    assert_eq!(store.find_password_hash(elsewhere.id, user.id).await.expect("find"), None);
+    assert_eq!(store.find_secure_metadata(elsewhere.id, user.id).await.expect("find"), None);
     assert!(
         store
             .find_user_credentials(elsewhere.id, Login::Email("dee@example.com"), now())
@@ -777,40 +562,11 @@ async fn find_user_of_another_tenant_returns_none(store: DynStore) {
             .expect("find")
             .is_none()
     );
-    assert!(
-        store
-            .list_users(elsewhere.id, &filter(10), now())
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_sessions(elsewhere.id, user.id, now())
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert!(
-        !store
-            .revoke_session(elsewhere.id, user.id, session.id, now())
-            .await
-            .expect("revoke")
-    );
-    assert!(
-        !store
-            .delete_user(elsewhere.id, user.id)
-            .await
-            .expect("delete")
-    );
-    assert!(
-        store
-            .find_user(home.id, user.id, now())
-            .await
-            .expect("find")
-            .is_some(),
-        "the user survived"
-    );
+    assert!(store.list_users(elsewhere.id, &filter(10), now()).await.expect("list").is_empty());
+    assert!(store.list_sessions(elsewhere.id, user.id, now()).await.expect("list").is_empty());
+    assert!(!store.revoke_session(elsewhere.id, user.id, session.id, now()).await.expect("revoke"));
+    assert!(!store.delete_user(elsewhere.id, user.id).await.expect("delete"));
+    assert!(store.find_user(home.id, user.id, now()).await.expect("find").is_some(), "the user survived");
 }
 
 async fn update_with_expected_version_succeeds(store: DynStore) {
@@ -834,11 +590,7 @@ async fn update_with_expected_version_succeeds(store: DynStore) {
     third.deletion_due_at = None;
     third.profile.bio = None;
     update(&store, &third, next.version).await;
-    assert_eq!(
-        find(&store, &user).await,
-        third,
-        "fields can be cleared again"
-    );
+    assert_eq!(find(&store, &user).await, third, "fields can be cleared again");
 }
 
 async fn update_with_stale_version_is_rejected_and_changes_nothing(store: DynStore) {
@@ -858,43 +610,20 @@ async fn update_with_stale_version_is_rejected_and_changes_nothing(store: DynSto
         revoke_sessions: Some(RevokeSessions { except: None }),
         ..UserWrite::new(&loser, user.version, now())
     };
-    assert!(matches!(
-        store.update_user(write).await,
-        Err(StoreError::Stale)
-    ));
+    assert!(matches!(store.update_user(write).await, Err(StoreError::Stale)));
 
     let mut expected = winner.clone();
     expected.active_sessions = 1;
     assert_eq!(find(&store, &user).await, expected);
-    assert_eq!(
-        store
-            .find_password_hash(tenant.id, user.id)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_secure_metadata(tenant.id, user.id)
-            .await
-            .expect("find"),
-        Some(Map::new())
-    );
-    assert!(
-        store
-            .find_user_for_session(tenant.id, user.id, session.id, now())
-            .await
-            .expect("find")
-            .is_some()
-    );
+    assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("find"), None);
+    assert_eq!(store.find_secure_metadata(tenant.id, user.id).await.expect("find"), Some(Map::new()));
+    assert!(store.find_user_for_session(tenant.id, user.id, session.id, now()).await.expect("find").is_some());
 
     // A version from the future is just as stale.
     let mut ahead = next_version(&winner);
     ahead.version += 5;
     assert!(matches!(
-        store
-            .update_user(UserWrite::new(&ahead, winner.version + 5, now()))
-            .await,
+        store.update_user(UserWrite::new(&ahead, winner.version + 5, now())).await,
         Err(StoreError::Stale)
     ));
 }
@@ -903,9 +632,7 @@ async fn update_of_a_missing_user_is_not_found(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let ghost = person(tenant.id, "ghost@example.com", "ghost");
     assert!(matches!(
-        store
-            .update_user(UserWrite::new(&next_version(&ghost), ghost.version, now()))
-            .await,
+        store.update_user(UserWrite::new(&next_version(&ghost), ghost.version, now())).await,
         Err(StoreError::NotFound)
     ));
 
@@ -914,27 +641,17 @@ async fn update_of_a_missing_user_is_not_found(store: DynStore) {
     let user = insert_person(&store, tenant.id, "gus@example.com", "gus").await;
     let mut moved = next_version(&user);
     moved.tenant_id = other.id;
-    assert!(matches!(
-        store
-            .update_user(UserWrite::new(&moved, user.version, now()))
-            .await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.update_user(UserWrite::new(&moved, user.version, now())).await, Err(StoreError::NotFound)));
     assert_eq!(find(&store, &user).await, user);
 }
 
-async fn update_requiring_membership_of_a_team_the_user_is_not_in_is_a_conflict_and_writes_nothing(
-    store: DynStore,
-) {
+async fn update_requiring_membership_of_a_team_the_user_is_not_in_is_a_conflict_and_writes_nothing(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "hal@example.com", "hal").await;
     let session = start_session(&store, &user, "hal-refresh").await;
     let team = new_team(&store, tenant.id, "Not Hal's").await;
     let colleague = insert_person(&store, tenant.id, "ida@example.com", "ida").await;
-    store
-        .add_member(tenant.id, team.id, colleague.id, now())
-        .await
-        .expect("add someone else");
+    store.add_member(tenant.id, team.id, colleague.id, now()).await.expect("add someone else");
 
     let mut next = next_version(&user);
     next.profile.selected_team_id = Some(team.id);
@@ -944,11 +661,7 @@ async fn update_requiring_membership_of_a_team_the_user_is_not_in_is_a_conflict_
         require_membership: Some(team.id),
         password_hash: Some("must-not-be-written"),
         secure_metadata: Some(&must_not_be_written),
-        new_image: Some(ImageBlob {
-            hash: "hal-image",
-            content_type: "image/png",
-            bytes: b"png",
-        }),
+        new_image: Some(ImageBlob { hash: "hal-image", content_type: "image/png", bytes: b"png" }),
         revoke_sessions: Some(RevokeSessions { except: None }),
         ..UserWrite::new(&next, user.version, now())
     };
@@ -956,57 +669,26 @@ async fn update_requiring_membership_of_a_team_the_user_is_not_in_is_a_conflict_
 
     let mut expected = user.clone();
     expected.active_sessions = 1;
-    assert_eq!(
-        find(&store, &user).await,
-        expected,
-        "nothing of the write was applied"
-    );
-    assert_eq!(
-        store
-            .find_secure_metadata(tenant.id, user.id)
-            .await
-            .expect("find"),
-        Some(Map::new())
-    );
-    assert_eq!(
-        store
-            .find_password_hash(tenant.id, user.id)
-            .await
-            .expect("find"),
-        None
-    );
+    assert_eq!(find(&store, &user).await, expected, "nothing of the write was applied");
+    assert_eq!(store.find_secure_metadata(tenant.id, user.id).await.expect("find"), Some(Map::new()));
+    assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("find"), None);
     assert_eq!(store.find_image("hal-image").await.expect("find"), None);
-    assert!(
-        store
-            .find_user_for_session(tenant.id, user.id, session.id, now())
-            .await
-            .expect("find")
-            .is_some()
-    );
+    assert!(store.find_user_for_session(tenant.id, user.id, session.id, now()).await.expect("find").is_some());
 }
 
 async fn update_requiring_membership_of_a_team_the_user_is_in_succeeds(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "jo@example.com", "jo").await;
     let team = new_team(&store, tenant.id, "Jo's").await;
-    store
-        .add_member(tenant.id, team.id, user.id, now())
-        .await
-        .expect("add member");
+    store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
 
     let mut next = next_version(&user);
     next.profile.selected_team_id = Some(team.id);
     store
-        .update_user(UserWrite {
-            require_membership: Some(team.id),
-            ..UserWrite::new(&next, user.version, now())
-        })
+        .update_user(UserWrite { require_membership: Some(team.id), ..UserWrite::new(&next, user.version, now()) })
         .await
         .expect("select a team the user belongs to");
-    assert_eq!(
-        find(&store, &user).await.profile.selected_team_id,
-        Some(team.id)
-    );
+    assert_eq!(find(&store, &user).await.profile.selected_team_id, Some(team.id));
 }
 
 async fn secure_metadata_is_readable_only_through_find_secure_metadata(store: DynStore) {
@@ -1014,69 +696,33 @@ async fn secure_metadata_is_readable_only_through_find_secure_metadata(store: Dy
     let user = person(tenant.id, "kim@example.com", "kim");
     let secret = object(json!({"api_token": "s3cret", "nested": {"n": 1}}));
     store
-        .insert_user(NewUser {
-            user: &user,
-            password_hash: None,
-            secure_metadata: &secret,
-            new_image: None,
-        })
+        .insert_user(NewUser { user: &user, password_hash: None, secure_metadata: &secret, new_image: None })
         .await
         .expect("insert user");
 
-    assert_eq!(
-        store
-            .find_secure_metadata(tenant.id, user.id)
-            .await
-            .expect("find"),
-        Some(secret.clone())
-    );
+    assert_eq!(store.find_secure_metadata(tenant.id, user.id).await.expect("find"), Some(secret.clone()));
     // No read that serves a response carries it.
     let found = find(&store, &user).await;
     let readable = serde_json::to_string(&(&found.profile, &found.metadata)).expect("serialise");
-    assert!(
-        !readable.contains("s3cret"),
-        "secure metadata leaked into the user: {readable}"
-    );
-    let listed = store
-        .list_users(tenant.id, &filter(10), now())
-        .await
-        .expect("list");
-    let readable =
-        serde_json::to_string(&(&listed[0].profile, &listed[0].metadata)).expect("serialise");
-    assert!(
-        !readable.contains("s3cret"),
-        "secure metadata leaked into the listing: {readable}"
-    );
+    assert!(!readable.contains("s3cret"), "secure metadata leaked into the user: {readable}");
+    let listed = store.list_users(tenant.id, &filter(10), now()).await.expect("list");
+    let readable = serde_json::to_string(&(&listed[0].profile, &listed[0].metadata)).expect("serialise");
+    assert!(!readable.contains("s3cret"), "secure metadata leaked into the listing: {readable}");
 
     // A write without secure metadata keeps it ...
     let mut next = next_version(&user);
     next.metadata.server = object(json!({"visible": true}));
     update(&store, &next, user.version).await;
-    assert_eq!(
-        store
-            .find_secure_metadata(tenant.id, user.id)
-            .await
-            .expect("find"),
-        Some(secret)
-    );
+    assert_eq!(store.find_secure_metadata(tenant.id, user.id).await.expect("find"), Some(secret));
 
     // ... and a write with it replaces it whole.
     let replaced = object(json!({"rotated": "t2"}));
     let third = next_version(&next);
     store
-        .update_user(UserWrite {
-            secure_metadata: Some(&replaced),
-            ..UserWrite::new(&third, next.version, now())
-        })
+        .update_user(UserWrite { secure_metadata: Some(&replaced), ..UserWrite::new(&third, next.version, now()) })
         .await
         .expect("update secure metadata");
-    assert_eq!(
-        store
-            .find_secure_metadata(tenant.id, user.id)
-            .await
-            .expect("find"),
-        Some(replaced)
-    );
+    assert_eq!(store.find_secure_metadata(tenant.id, user.id).await.expect("find"), Some(replaced));
     assert_eq!(find(&store, &user).await, third);
 }
 
@@ -1084,63 +730,29 @@ async fn password_hash_is_set_by_a_write_and_kept_when_a_write_has_none(store: D
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "lee@example.com", "lee").await;
     assert!(!find(&store, &user).await.has_password);
-    assert_eq!(
-        store
-            .find_password_hash(tenant.id, user.id)
-            .await
-            .expect("find"),
-        None
-    );
+    assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("find"), None);
 
     let mut with_password = next_version(&user);
     with_password.has_password = true;
     store
-        .update_user(UserWrite {
-            password_hash: Some("hash-1"),
-            ..UserWrite::new(&with_password, user.version, now())
-        })
+        .update_user(UserWrite { password_hash: Some("hash-1"), ..UserWrite::new(&with_password, user.version, now()) })
         .await
         .expect("set password");
-    assert_eq!(
-        store
-            .find_password_hash(tenant.id, user.id)
-            .await
-            .expect("find")
-            .as_deref(),
-        Some("hash-1")
-    );
+    assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("find").as_deref(), Some("hash-1"));
     assert!(find(&store, &user).await.has_password);
 
     let mut renamed = next_version(&with_password);
     renamed.profile.display_name = Some("Lee".to_owned());
     update(&store, &renamed, with_password.version).await;
-    assert_eq!(
-        store
-            .find_password_hash(tenant.id, user.id)
-            .await
-            .expect("find")
-            .as_deref(),
-        Some("hash-1"),
-        "kept"
-    );
+    assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("find").as_deref(), Some("hash-1"), "kept");
     assert_eq!(find(&store, &user).await, renamed);
 
     let changed = next_version(&renamed);
     store
-        .update_user(UserWrite {
-            password_hash: Some("hash-2"),
-            ..UserWrite::new(&changed, renamed.version, now())
-        })
+        .update_user(UserWrite { password_hash: Some("hash-2"), ..UserWrite::new(&changed, renamed.version, now()) })
         .await
         .expect("change password");
-    assert_eq!(
-        store
-            .find_password_hash(tenant.id, user.id)
-            .await
-            .expect("find")
-            .as_deref(),
-        Some("hash-2")
-    );
+    assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("find").as_deref(), Some("hash-2"));
 }
 
 async fn credentials_are_found_by_email_or_username_ignoring_case(store: DynStore) {
@@ -1166,17 +778,9 @@ async fn credentials_are_found_by_email_or_username_ignoring_case(store: DynStor
         Login::Username("maxpower"),
         Login::Username("MAXPOWER"),
     ] {
-        let found = store
-            .find_user_credentials(tenant.id, login, now())
-            .await
-            .expect("find")
-            .expect("found");
+        let found = store.find_user_credentials(tenant.id, login, now()).await.expect("find").expect("found");
         assert_eq!(found.user, expected, "{login:?}");
-        assert_eq!(
-            found.password_hash.as_deref(),
-            Some("max-hash"),
-            "{login:?}"
-        );
+        assert_eq!(found.password_hash.as_deref(), Some("max-hash"), "{login:?}");
     }
     assert!(
         store
@@ -1201,39 +805,11 @@ async fn delete_user_removes_the_user_and_reports_whether_it_existed(store: DynS
     let session = start_session(&store, &user, "ned-refresh").await;
 
     assert!(store.delete_user(tenant.id, user.id).await.expect("delete"));
-    assert!(
-        !store
-            .delete_user(tenant.id, user.id)
-            .await
-            .expect("delete again")
-    );
-    assert_eq!(
-        store
-            .find_user(tenant.id, user.id, now())
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_session_by_refresh("ned-refresh", now())
-            .await
-            .expect("find"),
-        None
-    );
-    assert!(
-        store
-            .list_sessions(tenant.id, user.id, now())
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert!(
-        !store
-            .revoke_session(tenant.id, user.id, session.id, now())
-            .await
-            .expect("revoke")
-    );
+    assert!(!store.delete_user(tenant.id, user.id).await.expect("delete again"));
+    assert_eq!(store.find_user(tenant.id, user.id, now()).await.expect("find"), None);
+    assert_eq!(store.find_session_by_refresh("ned-refresh", now()).await.expect("find"), None);
+    assert!(store.list_sessions(tenant.id, user.id, now()).await.expect("list").is_empty());
+    assert!(!store.revoke_session(tenant.id, user.id, session.id, now()).await.expect("revoke"));
     assert_eq!(find(&store, &keep).await, keep);
     // The email and username are free again.
     insert_person(&store, tenant.id, "ned@example.com", "ned").await;
@@ -1264,147 +840,56 @@ async fn live_sessions_are_listed_newest_first_and_counted_on_the_user(store: Dy
         (&revoked, "h-revoked"),
         (&others, "h-other"),
     ] {
-        store
-            .insert_session(session, hash)
-            .await
-            .expect("insert session");
+        store.insert_session(session, hash).await.expect("insert session");
     }
 
-    let listed = store
-        .list_sessions(tenant.id, user.id, t0)
-        .await
-        .expect("list");
+    let listed = store.list_sessions(tenant.id, user.id, t0).await.expect("list");
     assert_eq!(listed, vec![newer.clone(), older.clone()]);
-    assert_eq!(
-        store
-            .find_user(tenant.id, user.id, t0)
-            .await
-            .expect("find")
-            .expect("found")
-            .active_sessions,
-        2
-    );
-    assert_eq!(
-        store
-            .find_user(tenant.id, other.id, t0)
-            .await
-            .expect("find")
-            .expect("found")
-            .active_sessions,
-        1
-    );
+    assert_eq!(store.find_user(tenant.id, user.id, t0).await.expect("find").expect("found").active_sessions, 2);
+    assert_eq!(store.find_user(tenant.id, other.id, t0).await.expect("find").expect("found").active_sessions, 1);
 
     // Counted at the `now` given: a day later both have expired.
     let later = t0 + Duration::days(1);
-    assert!(
-        store
-            .list_sessions(tenant.id, user.id, later)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .find_user(tenant.id, user.id, later)
-            .await
-            .expect("find")
-            .expect("found")
-            .active_sessions,
-        0
-    );
+    assert!(store.list_sessions(tenant.id, user.id, later).await.expect("list").is_empty());
+    assert_eq!(store.find_user(tenant.id, user.id, later).await.expect("find").expect("found").active_sessions, 0);
 }
 
-async fn find_user_for_session_returns_none_after_revocation_expiry_or_for_anothers_session(
-    store: DynStore,
-) {
+async fn find_user_for_session_returns_none_after_revocation_expiry_or_for_anothers_session(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "rae@example.com", "rae").await;
     let other = insert_person(&store, tenant.id, "sid@example.com", "sid").await;
     let t0 = now();
     let session = session_for(&user, t0, Duration::hours(1));
-    store
-        .insert_session(&session, "rae-refresh")
-        .await
-        .expect("insert session");
+    store.insert_session(&session, "rae-refresh").await.expect("insert session");
     let others = start_session(&store, &other, "sid-refresh").await;
 
-    let found = store
-        .find_user_for_session(tenant.id, user.id, session.id, t0)
-        .await
-        .expect("find")
-        .expect("live session");
+    let found =
+        store.find_user_for_session(tenant.id, user.id, session.id, t0).await.expect("find").expect("live session");
     let mut expected = user.clone();
     expected.active_sessions = 1;
     assert_eq!(found, expected);
 
     // Expiry is exclusive and measured at the `now` passed in.
     let just_before = session.expires_at - Duration::milliseconds(1);
-    assert!(
-        store
-            .find_user_for_session(tenant.id, user.id, session.id, just_before)
-            .await
-            .expect("find")
-            .is_some()
-    );
+    assert!(store.find_user_for_session(tenant.id, user.id, session.id, just_before).await.expect("find").is_some());
     assert_eq!(
-        store
-            .find_user_for_session(tenant.id, user.id, session.id, session.expires_at)
-            .await
-            .expect("find"),
+        store.find_user_for_session(tenant.id, user.id, session.id, session.expires_at).await.expect("find"),
         None
     );
 
     // A session of someone else, or one that does not exist, does not authenticate this user.
-    assert_eq!(
-        store
-            .find_user_for_session(tenant.id, user.id, others.id, t0)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_user_for_session(tenant.id, user.id, SessionId::new(), t0)
-            .await
-            .expect("find"),
-        None
-    );
+    assert_eq!(store.find_user_for_session(tenant.id, user.id, others.id, t0).await.expect("find"), None);
+    assert_eq!(store.find_user_for_session(tenant.id, user.id, SessionId::new(), t0).await.expect("find"), None);
 
+    assert!(store.revoke_session(tenant.id, user.id, session.id, t0).await.expect("revoke"));
+    assert!(!store.revoke_session(tenant.id, user.id, session.id, t0).await.expect("revoke again"), "already revoked");
+    assert_eq!(store.find_user_for_session(tenant.id, user.id, session.id, t0).await.expect("find"), None);
     assert!(
-        store
-            .revoke_session(tenant.id, user.id, session.id, t0)
-            .await
-            .expect("revoke")
-    );
-    assert!(
-        !store
-            .revoke_session(tenant.id, user.id, session.id, t0)
-            .await
-            .expect("revoke again"),
-        "already revoked"
-    );
-    assert_eq!(
-        store
-            .find_user_for_session(tenant.id, user.id, session.id, t0)
-            .await
-            .expect("find"),
-        None
-    );
-    assert!(
-        store
-            .find_user_for_session(tenant.id, other.id, others.id, t0)
-            .await
-            .expect("find")
-            .is_some(),
+        store.find_user_for_session(tenant.id, other.id, others.id, t0).await.expect("find").is_some(),
         "others unaffected"
     );
     // Revoking through the wrong user does nothing.
-    assert!(
-        !store
-            .revoke_session(tenant.id, user.id, others.id, t0)
-            .await
-            .expect("revoke")
-    );
+    assert!(!store.revoke_session(tenant.id, user.id, others.id, t0).await.expect("revoke"));
 }
 
 async fn user_write_revoking_sessions_keeps_only_the_excepted_one(store: DynStore) {
@@ -1420,45 +905,20 @@ async fn user_write_revoking_sessions_keeps_only_the_excepted_one(store: DynStor
     next.has_password = true;
     let write = UserWrite {
         password_hash: Some("new-hash"),
-        revoke_sessions: Some(RevokeSessions {
-            except: Some(keep.id),
-        }),
+        revoke_sessions: Some(RevokeSessions { except: Some(keep.id) }),
         ..UserWrite::new(&next, user.version, now())
     };
     store.update_user(write).await.expect("change password");
 
     let t = now();
-    let live: Vec<SessionId> = store
-        .list_sessions(tenant.id, user.id, t)
-        .await
-        .expect("list")
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let live: Vec<SessionId> =
+        store.list_sessions(tenant.id, user.id, t).await.expect("list").iter().map(|s| s.id).collect();
     assert_eq!(live, vec![keep.id]);
     for gone in [&drop_a, &drop_b] {
-        assert_eq!(
-            store
-                .find_user_for_session(tenant.id, user.id, gone.id, t)
-                .await
-                .expect("find"),
-            None
-        );
+        assert_eq!(store.find_user_for_session(tenant.id, user.id, gone.id, t).await.expect("find"), None);
     }
-    assert!(
-        store
-            .find_user_for_session(tenant.id, user.id, keep.id, t)
-            .await
-            .expect("find")
-            .is_some()
-    );
-    assert!(
-        store
-            .find_user_for_session(tenant.id, bystander.id, theirs.id, t)
-            .await
-            .expect("find")
-            .is_some()
-    );
+    assert!(store.find_user_for_session(tenant.id, user.id, keep.id, t).await.expect("find").is_some());
+    assert!(store.find_user_for_session(tenant.id, bystander.id, theirs.id, t).await.expect("find").is_some());
     assert_eq!(find(&store, &user).await.active_sessions, 1);
 
     // Without an exception every session of the user ends.
@@ -1470,21 +930,8 @@ async fn user_write_revoking_sessions_keeps_only_the_excepted_one(store: DynStor
         })
         .await
         .expect("revoke all");
-    assert!(
-        store
-            .list_sessions(tenant.id, user.id, now())
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .list_sessions(tenant.id, bystander.id, now())
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert!(store.list_sessions(tenant.id, user.id, now()).await.expect("list").is_empty());
+    assert_eq!(store.list_sessions(tenant.id, bystander.id, now()).await.expect("list").len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1497,74 +944,23 @@ async fn refresh_token_rotates_once_and_its_reuse_revokes_the_session(store: Dyn
     let session = start_session(&store, &user, "rt-1").await;
 
     let t1 = now() + Duration::minutes(1);
-    let after = rotated(
-        store
-            .rotate_refresh_token("rt-1", "rt-2", t1)
-            .await
-            .expect("rotate"),
-    );
+    let after = rotated(store.rotate_refresh_token("rt-1", "rt-2", t1).await.expect("rotate"));
     assert_eq!(after.id, session.id);
     assert_eq!(after.last_refreshed_at, t1);
-    assert_eq!(
-        store
-            .find_session_by_refresh("rt-2", t1)
-            .await
-            .expect("find")
-            .map(|s| s.last_refreshed_at),
-        Some(t1)
-    );
+    assert_eq!(store.find_session_by_refresh("rt-2", t1).await.expect("find").map(|s| s.last_refreshed_at), Some(t1));
 
     // The next token rotates in turn.
     let t2 = t1 + Duration::minutes(1);
-    assert_eq!(
-        rotated(
-            store
-                .rotate_refresh_token("rt-2", "rt-3", t2)
-                .await
-                .expect("rotate")
-        )
-        .id,
-        session.id
-    );
+    assert_eq!(rotated(store.rotate_refresh_token("rt-2", "rt-3", t2).await.expect("rotate")).id, session.id);
 
     // Presenting a used token again is reuse: the whole session ends.
     let t3 = t2 + Duration::minutes(1);
-    assert!(matches!(
-        store
-            .rotate_refresh_token("rt-1", "rt-x", t3)
-            .await
-            .expect("rotate"),
-        Rotation::Reused
-    ));
-    assert_eq!(
-        store
-            .find_user_for_session(tenant.id, user.id, session.id, t3)
-            .await
-            .expect("find"),
-        None
-    );
-    assert!(
-        store
-            .list_sessions(tenant.id, user.id, t3)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .find_session_by_refresh("rt-3", t3)
-            .await
-            .expect("find"),
-        None
-    );
+    assert!(matches!(store.rotate_refresh_token("rt-1", "rt-x", t3).await.expect("rotate"), Rotation::Reused));
+    assert_eq!(store.find_user_for_session(tenant.id, user.id, session.id, t3).await.expect("find"), None);
+    assert!(store.list_sessions(tenant.id, user.id, t3).await.expect("list").is_empty());
+    assert_eq!(store.find_session_by_refresh("rt-3", t3).await.expect("find"), None);
     // Even the session's current token no longer rotates.
-    assert!(matches!(
-        store
-            .rotate_refresh_token("rt-3", "rt-4", t3)
-            .await
-            .expect("rotate"),
-        Rotation::Invalid
-    ));
+    assert!(matches!(store.rotate_refresh_token("rt-3", "rt-4", t3).await.expect("rotate"), Rotation::Invalid));
 }
 
 async fn unknown_refresh_token_is_invalid_and_changes_nothing(store: DynStore) {
@@ -1573,56 +969,25 @@ async fn unknown_refresh_token_is_invalid_and_changes_nothing(store: DynStore) {
     let session = start_session(&store, &user, "wes-refresh").await;
 
     assert!(matches!(
-        store
-            .rotate_refresh_token("no-such-token", "next", now())
-            .await
-            .expect("rotate"),
+        store.rotate_refresh_token("no-such-token", "next", now()).await.expect("rotate"),
         Rotation::Invalid
     ));
-    assert_eq!(
-        store
-            .find_session_by_refresh("no-such-token", now())
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_session_by_refresh("next", now())
-            .await
-            .expect("find"),
-        None,
-        "no token was issued"
-    );
-    assert_eq!(
-        store
-            .list_sessions(tenant.id, user.id, now())
-            .await
-            .expect("list"),
-        vec![session]
-    );
+    assert_eq!(store.find_session_by_refresh("no-such-token", now()).await.expect("find"), None);
+    assert_eq!(store.find_session_by_refresh("next", now()).await.expect("find"), None, "no token was issued");
+    assert_eq!(store.list_sessions(tenant.id, user.id, now()).await.expect("list"), vec![session]);
 }
 
 async fn refresh_token_of_an_expired_session_is_invalid(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "xia@example.com", "xia").await;
     let session = session_for(&user, now(), Duration::hours(1));
-    store
-        .insert_session(&session, "xia-refresh")
-        .await
-        .expect("insert session");
+    store.insert_session(&session, "xia-refresh").await.expect("insert session");
     assert!(matches!(
-        store
-            .rotate_refresh_token("xia-refresh", "next", session.expires_at)
-            .await
-            .expect("rotate"),
+        store.rotate_refresh_token("xia-refresh", "next", session.expires_at).await.expect("rotate"),
         Rotation::Invalid
     ));
     assert_eq!(
-        store
-            .find_session_by_refresh("next", session.created_at)
-            .await
-            .expect("find"),
+        store.find_session_by_refresh("next", session.created_at).await.expect("find"),
         None,
         "no token was issued"
     );
@@ -1632,52 +997,21 @@ async fn find_session_by_refresh_finds_the_live_session_without_using_the_token(
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "yan@example.com", "yan").await;
     let session = session_for(&user, now(), Duration::hours(1));
-    store
-        .insert_session(&session, "yan-refresh")
-        .await
-        .expect("insert session");
+    store.insert_session(&session, "yan-refresh").await.expect("insert session");
 
     for _ in 0..2 {
         assert_eq!(
-            store
-                .find_session_by_refresh("yan-refresh", session.created_at)
-                .await
-                .expect("find")
-                .as_ref(),
+            store.find_session_by_refresh("yan-refresh", session.created_at).await.expect("find").as_ref(),
             Some(&session)
         );
     }
-    assert_eq!(
-        store
-            .find_session_by_refresh("yan-refresh", session.expires_at)
-            .await
-            .expect("find"),
-        None,
-        "expired"
-    );
+    assert_eq!(store.find_session_by_refresh("yan-refresh", session.expires_at).await.expect("find"), None, "expired");
     // Looking the token up did not use it.
     let t1 = session.created_at + Duration::minutes(1);
-    rotated(
-        store
-            .rotate_refresh_token("yan-refresh", "yan-2", t1)
-            .await
-            .expect("rotate"),
-    );
+    rotated(store.rotate_refresh_token("yan-refresh", "yan-2", t1).await.expect("rotate"));
 
-    assert!(
-        store
-            .revoke_session(tenant.id, user.id, session.id, t1)
-            .await
-            .expect("revoke")
-    );
-    assert_eq!(
-        store
-            .find_session_by_refresh("yan-2", t1)
-            .await
-            .expect("find"),
-        None,
-        "revoked"
-    );
+    assert!(store.revoke_session(tenant.id, user.id, session.id, t1).await.expect("revoke"));
+    assert_eq!(store.find_session_by_refresh("yan-2", t1).await.expect("find"), None, "revoked");
 }
 
 async fn concurrent_rotations_of_one_token_rotate_exactly_once(store: DynStore) {
@@ -1689,28 +1023,14 @@ async fn concurrent_rotations_of_one_token_rotate_exactly_once(store: DynStore) 
         let session = start_session(&store, &user, &old).await;
         let (new_a, new_b) = (format!("{old}-a"), format!("{old}-b"));
         let t = now();
-        let (a, b) = tokio::join!(
-            store.rotate_refresh_token(&old, &new_a, t),
-            store.rotate_refresh_token(&old, &new_b, t)
-        );
+        let (a, b) =
+            tokio::join!(store.rotate_refresh_token(&old, &new_a, t), store.rotate_refresh_token(&old, &new_b, t));
         let outcomes = [a.expect("rotate a"), b.expect("rotate b")];
-        let winners = outcomes
-            .iter()
-            .filter(|o| matches!(o, Rotation::Rotated(_)))
-            .count();
-        let reused = outcomes
-            .iter()
-            .filter(|o| matches!(o, Rotation::Reused))
-            .count();
+        let winners = outcomes.iter().filter(|o| matches!(o, Rotation::Rotated(_))).count();
+        let reused = outcomes.iter().filter(|o| matches!(o, Rotation::Reused)).count();
         assert_eq!((winners, reused), (1, 1), "round {round}: {outcomes:?}");
         // The loser is a reuse, so the session it belonged to is revoked.
-        assert_eq!(
-            store
-                .find_user_for_session(tenant.id, user.id, session.id, t)
-                .await
-                .expect("find"),
-            None
-        );
+        assert_eq!(store.find_user_for_session(tenant.id, user.id, session.id, t).await.expect("find"), None);
     }
 }
 
@@ -1719,10 +1039,7 @@ async fn concurrent_rotations_of_one_token_rotate_exactly_once(store: DynStore) 
 // ---------------------------------------------------------------------------------------------
 
 fn stored_avatar(hash: &str) -> Option<Avatar> {
-    Some(Avatar::Stored {
-        hash: hash.to_owned(),
-        kind: ImageKind::Png,
-    })
+    Some(Avatar::Stored { hash: hash.to_owned(), kind: ImageKind::Png })
 }
 
 async fn images_are_stored_content_addressed_with_the_user_write(store: DynStore) {
@@ -1736,18 +1053,11 @@ async fn images_are_stored_content_addressed_with_the_user_write(store: DynStore
             user: &first,
             password_hash: None,
             secure_metadata: &Map::new(),
-            new_image: Some(ImageBlob {
-                hash: "sha256-one",
-                content_type: "image/png",
-                bytes: png,
-            }),
+            new_image: Some(ImageBlob { hash: "sha256-one", content_type: "image/png", bytes: png }),
         })
         .await
         .expect("insert user with image");
-    assert_eq!(
-        store.find_image("sha256-one").await.expect("find"),
-        Some(("image/png".to_owned(), png.to_vec()))
-    );
+    assert_eq!(store.find_image("sha256-one").await.expect("find"), Some(("image/png".to_owned(), png.to_vec())));
     assert_eq!(find(&store, &first).await, first);
 
     // The same content stored again by another user is the same image, not a conflict.
@@ -1758,11 +1068,7 @@ async fn images_are_stored_content_addressed_with_the_user_write(store: DynStore
             user: &second,
             password_hash: None,
             secure_metadata: &Map::new(),
-            new_image: Some(ImageBlob {
-                hash: "sha256-one",
-                content_type: "image/png",
-                bytes: png,
-            }),
+            new_image: Some(ImageBlob { hash: "sha256-one", content_type: "image/png", bytes: png }),
         })
         .await
         .expect("insert user with the same image");
@@ -1772,11 +1078,7 @@ async fn images_are_stored_content_addressed_with_the_user_write(store: DynStore
     next.profile.avatar = stored_avatar("sha256-two");
     store
         .update_user(UserWrite {
-            new_image: Some(ImageBlob {
-                hash: "sha256-two",
-                content_type: "image/webp",
-                bytes: b"RIFF-webp",
-            }),
+            new_image: Some(ImageBlob { hash: "sha256-two", content_type: "image/webp", bytes: b"RIFF-webp" }),
             ..UserWrite::new(&next, second.version, now())
         })
         .await
@@ -1786,19 +1088,12 @@ async fn images_are_stored_content_addressed_with_the_user_write(store: DynStore
         Some(("image/webp".to_owned(), b"RIFF-webp".to_vec()))
     );
     assert_eq!(find(&store, &second).await, next);
-    assert_eq!(
-        store.find_image("sha256-missing").await.expect("find"),
-        None
-    );
+    assert_eq!(store.find_image("sha256-missing").await.expect("find"), None);
 }
 
 async fn delete_unreferenced_images_removes_only_images_no_user_refers_to(store: DynStore) {
     let tenant = new_tenant(&store).await;
-    let blob = |hash| ImageBlob {
-        hash,
-        content_type: "image/png",
-        bytes: b"png",
-    };
+    let blob = |hash| ImageBlob { hash, content_type: "image/png", bytes: b"png" };
 
     let mut shared_a = person(tenant.id, "cal@example.com", "cal");
     shared_a.profile.avatar = stored_avatar("shared");
@@ -1806,11 +1101,7 @@ async fn delete_unreferenced_images_removes_only_images_no_user_refers_to(store:
     shared_b.profile.avatar = stored_avatar("shared");
     let mut changing = person(tenant.id, "eli@example.com", "eli");
     changing.profile.avatar = stored_avatar("old");
-    for (user, hash) in [
-        (&shared_a, "shared"),
-        (&shared_b, "shared"),
-        (&changing, "old"),
-    ] {
+    for (user, hash) in [(&shared_a, "shared"), (&shared_b, "shared"), (&changing, "old")] {
         store
             .insert_user(NewUser {
                 user,
@@ -1824,51 +1115,22 @@ async fn delete_unreferenced_images_removes_only_images_no_user_refers_to(store:
     let mut next = next_version(&changing);
     next.profile.avatar = stored_avatar("new");
     store
-        .update_user(UserWrite {
-            new_image: Some(blob("new")),
-            ..UserWrite::new(&next, changing.version, now())
-        })
+        .update_user(UserWrite { new_image: Some(blob("new")), ..UserWrite::new(&next, changing.version, now()) })
         .await
         .expect("replace avatar");
-    assert!(
-        store
-            .delete_user(tenant.id, shared_a.id)
-            .await
-            .expect("delete one of two users sharing an image")
-    );
+    assert!(store.delete_user(tenant.id, shared_a.id).await.expect("delete one of two users sharing an image"));
 
-    assert_eq!(
-        store.delete_unreferenced_images().await.expect("collect"),
-        1
-    );
-    assert_eq!(
-        store.find_image("old").await.expect("find"),
-        None,
-        "the replaced avatar is gone"
-    );
-    assert!(
-        store.find_image("shared").await.expect("find").is_some(),
-        "still used by the other user"
-    );
+    assert_eq!(store.delete_unreferenced_images().await.expect("collect"), 1);
+    assert_eq!(store.find_image("old").await.expect("find"), None, "the replaced avatar is gone");
+    assert!(store.find_image("shared").await.expect("find").is_some(), "still used by the other user");
     assert!(store.find_image("new").await.expect("find").is_some());
-    assert_eq!(
-        store
-            .delete_unreferenced_images()
-            .await
-            .expect("collect again"),
-        0
-    );
+    assert_eq!(store.delete_unreferenced_images().await.expect("collect again"), 0);
 
     // A user whose avatar becomes a URL lets the stored image go.
     let mut by_url = next_version(&next);
-    by_url.profile.avatar = Some(Avatar::Url {
-        url: "https://img.example.com/eli.png".to_owned(),
-    });
+    by_url.profile.avatar = Some(Avatar::Url { url: "https://img.example.com/eli.png".to_owned() });
     update(&store, &by_url, next.version).await;
-    assert_eq!(
-        store.delete_unreferenced_images().await.expect("collect"),
-        1
-    );
+    assert_eq!(store.delete_unreferenced_images().await.expect("collect"), 1);
     assert_eq!(store.find_image("new").await.expect("find"), None);
 }
 
@@ -1885,11 +1147,7 @@ async fn purge_erases_only_users_whose_deletion_is_due_and_their_sessions(store:
         user.deletion_due_at = due;
         user
     };
-    let overdue = with_due(
-        tenant.id,
-        "fin@example.com",
-        Some(t0 - Duration::seconds(1)),
-    );
+    let overdue = with_due(tenant.id, "fin@example.com", Some(t0 - Duration::seconds(1)));
     let due_now = with_due(other_tenant.id, "gil@example.com", Some(t0));
     let not_yet = with_due(tenant.id, "hub@example.com", Some(t0 + Duration::hours(1)));
     let never = with_due(tenant.id, "ivy@example.com", None);
@@ -1903,77 +1161,22 @@ async fn purge_erases_only_users_whose_deletion_is_due_and_their_sessions(store:
     let first_batch = store.purge_due_users(t0, 1).await.expect("purge");
     assert_eq!(first_batch.len(), 1);
     let second_batch = store.purge_due_users(t0, 100).await.expect("purge");
-    let purged: BTreeSet<(TenantId, UserId)> =
-        first_batch.into_iter().chain(second_batch).collect();
-    assert_eq!(
-        purged,
-        BTreeSet::from([
-            (overdue.tenant_id, overdue.id),
-            (due_now.tenant_id, due_now.id)
-        ])
-    );
-    assert!(
-        store
-            .purge_due_users(t0, 100)
-            .await
-            .expect("purge")
-            .is_empty(),
-        "nothing left to purge"
-    );
+    let purged: BTreeSet<(TenantId, UserId)> = first_batch.into_iter().chain(second_batch).collect();
+    assert_eq!(purged, BTreeSet::from([(overdue.tenant_id, overdue.id), (due_now.tenant_id, due_now.id)]));
+    assert!(store.purge_due_users(t0, 100).await.expect("purge").is_empty(), "nothing left to purge");
 
     for gone in [&overdue, &due_now] {
-        assert_eq!(
-            store
-                .find_user(gone.tenant_id, gone.id, t0)
-                .await
-                .expect("find"),
-            None
-        );
+        assert_eq!(store.find_user(gone.tenant_id, gone.id, t0).await.expect("find"), None);
     }
     for kept in [&not_yet, &never] {
-        assert!(
-            store
-                .find_user(kept.tenant_id, kept.id, t0)
-                .await
-                .expect("find")
-                .is_some()
-        );
+        assert!(store.find_user(kept.tenant_id, kept.id, t0).await.expect("find").is_some());
     }
     // The erased user's session went with it; the others' did not.
-    assert!(
-        store
-            .list_sessions(tenant.id, overdue.id, t0)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .find_session_by_refresh("fin-refresh", t0)
-            .await
-            .expect("find"),
-        None
-    );
-    assert!(
-        !store
-            .revoke_session(tenant.id, overdue.id, doomed_session.id, t0)
-            .await
-            .expect("revoke")
-    );
-    assert!(matches!(
-        store
-            .rotate_refresh_token("fin-refresh", "next", t0)
-            .await
-            .expect("rotate"),
-        Rotation::Invalid
-    ));
-    assert!(
-        store
-            .find_session_by_refresh("hub-refresh", t0)
-            .await
-            .expect("find")
-            .is_some()
-    );
+    assert!(store.list_sessions(tenant.id, overdue.id, t0).await.expect("list").is_empty());
+    assert_eq!(store.find_session_by_refresh("fin-refresh", t0).await.expect("find"), None);
+    assert!(!store.revoke_session(tenant.id, overdue.id, doomed_session.id, t0).await.expect("revoke"));
+    assert!(matches!(store.rotate_refresh_token("fin-refresh", "next", t0).await.expect("rotate"), Rotation::Invalid));
+    assert!(store.find_session_by_refresh("hub-refresh", t0).await.expect("find").is_some());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1992,52 +1195,22 @@ async fn team_round_trips_and_is_listed_and_updated_within_its_tenant(store: Dyn
     let blue = new_team(&store, tenant.id, "Blue").await;
     let foreign = new_team(&store, other.id, "Foreign").await;
 
-    assert_eq!(
-        store
-            .find_team(tenant.id, team.id)
-            .await
-            .expect("find")
-            .as_ref(),
-        Some(&team)
-    );
-    assert_eq!(
-        store.find_team(other.id, team.id).await.expect("find"),
-        None,
-        "not visible from another tenant"
-    );
-    let listed: BTreeSet<TeamId> = store
-        .list_teams(tenant.id)
-        .await
-        .expect("list")
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    assert_eq!(store.find_team(tenant.id, team.id).await.expect("find").as_ref(), Some(&team));
+    assert_eq!(store.find_team(other.id, team.id).await.expect("find"), None, "not visible from another tenant");
+    let listed: BTreeSet<TeamId> = store.list_teams(tenant.id).await.expect("list").iter().map(|t| t.id).collect();
     assert_eq!(listed, BTreeSet::from([team.id, blue.id]));
-    assert_eq!(
-        store.list_teams(other.id).await.expect("list"),
-        vec![foreign.clone()]
-    );
+    assert_eq!(store.list_teams(other.id).await.expect("list"), vec![foreign.clone()]);
 
     let mut renamed = team.clone();
     renamed.display_name = "Crimson".to_owned();
     renamed.profile_image_url = None;
     renamed.server_metadata = Map::new();
     store.update_team(&renamed).await.expect("update team");
-    assert_eq!(
-        store
-            .find_team(tenant.id, team.id)
-            .await
-            .expect("find")
-            .as_ref(),
-        Some(&renamed)
-    );
+    assert_eq!(store.find_team(tenant.id, team.id).await.expect("find").as_ref(), Some(&renamed));
 
     let mut missing = renamed.clone();
     missing.id = TeamId::new();
-    assert!(matches!(
-        store.update_team(&missing).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.update_team(&missing).await, Err(StoreError::NotFound)));
     let mut hijack = foreign.clone();
     hijack.tenant_id = tenant.id;
     hijack.display_name = "hijacked".to_owned();
@@ -2045,19 +1218,10 @@ async fn team_round_trips_and_is_listed_and_updated_within_its_tenant(store: Dyn
         matches!(store.update_team(&hijack).await, Err(StoreError::NotFound)),
         "a team is updated only within its tenant"
     );
-    assert_eq!(
-        store
-            .find_team(other.id, foreign.id)
-            .await
-            .expect("find")
-            .as_ref(),
-        Some(&foreign)
-    );
+    assert_eq!(store.find_team(other.id, foreign.id).await.expect("find").as_ref(), Some(&foreign));
 }
 
-async fn deleting_a_team_clears_it_as_selected_team_and_bumps_those_users_versions(
-    store: DynStore,
-) {
+async fn deleting_a_team_clears_it_as_selected_team_and_bumps_those_users_versions(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let team = new_team(&store, tenant.id, "Doomed").await;
     let survivor_team = new_team(&store, tenant.id, "Survivor").await;
@@ -2065,15 +1229,9 @@ async fn deleting_a_team_clears_it_as_selected_team_and_bumps_those_users_versio
     let member_only = insert_person(&store, tenant.id, "kai@example.com", "kai").await;
     let elsewhere = insert_person(&store, tenant.id, "lux@example.com", "lux").await;
     for user in [&selecting, &member_only] {
-        store
-            .add_member(tenant.id, team.id, user.id, now())
-            .await
-            .expect("add member");
+        store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
     }
-    store
-        .add_member(tenant.id, survivor_team.id, elsewhere.id, now())
-        .await
-        .expect("add member");
+    store.add_member(tenant.id, survivor_team.id, elsewhere.id, now()).await.expect("add member");
     let mut selected = next_version(&selecting);
     selected.profile.selected_team_id = Some(team.id);
     update(&store, &selected, selecting.version).await;
@@ -2082,68 +1240,23 @@ async fn deleting_a_team_clears_it_as_selected_team_and_bumps_those_users_versio
     update(&store, &selected_elsewhere, elsewhere.version).await;
 
     let at = now() + Duration::seconds(5);
-    assert!(
-        store
-            .delete_team(tenant.id, team.id, at)
-            .await
-            .expect("delete team")
-    );
-    assert!(
-        !store
-            .delete_team(tenant.id, team.id, at)
-            .await
-            .expect("delete again")
-    );
+    assert!(store.delete_team(tenant.id, team.id, at).await.expect("delete team"));
+    assert!(!store.delete_team(tenant.id, team.id, at).await.expect("delete again"));
 
     let after = find(&store, &selecting).await;
     assert_eq!(after.profile.selected_team_id, None);
-    assert_eq!(
-        after.version,
-        selected.version + 1,
-        "a cleared selection is a change to the user"
-    );
+    assert_eq!(after.version, selected.version + 1, "a cleared selection is a change to the user");
     assert_eq!(after.updated_at, at);
-    assert_eq!(
-        find(&store, &member_only).await,
-        member_only,
-        "users who had not selected it are untouched"
-    );
+    assert_eq!(find(&store, &member_only).await, member_only, "users who had not selected it are untouched");
     assert_eq!(find(&store, &elsewhere).await, selected_elsewhere);
 
-    assert_eq!(
-        store.find_team(tenant.id, team.id).await.expect("find"),
-        None
-    );
-    assert!(
-        store
-            .list_team_members(tenant.id, team.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_user_teams(tenant.id, member_only.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .list_user_teams(tenant.id, elsewhere.id)
-            .await
-            .expect("list"),
-        vec![survivor_team]
-    );
+    assert_eq!(store.find_team(tenant.id, team.id).await.expect("find"), None);
+    assert!(store.list_team_members(tenant.id, team.id).await.expect("list").is_empty());
+    assert!(store.list_user_teams(tenant.id, member_only.id).await.expect("list").is_empty());
+    assert_eq!(store.list_user_teams(tenant.id, elsewhere.id).await.expect("list"), vec![survivor_team]);
     // A writer holding the old version now sees it as stale.
     assert!(matches!(
-        store
-            .update_user(UserWrite::new(
-                &next_version(&selected),
-                selected.version,
-                now()
-            ))
-            .await,
+        store.update_user(UserWrite::new(&next_version(&selected), selected.version, now())).await,
         Err(StoreError::Stale)
     ));
 }
@@ -2152,19 +1265,8 @@ async fn delete_team_of_another_tenant_deletes_nothing(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let other = new_tenant(&store).await;
     let team = new_team(&store, tenant.id, "Ours").await;
-    assert!(
-        !store
-            .delete_team(other.id, team.id, now())
-            .await
-            .expect("delete")
-    );
-    assert!(
-        store
-            .find_team(tenant.id, team.id)
-            .await
-            .expect("find")
-            .is_some()
-    );
+    assert!(!store.delete_team(other.id, team.id, now()).await.expect("delete"));
+    assert!(store.find_team(tenant.id, team.id).await.expect("find").is_some());
 }
 
 async fn add_member_is_idempotent_and_memberships_list_both_ways(store: DynStore) {
@@ -2175,60 +1277,18 @@ async fn add_member_is_idempotent_and_memberships_list_both_ways(store: DynStore
     let nia = insert_person(&store, tenant.id, "nia@example.com", "nia").await;
     let loner = insert_person(&store, tenant.id, "oz@example.com", "oz").await;
 
-    store
-        .add_member(tenant.id, red.id, mia.id, now())
-        .await
-        .expect("add");
-    store
-        .add_member(tenant.id, red.id, mia.id, now())
-        .await
-        .expect("adding again is not an error");
-    store
-        .add_member(tenant.id, red.id, nia.id, now())
-        .await
-        .expect("add");
-    store
-        .add_member(tenant.id, blue.id, mia.id, now())
-        .await
-        .expect("add");
+    store.add_member(tenant.id, red.id, mia.id, now()).await.expect("add");
+    store.add_member(tenant.id, red.id, mia.id, now()).await.expect("adding again is not an error");
+    store.add_member(tenant.id, red.id, nia.id, now()).await.expect("add");
+    store.add_member(tenant.id, blue.id, mia.id, now()).await.expect("add");
 
-    assert_eq!(
-        store
-            .list_team_members(tenant.id, red.id)
-            .await
-            .expect("list"),
-        sorted(vec![mia.id, nia.id])
-    );
-    assert_eq!(
-        store
-            .list_team_members(tenant.id, blue.id)
-            .await
-            .expect("list"),
-        vec![mia.id]
-    );
+    assert_eq!(store.list_team_members(tenant.id, red.id).await.expect("list"), sorted(vec![mia.id, nia.id]));
+    assert_eq!(store.list_team_members(tenant.id, blue.id).await.expect("list"), vec![mia.id]);
     let mut mias_teams = vec![red.clone(), blue.clone()];
     mias_teams.sort_by_key(|t| t.id);
-    assert_eq!(
-        store
-            .list_user_teams(tenant.id, mia.id)
-            .await
-            .expect("list"),
-        mias_teams
-    );
-    assert_eq!(
-        store
-            .list_user_teams(tenant.id, nia.id)
-            .await
-            .expect("list"),
-        vec![red.clone()]
-    );
-    assert!(
-        store
-            .list_user_teams(tenant.id, loner.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert_eq!(store.list_user_teams(tenant.id, mia.id).await.expect("list"), mias_teams);
+    assert_eq!(store.list_user_teams(tenant.id, nia.id).await.expect("list"), vec![red.clone()]);
+    assert!(store.list_user_teams(tenant.id, loner.id).await.expect("list").is_empty());
 
     // Membership is not a change to the user.
     assert_eq!(find(&store, &mia).await, mia);
@@ -2251,32 +1311,11 @@ async fn add_member_across_tenants_is_not_found(store: DynStore) {
         (tenant.id, team.id, UserId::new()),
     ] {
         let result = store.add_member(as_tenant, team_id, user_id, now()).await;
-        assert!(
-            matches!(result, Err(StoreError::NotFound)),
-            "{team_id:?} + {user_id:?} as {as_tenant:?}: {result:?}"
-        );
+        assert!(matches!(result, Err(StoreError::NotFound)), "{team_id:?} + {user_id:?} as {as_tenant:?}: {result:?}");
     }
-    assert!(
-        store
-            .list_team_members(tenant.id, team.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_team_members(other.id, foreign_team.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_user_teams(other.id, foreigner.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(store.list_team_members(tenant.id, team.id).await.expect("list").is_empty());
+    assert!(store.list_team_members(other.id, foreign_team.id).await.expect("list").is_empty());
+    assert!(store.list_user_teams(other.id, foreigner.id).await.expect("list").is_empty());
 }
 
 async fn remove_member_clears_the_selected_team_and_reports_whether_it_removed(store: DynStore) {
@@ -2285,71 +1324,28 @@ async fn remove_member_clears_the_selected_team_and_reports_whether_it_removed(s
     let other_team = new_team(&store, tenant.id, "Other").await;
     let user = insert_person(&store, tenant.id, "ros@example.com", "ros").await;
     for team in [&selected_team, &other_team] {
-        store
-            .add_member(tenant.id, team.id, user.id, now())
-            .await
-            .expect("add member");
+        store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
     }
     let mut selecting = next_version(&user);
     selecting.profile.selected_team_id = Some(selected_team.id);
     update(&store, &selecting, user.version).await;
 
     // Leaving a team that is not the selected one leaves the user as it was.
-    assert!(
-        store
-            .remove_member(tenant.id, other_team.id, user.id, now())
-            .await
-            .expect("remove")
-    );
+    assert!(store.remove_member(tenant.id, other_team.id, user.id, now()).await.expect("remove"));
     assert_eq!(find(&store, &user).await, selecting);
-    assert_eq!(
-        store
-            .list_user_teams(tenant.id, user.id)
-            .await
-            .expect("list"),
-        vec![selected_team.clone()]
-    );
+    assert_eq!(store.list_user_teams(tenant.id, user.id).await.expect("list"), vec![selected_team.clone()]);
 
     let at = now() + Duration::seconds(5);
-    assert!(
-        store
-            .remove_member(tenant.id, selected_team.id, user.id, at)
-            .await
-            .expect("remove")
-    );
+    assert!(store.remove_member(tenant.id, selected_team.id, user.id, at).await.expect("remove"));
     let after = find(&store, &user).await;
     assert_eq!(after.profile.selected_team_id, None);
     assert_eq!(after.version, selecting.version + 1);
     assert_eq!(after.updated_at, at);
-    assert!(
-        store
-            .list_user_teams(tenant.id, user.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_team_members(tenant.id, selected_team.id)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(store.list_user_teams(tenant.id, user.id).await.expect("list").is_empty());
+    assert!(store.list_team_members(tenant.id, selected_team.id).await.expect("list").is_empty());
 
-    assert!(
-        !store
-            .remove_member(tenant.id, selected_team.id, user.id, at)
-            .await
-            .expect("remove again")
-    );
-    assert!(
-        store
-            .find_team(tenant.id, selected_team.id)
-            .await
-            .expect("find")
-            .is_some(),
-        "the team itself stays"
-    );
+    assert!(!store.remove_member(tenant.id, selected_team.id, user.id, at).await.expect("remove again"));
+    assert!(store.find_team(tenant.id, selected_team.id).await.expect("find").is_some(), "the team itself stays");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2381,92 +1377,40 @@ async fn list_users_filters_by_email_username_status_and_flags(store: DynStore) 
     let mut expected_active = active.clone();
     expected_active.active_sessions = 1;
 
+    assert_eq!(sorted(ids(&list(filter(100)).await)), sorted(vec![active.id, pending.id, anonymous.id, service.id]));
     assert_eq!(
-        sorted(ids(&list(filter(100)).await)),
-        sorted(vec![active.id, pending.id, anonymous.id, service.id])
-    );
-    assert_eq!(
-        list(UserFilter {
-            email: Some("SAM@example.com".to_owned()),
-            ..filter(100)
-        })
-        .await,
+        list(UserFilter { email: Some("SAM@example.com".to_owned()), ..filter(100) }).await,
         vec![expected_active.clone()]
     );
     assert_eq!(
-        list(UserFilter {
-            username: Some("sAM".to_owned()),
-            ..filter(100)
-        })
-        .await,
+        list(UserFilter { username: Some("sAM".to_owned()), ..filter(100) }).await,
         vec![expected_active.clone()]
     );
-    assert!(
-        list(UserFilter {
-            email: Some("nobody@example.com".to_owned()),
-            ..filter(100)
-        })
-        .await
-        .is_empty()
-    );
+    assert!(list(UserFilter { email: Some("nobody@example.com".to_owned()), ..filter(100) }).await.is_empty());
     assert_eq!(
-        sorted(ids(&list(UserFilter {
-            status: Some("active".to_owned()),
-            ..filter(100)
-        })
-        .await)),
+        sorted(ids(&list(UserFilter { status: Some("active".to_owned()), ..filter(100) }).await)),
         sorted(vec![active.id, service.id])
     );
     assert_eq!(
-        sorted(ids(&list(UserFilter {
-            status: Some("pending".to_owned()),
-            ..filter(100)
-        })
-        .await)),
+        sorted(ids(&list(UserFilter { status: Some("pending".to_owned()), ..filter(100) }).await)),
         sorted(vec![pending.id, anonymous.id])
     );
+    assert_eq!(ids(&list(UserFilter { is_anonymous: Some(true), ..filter(100) }).await), vec![anonymous.id]);
     assert_eq!(
-        ids(&list(UserFilter {
-            is_anonymous: Some(true),
-            ..filter(100)
-        })
-        .await),
-        vec![anonymous.id]
-    );
-    assert_eq!(
-        sorted(ids(&list(UserFilter {
-            is_anonymous: Some(false),
-            ..filter(100)
-        })
-        .await)),
+        sorted(ids(&list(UserFilter { is_anonymous: Some(false), ..filter(100) }).await)),
         sorted(vec![active.id, pending.id, service.id])
     );
+    assert_eq!(ids(&list(UserFilter { is_service_account: Some(true), ..filter(100) }).await), vec![service.id]);
     assert_eq!(
-        ids(&list(UserFilter {
-            is_service_account: Some(true),
-            ..filter(100)
-        })
-        .await),
-        vec![service.id]
-    );
-    assert_eq!(
-        ids(&list(UserFilter {
-            status: Some("active".to_owned()),
-            is_service_account: Some(false),
-            ..filter(100)
-        })
-        .await),
+        ids(&list(UserFilter { status: Some("active".to_owned()), is_service_account: Some(false), ..filter(100) })
+            .await),
         vec![active.id],
         "filters combine"
     );
     assert!(
-        list(UserFilter {
-            status: Some("active".to_owned()),
-            is_anonymous: Some(true),
-            ..filter(100)
-        })
-        .await
-        .is_empty()
+        list(UserFilter { status: Some("active".to_owned()), is_anonymous: Some(true), ..filter(100) })
+            .await
+            .is_empty()
     );
 }
 
@@ -2476,31 +1420,18 @@ async fn keyset_pagination_visits_every_user_exactly_once_in_id_order(store: Dyn
     let mut inserted = Vec::new();
     for i in 0..11 {
         // Random (v4) ids, so that id order is not insertion order.
-        let mut user = person(
-            tenant.id,
-            &format!("page{i}@example.com"),
-            &format!("page{i}"),
-        );
+        let mut user = person(tenant.id, &format!("page{i}@example.com"), &format!("page{i}"));
         user.id = UserId(Uuid::new_v4());
         insert(&store, &user).await;
         inserted.push(user.id);
-        insert_person(
-            &store,
-            other.id,
-            &format!("page{i}@example.com"),
-            &format!("page{i}"),
-        )
-        .await;
+        insert_person(&store, other.id, &format!("page{i}@example.com"), &format!("page{i}")).await;
     }
 
     let mut visited = Vec::new();
     let mut after = None;
     let mut pages = 0;
     loop {
-        let page = store
-            .list_users(tenant.id, &UserFilter { after, ..filter(4) }, now())
-            .await
-            .expect("list page");
+        let page = store.list_users(tenant.id, &UserFilter { after, ..filter(4) }, now()).await.expect("list page");
         assert!(page.len() <= 4, "a page never exceeds its limit");
         pages += 1;
         let Some(last) = page.last() else { break };

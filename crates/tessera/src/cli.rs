@@ -150,7 +150,8 @@ fn print(json_mode: bool, value: Value, human: impl FnOnce() -> String) {
 
 async fn admin_service(settings: &Settings) -> anyhow::Result<Arc<Service>> {
     let store = server::open_store(settings).await?;
-    let (service, generated) = server::build_service(settings, store, Arc::new(SystemClock), settings.public_url()).await?;
+    let (service, generated) =
+        server::build_service(settings, store, Arc::new(SystemClock), settings.public_url()).await?;
     if let Some(key) = generated {
         eprintln!("Generated the operator root key (shown once, store it safely): {key}");
     }
@@ -181,7 +182,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen } => listen.clone(),
         _ => None,
     };
-    let settings = Settings::load(cli.config.as_deref(), &Overrides { listen, database_url: cli.database_url.clone() })?;
+    let settings =
+        Settings::load(cli.config.as_deref(), &Overrides { listen, database_url: cli.database_url.clone() })?;
     let j = cli.json;
     match cli.command {
         Command::Serve { .. } => {
@@ -218,9 +220,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(TenantCommand::List) => {
             let service = admin_service(&settings).await?;
             let tenants = service.list_tenants().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            print(j, json!(tenants.iter().map(|t| json!({"id": t.id, "name": t.name, "created_at": t.created_at})).collect::<Vec<_>>()), || {
-                tenants.iter().map(|t| format!("{}  {}", t.id, t.name)).collect::<Vec<_>>().join("\n")
-            });
+            print(
+                j,
+                json!(
+                    tenants
+                        .iter()
+                        .map(|t| json!({"id": t.id, "name": t.name, "created_at": t.created_at}))
+                        .collect::<Vec<_>>()
+                ),
+                || tenants.iter().map(|t| format!("{}  {}", t.id, t.name)).collect::<Vec<_>>().join("\n"),
+            );
         }
         Command::User(cmd) => {
             let service = admin_service(&settings).await?;
@@ -229,7 +238,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             let service = admin_service(&settings).await?;
             let kid = service.rotate_signing_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            print(j, json!({"active_kid": kid}), || format!("new signing key {kid} is active; running servers pick it up on restart"));
+            print(j, json!({"active_kid": kid}), || {
+                format!("new signing key {kid} is active; running servers pick it up on restart")
+            });
         }
     }
     Ok(())
@@ -245,8 +256,11 @@ async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::R
     };
     match cmd {
         UserCommand::List { tenant, limit, email } => {
-            let users = service.list_users(tenant, UserFilter { email, limit, ..Default::default() }).await.map_err(err)?;
-            print(j, json!(users.iter().map(user_json).collect::<Vec<_>>()), || users.iter().map(user_line).collect::<Vec<_>>().join("\n"));
+            let users =
+                service.list_users(tenant, UserFilter { email, limit, ..Default::default() }).await.map_err(err)?;
+            print(j, json!(users.iter().map(user_json).collect::<Vec<_>>()), || {
+                users.iter().map(user_line).collect::<Vec<_>>().join("\n")
+            });
         }
         UserCommand::Get { tenant, id } => {
             let u = service.get_user(tenant, id).await.map_err(err)?;
@@ -269,8 +283,13 @@ async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::R
             print(j, json!({"deleted": id}), || format!("erased user {id}"));
         }
         UserCommand::Suspend { tenant, id, reason } => {
-            let s = service.suspend_user(tenant, id, NewSuspension { reason, ends_at: None, created_by: "cli".into() }).await.map_err(err)?;
-            print(j, json!({"suspension_id": s.id, "user_id": id}), || format!("suspended user {id} (suspension {})", s.id));
+            let s = service
+                .suspend_user(tenant, id, NewSuspension { reason, ends_at: None, created_by: "cli".into() })
+                .await
+                .map_err(err)?;
+            print(j, json!({"suspension_id": s.id, "user_id": id}), || {
+                format!("suspended user {id} (suspension {})", s.id)
+            });
         }
     }
     Ok(())

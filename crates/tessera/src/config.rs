@@ -75,21 +75,29 @@ impl Settings {
             anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("TESSERA_").ignore(&["config", "log"]).split("__")).merge(Serialized::globals(overrides));
+        fig = fig
+            .merge(Env::prefixed("TESSERA_").ignore(&["config", "log"]).split("__"))
+            .merge(Serialized::globals(overrides));
         let mut s: Settings = fig.extract().context("invalid configuration")?;
         if let Some(path) = &s.root_key_file {
-            let key = std::fs::read_to_string(path).with_context(|| format!("reading root_key_file {}", path.display()))?;
+            let key =
+                std::fs::read_to_string(path).with_context(|| format!("reading root_key_file {}", path.display()))?;
             s.root_key = Some(SecretString::from(key.trim().to_owned()));
         }
         if let Some(path) = &s.database_url_file {
-            s.database_url = std::fs::read_to_string(path).with_context(|| format!("reading database_url_file {}", path.display()))?.trim().into();
+            s.database_url = std::fs::read_to_string(path)
+                .with_context(|| format!("reading database_url_file {}", path.display()))?
+                .trim()
+                .into();
         }
         s.validate()?;
         Ok(s)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        self.listen.parse::<std::net::SocketAddr>().with_context(|| format!("listen = {:?} is not an address:port", self.listen))?;
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("listen = {:?} is not an address:port", self.listen))?;
         anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "log_format must be text or json");
         if let Some(k) = &self.root_key {
             anyhow::ensure!(k.expose_secret().len() >= 16, "the root key must be at least 16 characters");
@@ -120,8 +128,10 @@ mod tests {
     fn flags_beat_environment_beat_file_beat_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndatabase_url = \"file.db\"\npurge_interval_seconds = 5\n").unwrap();
-        let s = Settings::load(Some(&file), &Overrides { listen: Some("127.0.0.1:9001".into()), ..Default::default() }).unwrap();
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndatabase_url = \"file.db\"\npurge_interval_seconds = 5\n")
+            .unwrap();
+        let s = Settings::load(Some(&file), &Overrides { listen: Some("127.0.0.1:9001".into()), ..Default::default() })
+            .unwrap();
         assert_eq!(s.listen, "127.0.0.1:9001");
         assert_eq!(s.store_url(), "sqlite://file.db");
         assert_eq!(s.purge_interval_seconds, 5);
@@ -136,7 +146,8 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = Settings { root_key: Some(SecretString::from("super-secret-root-key".to_owned())), ..Settings::default() };
+        let s =
+            Settings { root_key: Some(SecretString::from("super-secret-root-key".to_owned())), ..Settings::default() };
         assert!(!format!("{s:?}").contains("super-secret-root-key"));
     }
 }

@@ -35,7 +35,9 @@ pub async fn build_service(
 ) -> anyhow::Result<(Arc<Service>, Option<String>)> {
     let config = ServiceConfig {
         public_url,
-        hash_concurrency: settings.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        hash_concurrency: settings
+            .hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         root_key: settings.root_key.as_ref().map(|k| k.expose_secret().to_owned()),
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
@@ -77,9 +79,12 @@ impl Running {
 /// Starts everything `tessera serve` runs.
 pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let started = Instant::now();
-    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+    let public_url =
+        settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let store = open_store(settings).await?;
     let (service, generated_root_key) = build_service(settings, store, clock, public_url).await?;
 
@@ -93,7 +98,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             })
             .await
     });
-    let jobs = vec![spawn_purge_job(Arc::clone(&service), Duration::from_secs(settings.purge_interval_seconds.max(1)), rx)];
+    let jobs =
+        vec![spawn_purge_job(Arc::clone(&service), Duration::from_secs(settings.purge_interval_seconds.max(1)), rx)];
     tracing::info!(%addr, backend = ?service.store.backend(), ready_in_ms = started.elapsed().as_millis() as u64, "tessera is ready");
     Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs })
 }

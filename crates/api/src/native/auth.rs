@@ -142,7 +142,11 @@ pub async fn sign_out(State(state): State<AppState>, CurrentUser(who): CurrentUs
 #[utoipa::path(post, path = "/v1/auth/anonymous", tag = "auth",
     params(("X-Tenant-ID" = uuid::Uuid, Header, description = "The tenant")),
     responses((status = 201, description = "Anonymous user signed in", body = TokenResponse)))]
-pub async fn anonymous(State(state): State<AppState>, RequiredTenant(tenant): RequiredTenant, Client(client): Client) -> ApiResult<Response> {
+pub async fn anonymous(
+    State(state): State<AppState>,
+    RequiredTenant(tenant): RequiredTenant,
+    Client(client): Client,
+) -> ApiResult<Response> {
     let tokens = state.service.sign_in_anonymously(tenant, &client).await?;
     Ok(token_response(&state, tokens, StatusCode::CREATED))
 }

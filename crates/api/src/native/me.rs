@@ -29,7 +29,12 @@ pub async fn get_me(State(state): State<AppState>, CurrentUser(who): CurrentUser
     user_response(&state, &who.user, Audience::SelfUser, StatusCode::OK)
 }
 
-async fn update_me(state: &AppState, who: &Principal, body: &Map<String, Value>, opts: UpdateOptions) -> ApiResult<Response> {
+async fn update_me(
+    state: &AppState,
+    who: &Principal,
+    body: &Map<String, Value>,
+    opts: UpdateOptions,
+) -> ApiResult<Response> {
     let user = state.service.update_user(Actor::SelfService, who.tenant_id(), who.user.id, body, &opts).await?;
     Ok(user_response(state, &user, Audience::SelfUser, StatusCode::OK))
 }
@@ -110,8 +115,10 @@ pub async fn export_me(State(state): State<AppState>, CurrentUser(who): CurrentU
         teams: export.teams.iter().map(|t| TeamView::new(t, Audience::SelfUser)).collect(),
     };
     let mut res = axum::Json(body).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_DISPOSITION, axum::http::HeaderValue::from_static("attachment; filename=\"tessera-export.json\""));
+    res.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment; filename=\"tessera-export.json\""),
+    );
     Ok(res)
 }
 
@@ -164,7 +171,11 @@ pub struct AvatarJson {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Neither an image nor JSON", body = ErrorBody),
     ))]
-pub async fn put_avatar(State(state): State<AppState>, CurrentUser(who): CurrentUser, req: Request) -> ApiResult<Response> {
+pub async fn put_avatar(
+    State(state): State<AppState>,
+    CurrentUser(who): CurrentUser,
+    req: Request,
+) -> ApiResult<Response> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -185,7 +196,11 @@ pub async fn put_avatar(State(state): State<AppState>, CurrentUser(who): Current
             _ => return Err(DomainError::field("image", "required", "give exactly one of image or url").into()),
         }
     } else {
-        return Err(ApiError::http(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send an image or JSON"));
+        return Err(ApiError::http(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send an image or JSON",
+        ));
     };
     let body = Map::from_iter([("avatar_url".to_owned(), Value::String(value))]);
     update_me(&state, &who, &body, UpdateOptions::default()).await
@@ -202,7 +217,10 @@ pub async fn delete_avatar(State(state): State<AppState>, CurrentUser(who): Curr
 /// The current user's live sessions, newest first.
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
     responses((status = 200, description = "Live sessions", body = [SessionView])))]
-pub async fn list_sessions(State(state): State<AppState>, CurrentUser(who): CurrentUser) -> ApiResult<axum::Json<Vec<SessionView>>> {
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    CurrentUser(who): CurrentUser,
+) -> ApiResult<axum::Json<Vec<SessionView>>> {
     let sessions = state.service.my_sessions(&who).await?;
     Ok(axum::Json(sessions.iter().map(|s| SessionView::new(s, who.session_id)).collect()))
 }
@@ -211,7 +229,11 @@ pub async fn list_sessions(State(state): State<AppState>, CurrentUser(who): Curr
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The session")),
     responses((status = 204, description = "Revoked"), (status = 404, description = "No such live session", body = ErrorBody)))]
-pub async fn revoke_session(State(state): State<AppState>, CurrentUser(who): CurrentUser, PathParams(id): PathParams<Uuid>) -> ApiResult<StatusCode> {
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    CurrentUser(who): CurrentUser,
+    PathParams(id): PathParams<Uuid>,
+) -> ApiResult<StatusCode> {
     state.service.revoke_my_session(&who, tessera_core::SessionId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -219,7 +241,10 @@ pub async fn revoke_session(State(state): State<AppState>, CurrentUser(who): Cur
 /// The teams the current user belongs to.
 #[utoipa::path(get, path = "/v1/me/teams", tag = "me", security(("bearer" = [])),
     responses((status = 200, description = "Teams", body = [TeamView])))]
-pub async fn list_teams(State(state): State<AppState>, CurrentUser(who): CurrentUser) -> ApiResult<axum::Json<Vec<TeamView>>> {
+pub async fn list_teams(
+    State(state): State<AppState>,
+    CurrentUser(who): CurrentUser,
+) -> ApiResult<axum::Json<Vec<TeamView>>> {
     let teams = state.service.my_teams(&who).await?;
     Ok(axum::Json(teams.iter().map(|t| TeamView::new(t, Audience::SelfUser)).collect()))
 }

@@ -42,7 +42,11 @@ pub struct CreateUser {
         (status = 400, description = "Invalid fields", body = ErrorBody),
         (status = 409, description = "Email or username taken", body = ErrorBody),
     ))]
-pub async fn create_user(State(state): State<AppState>, ServerTenant(tenant): ServerTenant, JsonObject(body): JsonObject) -> ApiResult<Response> {
+pub async fn create_user(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
     let user = state.service.create_user(tenant.id, &body).await?;
     Ok(user_response(&state, &user, Audience::Server, StatusCode::CREATED))
 }
@@ -104,7 +108,11 @@ pub async fn list_users(
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "server", security(("server_key" = [])),
     params(("id" = Uuid, Path, description = "The user")),
     responses((status = 200, description = "The user", body = UserView), (status = 404, description = "No such user", body = ErrorBody)))]
-pub async fn get_user(State(state): State<AppState>, ServerTenant(tenant): ServerTenant, PathParams(id): PathParams<Uuid>) -> ApiResult<Response> {
+pub async fn get_user(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    PathParams(id): PathParams<Uuid>,
+) -> ApiResult<Response> {
     let user = state.service.get_user(tenant.id, UserId(id)).await?;
     Ok(user_response(&state, &user, Audience::Server, StatusCode::OK))
 }
@@ -136,7 +144,11 @@ pub async fn patch_user(
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "server", security(("server_key" = [])),
     params(("id" = Uuid, Path, description = "The user")),
     responses((status = 204, description = "Erased"), (status = 404, description = "No such user", body = ErrorBody)))]
-pub async fn delete_user(State(state): State<AppState>, ServerTenant(tenant): ServerTenant, PathParams(id): PathParams<Uuid>) -> ApiResult<StatusCode> {
+pub async fn delete_user(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    PathParams(id): PathParams<Uuid>,
+) -> ApiResult<StatusCode> {
     state.service.delete_user(tenant.id, UserId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -162,7 +174,11 @@ pub async fn suspend_user(
 ) -> ApiResult<(StatusCode, axum::Json<SuspensionView>)> {
     let s = state
         .service
-        .suspend_user(tenant.id, UserId(id), NewSuspension { reason: req.reason, ends_at: req.ends_at, created_by: "server".into() })
+        .suspend_user(
+            tenant.id,
+            UserId(id),
+            NewSuspension { reason: req.reason, ends_at: req.ends_at, created_by: "server".into() },
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(SuspensionView::from(&s))))
 }
@@ -234,7 +250,10 @@ pub async fn create_team(
 /// List the tenant's teams.
 #[utoipa::path(get, path = "/v1/teams", tag = "server", security(("server_key" = [])),
     responses((status = 200, description = "Teams", body = [TeamView])))]
-pub async fn list_teams(State(state): State<AppState>, ServerTenant(tenant): ServerTenant) -> ApiResult<axum::Json<Vec<TeamView>>> {
+pub async fn list_teams(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+) -> ApiResult<axum::Json<Vec<TeamView>>> {
     let teams = state.service.list_teams(tenant.id).await?;
     Ok(axum::Json(teams.iter().map(|t| TeamView::new(t, Audience::Server)).collect()))
 }
@@ -243,7 +262,11 @@ pub async fn list_teams(State(state): State<AppState>, ServerTenant(tenant): Ser
 #[utoipa::path(get, path = "/v1/teams/{id}", tag = "server", security(("server_key" = [])),
     params(("id" = Uuid, Path, description = "The team")),
     responses((status = 200, description = "The team", body = TeamView), (status = 404, description = "No such team", body = ErrorBody)))]
-pub async fn get_team(State(state): State<AppState>, ServerTenant(tenant): ServerTenant, PathParams(id): PathParams<Uuid>) -> ApiResult<axum::Json<TeamView>> {
+pub async fn get_team(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    PathParams(id): PathParams<Uuid>,
+) -> ApiResult<axum::Json<TeamView>> {
     let team = state.service.get_team(tenant.id, TeamId(id)).await?;
     Ok(axum::Json(TeamView::new(&team, Audience::Server)))
 }
@@ -267,7 +290,11 @@ pub async fn patch_team(
 #[utoipa::path(delete, path = "/v1/teams/{id}", tag = "server", security(("server_key" = [])),
     params(("id" = Uuid, Path, description = "The team")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such team", body = ErrorBody)))]
-pub async fn delete_team(State(state): State<AppState>, ServerTenant(tenant): ServerTenant, PathParams(id): PathParams<Uuid>) -> ApiResult<StatusCode> {
+pub async fn delete_team(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    PathParams(id): PathParams<Uuid>,
+) -> ApiResult<StatusCode> {
     state.service.delete_team(tenant.id, TeamId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -276,7 +303,11 @@ pub async fn delete_team(State(state): State<AppState>, ServerTenant(tenant): Se
 #[utoipa::path(get, path = "/v1/teams/{id}/members", tag = "server", security(("server_key" = [])),
     params(("id" = Uuid, Path, description = "The team")),
     responses((status = 200, description = "Member user ids", body = [Uuid]), (status = 404, description = "No such team", body = ErrorBody)))]
-pub async fn list_members(State(state): State<AppState>, ServerTenant(tenant): ServerTenant, PathParams(id): PathParams<Uuid>) -> ApiResult<axum::Json<Vec<Uuid>>> {
+pub async fn list_members(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    PathParams(id): PathParams<Uuid>,
+) -> ApiResult<axum::Json<Vec<Uuid>>> {
     let members = state.service.team_members(tenant.id, TeamId(id)).await?;
     Ok(axum::Json(members.into_iter().map(|u| u.0).collect()))
 }

@@ -70,7 +70,13 @@ async fn sign_up_names_every_bad_field_and_rejects_taken_emails_case_insensitive
 async fn sign_up_without_a_tenant_or_with_unknown_fields_is_refused() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let res = app.client.post(app.url("/v1/auth/sign-up")).json(&json!({"email": "a@b.co", "password": PASSWORD})).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-up"))
+        .json(&json!({"email": "a@b.co", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["X-Tenant-ID:required"]);
@@ -135,7 +141,17 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_session() {
     let (t, u) = app.user().await;
     let refresh = |token: String| {
         let app = &app;
-        async move { body(app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": token})).send().await.unwrap()).await }
+        async move {
+            body(
+                app.client
+                    .post(app.url("/v1/auth/refresh"))
+                    .json(&json!({"refresh_token": token}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
     };
     let (status, v) = refresh(u.refresh.clone()).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -168,7 +184,8 @@ async fn refresh_with_another_tenants_header_is_a_mismatch_and_uses_nothing_up()
         .unwrap();
     let (status, v) = body(res).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("tenant_mismatch")));
-    let res = app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    let res =
+        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "the token was not used up by the refused attempt");
 }
 
@@ -180,7 +197,8 @@ async fn sign_out_ends_the_session_at_once() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let (status, v) = app.get_me(&u.access).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
-    let res = app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    let res =
+        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -192,19 +210,36 @@ async fn a_revoked_sessions_access_token_stops_working_immediately() {
     let laptop = signed_in(&t.id, &phone.email, &v);
     assert_eq!(app.get_me(&phone.access).await.0, StatusCode::OK);
 
-    let (status, sessions) = body(app.client.get(app.url("/v1/me/sessions")).bearer_auth(&laptop.access).send().await.unwrap()).await;
+    let (status, sessions) =
+        body(app.client.get(app.url("/v1/me/sessions")).bearer_auth(&laptop.access).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let ids: Vec<&str> = sessions.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&phone.session_id.as_str()) && ids.contains(&laptop.session_id.as_str()));
     let current: Vec<bool> = sessions.as_array().unwrap().iter().map(|s| s["current"].as_bool().unwrap()).collect();
     assert_eq!(current.iter().filter(|c| **c).count(), 1);
 
-    let res = app.client.delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id))).bearer_auth(&laptop.access).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id)))
+        .bearer_auth(&laptop.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.get_me(&phone.access).await.0, StatusCode::UNAUTHORIZED, "verified tokens are cached, revocation still wins");
+    assert_eq!(
+        app.get_me(&phone.access).await.0,
+        StatusCode::UNAUTHORIZED,
+        "verified tokens are cached, revocation still wins"
+    );
     let (_, me) = app.get_me(&laptop.access).await;
     assert_eq!(me["active_sessions"], 1);
-    let res = app.client.delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id))).bearer_auth(&laptop.access).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id)))
+        .bearer_auth(&laptop.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -213,12 +248,21 @@ async fn a_users_token_with_another_tenants_header_is_tenant_mismatch() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
     let other = app.tenant().await;
-    let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &other.id).send().await.unwrap();
+    let res =
+        app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &other.id).send().await.unwrap();
     let (status, v) = body(res).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("tenant_mismatch")));
-    let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &t.id).send().await.unwrap();
+    let res =
+        app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &t.id).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", "not-a-uuid").send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/v1/me"))
+        .bearer_auth(&u.access)
+        .header("X-Tenant-ID", "not-a-uuid")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -242,7 +286,8 @@ async fn expired_forged_and_missing_tokens_are_refused() {
     app.advance(chrono::Duration::minutes(16));
     let (status, v) = app.get_me(&u.access).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_expired")));
-    let res = app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    let res =
+        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "the session outlives its access tokens");
 }
 
@@ -278,8 +323,14 @@ async fn an_anonymous_user_upgrades_in_place_by_signing_up_with_its_token() {
 async fn a_suspended_user_cannot_sign_in_or_call_anything_until_lifted() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let (status, s) =
-        app.server(reqwest::Method::POST, &t, &format!("/v1/users/{}/suspensions", u.id), Some(json!({"reason": "chargeback"}))).await;
+    let (status, s) = app
+        .server(
+            reqwest::Method::POST,
+            &t,
+            &format!("/v1/users/{}/suspensions", u.id),
+            Some(json!({"reason": "chargeback"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{s}");
     let (status, v) = app.get_me(&u.access).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("suspended")));

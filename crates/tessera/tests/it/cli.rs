@@ -11,7 +11,11 @@ fn tessera(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .env_remove("TESSERA_ROOT_KEY")
         .output()
         .expect("run tessera");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

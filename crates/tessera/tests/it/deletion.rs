@@ -44,7 +44,11 @@ async fn an_account_past_its_grace_period_is_erased_with_its_sessions_and_avatar
     assert_eq!(app.service().purge_due().await.unwrap(), 1);
     assert_eq!(app.server(Method::GET, &t, &format!("/v1/users/{}", u.id), None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.client.get(&avatar).send().await.unwrap().status(), StatusCode::NOT_FOUND, "unreferenced images go too");
+    assert_eq!(
+        app.client.get(&avatar).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "unreferenced images go too"
+    );
     // The address is free again.
     app.sign_up(&app_tenant(&t), &u.email).await;
 }

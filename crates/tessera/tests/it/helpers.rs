@@ -13,7 +13,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const ROOT_KEY: &str = "test-root-key-0123456789abcdef";
 
 /// A 1×1 PNG.
-pub const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+pub const PNG_1X1: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 /// A 1×1 GIF.
 pub const GIF_1X1: &str = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
 
@@ -114,7 +115,11 @@ pub async fn body(res: Response) -> (StatusCode, Value) {
 pub fn field_codes(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v["details"]["fields"]
         .as_array()
-        .map(|a| a.iter().map(|f| format!("{}:{}", f["field"].as_str().unwrap_or("?"), f["code"].as_str().unwrap_or("?"))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|f| format!("{}:{}", f["field"].as_str().unwrap_or("?"), f["code"].as_str().unwrap_or("?")))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -141,7 +146,14 @@ impl TestApp {
     }
 
     pub async fn tenant(&self) -> Tenant {
-        let res = self.client.post(self.url("/v1/tenants")).bearer_auth(ROOT_KEY).json(&json!({"name": "Acme"})).send().await.unwrap();
+        let res = self
+            .client
+            .post(self.url("/v1/tenants"))
+            .bearer_auth(ROOT_KEY)
+            .json(&json!({"name": "Acme"}))
+            .send()
+            .await
+            .unwrap();
         let (status, v) = body(res).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         Tenant {
@@ -192,7 +204,13 @@ impl TestApp {
         body(self.client.patch(self.url("/v1/me")).bearer_auth(access).json(&patch).send().await.unwrap()).await
     }
 
-    pub async fn server(&self, method: reqwest::Method, tenant: &Tenant, path: &str, json_body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn server(
+        &self,
+        method: reqwest::Method,
+        tenant: &Tenant,
+        path: &str,
+        json_body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, self.url(path)).bearer_auth(&tenant.server_key);
         if let Some(b) = json_body {
             req = req.json(&b);

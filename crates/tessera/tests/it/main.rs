@@ -2,6 +2,8 @@
 //! its own fresh database — a SQLite file, or a new PostgreSQL database when
 //! `TEST_DATABASE_URL` is set (`scripts/test` runs the whole binary both ways).
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot go on should stop loudly")]
+
 mod helpers;
 
 mod auth;

@@ -17,9 +17,23 @@ async fn get_me_returns_the_user_with_its_version_as_etag() {
     assert_eq!(v["id"].as_str(), Some(u.id.as_str()));
     assert_eq!(v["tenant_id"].as_str(), Some(t.id.as_str()));
     for field in [
-        "primary_email", "display_name", "phone_number", "locale", "timezone", "location", "client_metadata",
-        "client_read_only_metadata", "is_service_account", "is_anonymous", "auth_provider", "selected_team_id",
-        "suspensions", "active_sessions", "created_at", "updated_at", "status",
+        "primary_email",
+        "display_name",
+        "phone_number",
+        "locale",
+        "timezone",
+        "location",
+        "client_metadata",
+        "client_read_only_metadata",
+        "is_service_account",
+        "is_anonymous",
+        "auth_provider",
+        "selected_team_id",
+        "suspensions",
+        "active_sessions",
+        "created_at",
+        "updated_at",
+        "status",
     ] {
         assert!(v.get(field).is_some(), "user object lacks {field}");
     }
@@ -73,8 +87,9 @@ async fn a_refused_update_changes_nothing() {
 async fn fields_the_user_may_not_write_are_refused_by_name_with_notices() {
     let app = spawn_app().await;
     let (_, u) = app.user().await;
-    let (status, v) =
-        app.patch_me(&u.access, json!({"server_metadata": {"plan": "pro"}, "client_read_only_metadata": {}, "bio": "x"})).await;
+    let (status, v) = app
+        .patch_me(&u.access, json!({"server_metadata": {"plan": "pro"}, "client_read_only_metadata": {}, "bio": "x"}))
+        .await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
     assert_eq!(field_codes(&v), ["client_read_only_metadata:server_only", "server_metadata:server_only"]);
     assert!(!v["notices"].as_array().unwrap().is_empty());
@@ -134,8 +149,16 @@ async fn service_accounts_get_403_on_self_update() {
 async fn put_profile_replaces_the_profile_but_keeps_identity_and_metadata() {
     let app = spawn_app().await;
     let (_, u) = app.user().await;
-    app.patch_me(&u.access, json!({"bio": "old", "company": "Acme", "client_metadata": {"k": 1}, "username": "ada"})).await;
-    let res = app.client.put(app.url("/v1/me/profile")).bearer_auth(&u.access).json(&json!({"display_name": "Ada"})).send().await.unwrap();
+    app.patch_me(&u.access, json!({"bio": "old", "company": "Acme", "client_metadata": {"k": 1}, "username": "ada"}))
+        .await;
+    let res = app
+        .client
+        .put(app.url("/v1/me/profile"))
+        .bearer_auth(&u.access)
+        .json(&json!({"display_name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["display_name"], "Ada");
@@ -152,8 +175,17 @@ async fn a_stale_if_match_gets_412_and_changes_nothing() {
     let send = |etag: &'static str, bio: &'static str| {
         let (app, u) = (&app, &u);
         async move {
-            body(app.client.patch(app.url("/v1/me")).bearer_auth(&u.access).header("If-Match", etag).json(&json!({"bio": bio})).send().await.unwrap())
-                .await
+            body(
+                app.client
+                    .patch(app.url("/v1/me"))
+                    .bearer_auth(&u.access)
+                    .header("If-Match", etag)
+                    .json(&json!({"bio": bio}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
         }
     };
     assert_eq!(send("\"1\"", "first").await.0, StatusCode::OK);
@@ -171,7 +203,17 @@ async fn two_racing_conditional_updates_have_exactly_one_winner() {
     let (_, u) = app.user().await;
     let send = |bio: &'static str| {
         let (app, u) = (&app, &u);
-        async move { app.client.patch(app.url("/v1/me")).bearer_auth(&u.access).header("If-Match", "\"1\"").json(&json!({"bio": bio})).send().await.unwrap().status() }
+        async move {
+            app.client
+                .patch(app.url("/v1/me"))
+                .bearer_auth(&u.access)
+                .header("If-Match", "\"1\"")
+                .json(&json!({"bio": bio}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     let (a, b) = tokio::join!(send("a"), send("b"));
     let mut got = [a, b];
@@ -248,7 +290,16 @@ async fn changing_the_password_needs_the_current_one_and_ends_every_other_sessio
     let change = |current: &'static str, new: &'static str| {
         let (app, u) = (&app, &u);
         async move {
-            body(app.client.post(app.url("/v1/me/password")).bearer_auth(&u.access).json(&json!({"current_password": current, "new_password": new})).send().await.unwrap()).await
+            body(
+                app.client
+                    .post(app.url("/v1/me/password"))
+                    .bearer_auth(&u.access)
+                    .json(&json!({"current_password": current, "new_password": new}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
         }
     };
     let (status, v) = change("wrong password here", "a brand new long passphrase").await;
@@ -274,7 +325,15 @@ async fn an_uploaded_avatar_is_stored_content_addressed_and_served_with_cache_he
     let app = spawn_app().await;
     let (_, u) = app.user().await;
     let gif = base64::engine::general_purpose::STANDARD.decode(GIF_1X1).unwrap();
-    let res = app.client.put(app.url("/v1/me/avatar")).bearer_auth(&u.access).header("content-type", "image/gif").body(gif.clone()).send().await.unwrap();
+    let res = app
+        .client
+        .put(app.url("/v1/me/avatar"))
+        .bearer_auth(&u.access)
+        .header("content-type", "image/gif")
+        .body(gif.clone())
+        .send()
+        .await
+        .unwrap();
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let url = v["avatar_url"].as_str().unwrap().to_owned();
@@ -300,7 +359,14 @@ async fn an_uploaded_avatar_is_stored_content_addressed_and_served_with_cache_he
         .unwrap();
     let (_, v) = body(res).await;
     assert!(v["avatar_url"].as_str().unwrap().ends_with(".png"));
-    let res = app.client.put(app.url("/v1/me/avatar")).bearer_auth(&u.access).json(&json!({"url": "https://cdn.example.com/a.png"})).send().await.unwrap();
+    let res = app
+        .client
+        .put(app.url("/v1/me/avatar"))
+        .bearer_auth(&u.access)
+        .json(&json!({"url": "https://cdn.example.com/a.png"}))
+        .send()
+        .await
+        .unwrap();
     let (_, v) = body(res).await;
     assert_eq!(v["avatar_url"], "https://cdn.example.com/a.png");
 
@@ -316,7 +382,19 @@ async fn avatars_that_are_not_images_too_large_or_bombs_are_refused() {
     let (t, u) = app.user().await;
     let put = |ct: &'static str, bytes: Vec<u8>| {
         let (app, u) = (&app, &u);
-        async move { body(app.client.put(app.url("/v1/me/avatar")).bearer_auth(&u.access).header("content-type", ct).body(bytes).send().await.unwrap()).await }
+        async move {
+            body(
+                app.client
+                    .put(app.url("/v1/me/avatar"))
+                    .bearer_auth(&u.access)
+                    .header("content-type", ct)
+                    .body(bytes)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
     };
     let (status, v) = put("image/png", b"<svg onload=alert(1)>".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -346,7 +424,8 @@ async fn selected_team_must_be_a_team_the_user_is_in() {
     let (_, team) = app.server(reqwest::Method::POST, &t, "/v1/teams", Some(json!({"display_name": "Core"}))).await;
     let (_, other) = app.server(reqwest::Method::POST, &t, "/v1/teams", Some(json!({"display_name": "Other"}))).await;
     let team_id = team["id"].as_str().unwrap();
-    let (status, _) = app.server(reqwest::Method::PUT, &t, &format!("/v1/teams/{team_id}/members/{}", u.id), None).await;
+    let (status, _) =
+        app.server(reqwest::Method::PUT, &t, &format!("/v1/teams/{team_id}/members/{}", u.id), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     let (status, v) = app.patch_me(&u.access, json!({"selected_team_id": other["id"]})).await;
@@ -369,7 +448,13 @@ async fn selected_team_must_be_a_team_the_user_is_in() {
 async fn export_holds_the_users_data_and_never_secure_metadata() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    app.server(reqwest::Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"secure_metadata": {"ssn": "SECRET-123"}}))).await;
+    app.server(
+        reqwest::Method::PATCH,
+        &t,
+        &format!("/v1/users/{}", u.id),
+        Some(json!({"secure_metadata": {"ssn": "SECRET-123"}})),
+    )
+    .await;
     let res = app.client.get(app.url("/v1/me/export")).bearer_auth(&u.access).send().await.unwrap();
     assert!(res.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
     let text = res.text().await.unwrap();

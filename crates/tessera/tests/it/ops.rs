@@ -56,7 +56,19 @@ async fn http_layer_errors_come_in_the_native_shape() {
     let (_, u) = app.user().await;
     let patch = |ct: &'static str, body_text: String| {
         let (app, u) = (&app, &u);
-        async move { body(app.client.patch(app.url("/v1/me")).bearer_auth(&u.access).header("content-type", ct).body(body_text).send().await.unwrap()).await }
+        async move {
+            body(
+                app.client
+                    .patch(app.url("/v1/me"))
+                    .bearer_auth(&u.access)
+                    .header("content-type", ct)
+                    .body(body_text)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
     };
     let (status, v) = patch("application/json", "{\"bio\": ".into()).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
@@ -73,6 +85,8 @@ async fn http_layer_errors_come_in_the_native_shape() {
     assert_eq!((status, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     let (status, v) = body(app.client.put(app.url("/v1/me")).send().await.unwrap()).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
-    let (status, _) = body(app.client.delete(app.url("/v1/me/sessions/not-a-uuid")).bearer_auth(&u.access).send().await.unwrap()).await;
+    let (status, _) =
+        body(app.client.delete(app.url("/v1/me/sessions/not-a-uuid")).bearer_auth(&u.access).send().await.unwrap())
+            .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

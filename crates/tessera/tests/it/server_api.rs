@@ -26,7 +26,12 @@ async fn the_server_creates_reads_updates_and_deletes_users() {
     assert_eq!((status, v["username"].as_str()), (StatusCode::OK, Some("newbie")));
 
     let (status, v) = app
-        .server(Method::PATCH, &t, &format!("/v1/users/{id}"), Some(json!({"client_read_only_metadata": {"tier": "gold"}, "status": "active"})))
+        .server(
+            Method::PATCH,
+            &t,
+            &format!("/v1/users/{id}"),
+            Some(json!({"client_read_only_metadata": {"tier": "gold"}, "status": "active"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "active");
@@ -49,7 +54,9 @@ async fn secure_metadata_is_stored_but_never_returned_by_any_response() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
     let secret = "SSN-078-05-1120";
-    let (status, v) = app.server(Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"secure_metadata": {"ssn": secret}}))).await;
+    let (status, v) = app
+        .server(Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"secure_metadata": {"ssn": secret}})))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let mut seen = vec![v];
     seen.push(app.server(Method::GET, &t, &format!("/v1/users/{}", u.id), None).await.1);
@@ -78,8 +85,14 @@ async fn listing_filters_and_pages_through_every_user_exactly_once() {
     let app = spawn_app().await;
     let t = app.tenant().await;
     for i in 0..7 {
-        let (status, _) =
-            app.server(Method::POST, &t, "/v1/users", Some(json!({"primary_email": format!("u{i}@example.com"), "is_anonymous": i % 2 == 0}))).await;
+        let (status, _) = app
+            .server(
+                Method::POST,
+                &t,
+                "/v1/users",
+                Some(json!({"primary_email": format!("u{i}@example.com"), "is_anonymous": i % 2 == 0})),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED);
     }
     let mut seen = Vec::new();
@@ -137,7 +150,14 @@ async fn another_tenants_server_key_reaches_nothing() {
     let (_, teams) = app.server(Method::GET, &intruder, "/v1/teams", None).await;
     assert_eq!(teams, json!([]));
     // A server key with another tenant's header is a mismatch, not a way in.
-    let res = app.client.get(app.url("/v1/users")).bearer_auth(&intruder.server_key).header("X-Tenant-ID", &t.id).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/v1/users"))
+        .bearer_auth(&intruder.server_key)
+        .header("X-Tenant-ID", &t.id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(body(res).await.1["code"], "tenant_mismatch");
     // A user token is not a server key, nor a server key a user token.
     let res = app.client.get(app.url("/v1/users")).bearer_auth(&u.access).send().await.unwrap();
@@ -153,11 +173,19 @@ async fn teams_and_memberships_are_managed_by_the_server() {
     let (t, u) = app.user().await;
     let (status, v) = app.server(Method::POST, &t, "/v1/teams", Some(json!({}))).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["display_name:required".to_owned()]));
-    let (status, team) =
-        app.server(Method::POST, &t, "/v1/teams", Some(json!({"display_name": "Core", "server_metadata": {"budget": 1}}))).await;
+    let (status, team) = app
+        .server(Method::POST, &t, "/v1/teams", Some(json!({"display_name": "Core", "server_metadata": {"budget": 1}})))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{team}");
     let id = team["id"].as_str().unwrap();
-    let (_, team) = app.server(Method::PATCH, &t, &format!("/v1/teams/{id}"), Some(json!({"display_name": "Core team", "profile_image_url": null}))).await;
+    let (_, team) = app
+        .server(
+            Method::PATCH,
+            &t,
+            &format!("/v1/teams/{id}"),
+            Some(json!({"display_name": "Core team", "profile_image_url": null})),
+        )
+        .await;
     assert_eq!(team["display_name"], "Core team");
     for _ in 0..2 {
         let (status, _) = app.server(Method::PUT, &t, &format!("/v1/teams/{id}/members/{}", u.id), None).await;
@@ -181,7 +209,10 @@ async fn settings_are_read_and_changed_within_bounds() {
     let (_, s) = app.server(Method::GET, &t, "/v1/settings", None).await;
     assert_eq!(s["deletion_grace_seconds"], 604800);
     let (status, v) = app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"deletion_grace_seconds": -5}))).await;
-    assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["deletion_grace_seconds:out_of_range".to_owned()]));
+    assert_eq!(
+        (status, field_codes(&v)),
+        (StatusCode::BAD_REQUEST, vec!["deletion_grace_seconds:out_of_range".to_owned()])
+    );
     let (status, v) = app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"colour": "red"}))).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["colour:unknown_field".to_owned()]));
     let (status, v) = app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"deletion_grace_seconds": 60}))).await;
@@ -191,9 +222,17 @@ async fn settings_are_read_and_changed_within_bounds() {
 #[tokio::test]
 async fn the_operator_needs_the_root_key() {
     let app = spawn_app().await;
-    let res = app.client.post(app.url("/v1/tenants")).bearer_auth("wrong-root-key-xxxxxxxx").json(&json!({"name": "x"})).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/tenants"))
+        .bearer_auth("wrong-root-key-xxxxxxxx")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = app.client.post(app.url("/v1/tenants")).bearer_auth(ROOT_KEY).json(&json!({"name": ""})).send().await.unwrap();
+    let res =
+        app.client.post(app.url("/v1/tenants")).bearer_auth(ROOT_KEY).json(&json!({"name": ""})).send().await.unwrap();
     let (status, v) = body(res).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["name:too_short".to_owned()]));
     let t = app.tenant().await;
