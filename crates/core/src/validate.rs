@@ -182,7 +182,10 @@ pub fn location(value: &Value) -> Result<GeoPoint, Vec<(String, Invalid)>> {
             (m.get("longitude"), m.get("latitude"))
         }
         _ => {
-            return Err(vec![(String::new(), ("invalid_type", "must be an object with longitude and latitude".into()))]);
+            return Err(vec![(
+                String::new(),
+                ("invalid_type", "must be an object with longitude and latitude".into()),
+            )]);
         }
     };
     let mut errors = Vec::new();
