@@ -19,7 +19,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; for tests and for the `--clock-offset` of no one else.
+/// A clock that only moves when told to, for tests of expiry and grace periods.
 #[derive(Debug)]
 pub struct ManualClock {
     millis: AtomicI64,

@@ -36,6 +36,18 @@ pub struct Tokens {
     pub session_id: SessionId,
 }
 
+/// Whether the account may be used now: not suspended, not disabled, not deactivated. Checked
+/// on every authenticated call, at sign-in and at refresh.
+pub(crate) fn ensure_usable(user: &User, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    if let Some(s) = user.active_suspensions(now).next() {
+        return Err(DomainError::Suspended { reason: s.reason.clone(), ends_at: s.ends_at });
+    }
+    if user.status == tessera_core::user::UserStatus::Disabled || !user.profile.is_active {
+        return Err(DomainError::forbidden("the account is disabled"));
+    }
+    Ok(())
+}
+
 fn token_error(e: TokenError) -> DomainError {
     match e {
         TokenError::Expired => DomainError::TokenExpired,
@@ -59,9 +71,7 @@ impl Service {
             .await
             .map_err(store_err)?
             .ok_or(DomainError::Unauthenticated("the session has ended"))?;
-        if let Some(s) = user.active_suspensions(now).next() {
-            return Err(DomainError::Suspended { reason: s.reason.clone(), ends_at: s.ends_at });
-        }
+        ensure_usable(&user, now)?;
         Ok(Principal { user, session_id: claims.sid })
     }
 
@@ -203,18 +213,13 @@ impl Service {
         let Some(mut user) = user.filter(|_| ok) else {
             return Err(DomainError::Unauthenticated("invalid credentials"));
         };
-        if let Some(s) = user.active_suspensions(now).next() {
-            return Err(DomainError::Suspended { reason: s.reason.clone(), ends_at: s.ends_at });
-        }
-        if !user.profile.is_active {
-            return Err(DomainError::forbidden("the account is deactivated"));
-        }
+        ensure_usable(&user, now)?;
         if user.deletion_due_at.is_some() {
-            let expected = user.version;
-            user.deletion_due_at = None;
-            user.version += 1;
-            user.updated_at = now;
-            self.store.update_user(UserWrite::new(&user, expected, now)).await.map_err(store_err)?;
+            let cancel = |u: &mut User| {
+                u.deletion_due_at = None;
+                Ok(())
+            };
+            user = self.modify_user(tenant_id, user.id, cancel, crate::me::Extras::default()).await?;
             tracing::info!(user = %user.id, "sign-in cancelled the scheduled account deletion");
         }
         self.start_session(&tenant, user, client).await
@@ -255,9 +260,7 @@ impl Service {
                     .await
                     .map_err(store_err)?
                     .ok_or(DomainError::Unauthenticated("the session has ended"))?;
-                if let Some(s) = user.active_suspensions(now).next() {
-                    return Err(DomainError::Suspended { reason: s.reason.clone(), ends_at: s.ends_at });
-                }
+                ensure_usable(&user, now)?;
                 self.tokens_for(&tenant, user, session.id, new)
             }
             Rotation::Reused => {

@@ -109,8 +109,11 @@ impl Service {
         Ok((Self { store, tokens, hasher, clock, config, root_key_hash, tenants }, generated))
     }
 
+    /// The current time at the store's precision (milliseconds), so that a response to a write
+    /// shows the same timestamps a later read will.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        let now = self.clock.now();
+        DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
     }
 
     /// Rotates the signing key: a new key signs from now on; the old one keeps verifying.
@@ -164,6 +167,7 @@ impl Service {
     }
 
     /// Erases accounts whose deletion grace period has passed, then images nobody uses.
+    /// Run periodically by every instance (see the binary's jobs).
     pub async fn purge_due(&self) -> Result<usize> {
         let mut total = 0;
         loop {
@@ -176,9 +180,8 @@ impl Service {
                 break;
             }
         }
-        if total > 0 {
-            self.store.delete_unreferenced_images().await.map_err(store_err)?;
-        }
+        // Replaced and orphaned avatars go too; the statement is one indexed anti-join.
+        self.store.delete_unreferenced_images().await.map_err(store_err)?;
         Ok(total)
     }
 
@@ -198,7 +201,8 @@ pub fn store_err(e: StoreError) -> DomainError {
             constraints::TEAM_MEMBERSHIP => {
                 DomainError::field("selected_team_id", "not_a_member", "the user is not a member of this team")
             }
-            _ => DomainError::Conflict { field: "id" },
+            // A uniqueness rule no caller expects is a bug, not the caller's fault.
+            other => DomainError::Internal(format!("unexpected conflict on {other}").into()),
         },
         StoreError::Other(e) => DomainError::Internal(e),
     }

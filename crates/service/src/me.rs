@@ -35,6 +35,13 @@ pub struct Export {
 /// Attempts of an unconditional update that lost a race before it is reported.
 const UNCONDITIONAL_RETRIES: usize = 5;
 
+/// What a lifecycle write changes beside the user row.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Extras<'e> {
+    pub password_hash: Option<&'e str>,
+    pub revoke_sessions: Option<RevokeSessions>,
+}
+
 impl Service {
     /// Parses, authorises and stores a change to a user, all or nothing. Without `if_match`,
     /// a concurrent change is merged by re-reading and re-applying; with it, the caller gets
@@ -120,6 +127,40 @@ impl Service {
         Ok(user)
     }
 
+    /// Reads, changes and writes a user with the version check, re-reading and retrying when
+    /// another write came between: for changes that do not depend on what the caller last saw
+    /// (lifecycle operations), so they never answer a spurious `412`.
+    pub(crate) async fn modify_user(
+        &self,
+        tenant_id: TenantId,
+        id: UserId,
+        change: impl Fn(&mut User) -> Result<()>,
+        extras: Extras<'_>,
+    ) -> Result<User> {
+        for _ in 0..UNCONDITIONAL_RETRIES {
+            let now = self.now();
+            let current = self
+                .store
+                .find_user(tenant_id, id, now)
+                .await
+                .map_err(store_err)?
+                .ok_or(DomainError::NotFound("user"))?;
+            let mut user = current.clone();
+            change(&mut user)?;
+            user.version = current.version + 1;
+            user.updated_at = now;
+            let mut write = UserWrite::new(&user, current.version, now);
+            write.password_hash = extras.password_hash;
+            write.revoke_sessions = extras.revoke_sessions;
+            match self.store.update_user(write).await {
+                Ok(()) => return Ok(user),
+                Err(tessera_store::StoreError::Stale) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(DomainError::PreconditionFailed)
+    }
+
     /// Schedules the caller's account for erasure after the tenant's grace period and signs it
     /// out everywhere. Signing in again before then cancels the deletion.
     pub async fn delete_me(&self, who: &Principal) -> Result<chrono::DateTime<chrono::Utc>> {
@@ -131,16 +172,19 @@ impl Service {
             });
         }
         let tenant = self.tenant(who.tenant_id()).await?;
-        let now = self.now();
-        let due = now + Duration::seconds(tenant.settings.deletion_grace_seconds);
-        let mut user = who.user.clone();
-        user.deletion_due_at = Some(due);
-        user.version += 1;
-        user.updated_at = now;
-        let mut write = UserWrite::new(&user, who.user.version, now);
-        write.revoke_sessions = Some(RevokeSessions { except: None });
-        self.store.update_user(write).await.map_err(store_err)?;
-        tracing::info!(user = %user.id, due = %due, "account deletion scheduled");
+        let due = self.now() + Duration::seconds(tenant.settings.deletion_grace_seconds);
+        let extras = Extras { revoke_sessions: Some(RevokeSessions { except: None }), ..Extras::default() };
+        self.modify_user(
+            who.tenant_id(),
+            who.user.id,
+            |u| {
+                u.deletion_due_at = Some(due);
+                Ok(())
+            },
+            extras,
+        )
+        .await?;
+        tracing::info!(user = %who.user.id, due = %due, "account deletion scheduled");
         Ok(due)
     }
 
@@ -164,15 +208,21 @@ impl Service {
             return Err(DomainError::field("new_password", "same_as_old", "must differ from the current password"));
         }
         let new_hash = self.hasher.hash(new).await.map_err(DomainError::internal)?;
-        let now = self.now();
-        let mut user = who.user.clone();
-        user.profile.password_expired = false;
-        user.version += 1;
-        user.updated_at = now;
-        let mut write = UserWrite::new(&user, who.user.version, now);
-        write.password_hash = Some(&new_hash);
-        write.revoke_sessions = Some(RevokeSessions { except: Some(who.session_id) });
-        self.store.update_user(write).await.map_err(store_err)
+        let extras = Extras {
+            password_hash: Some(&new_hash),
+            revoke_sessions: Some(RevokeSessions { except: Some(who.session_id) }),
+        };
+        self.modify_user(
+            who.tenant_id(),
+            who.user.id,
+            |u| {
+                u.profile.password_expired = false;
+                Ok(())
+            },
+            extras,
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn my_sessions(&self, who: &Principal) -> Result<Vec<Session>> {

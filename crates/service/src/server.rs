@@ -8,8 +8,9 @@ use tessera_core::patch::{Limits, UserPatch};
 use tessera_core::tenant::{Tenant, TenantSettings};
 use tessera_core::user::{AuthProvider, Suspension, Team, User};
 use tessera_core::{DomainError, FieldError, SuspensionId, TeamId, TenantId, UserId, validate};
-use tessera_store::{ImageBlob, NewUser, UserFilter, UserWrite};
+use tessera_store::{ImageBlob, NewUser, UserFilter};
 
+use crate::me::Extras;
 use crate::{Result, Service, store_err};
 
 /// A new tenant with its secrets, which are shown this once.
@@ -61,17 +62,26 @@ impl Service {
 
     pub async fn update_tenant_settings(&self, tenant_id: TenantId, body: &Map<String, Value>) -> Result<Tenant> {
         let mut tenant = (*self.tenant(tenant_id).await?).clone();
-        let mut merged = serde_json::to_value(&tenant.settings).map_err(DomainError::internal)?;
-        if let Some(obj) = merged.as_object_mut() {
-            for (k, v) in body {
-                if !obj.contains_key(k) {
-                    return Err(DomainError::field(k.clone(), "unknown_field", "no such setting"));
-                }
-                obj.insert(k.clone(), v.clone());
+        let current = serde_json::to_value(&tenant.settings).map_err(DomainError::internal)?;
+        let mut merged = current.clone();
+        let mut errors = Vec::new();
+        for (k, v) in body {
+            if current.get(k).is_none() {
+                errors.push(FieldError::new(k.clone(), "unknown_field", "no such setting"));
+                continue;
             }
+            // Each value is tried alone, so a wrong type is reported under its own name.
+            let mut alone = current.clone();
+            alone[k] = v.clone();
+            if serde_json::from_value::<TenantSettings>(alone).is_err() {
+                errors.push(FieldError::new(k.clone(), "invalid_type", "has the wrong type"));
+            }
+            merged[k] = v.clone();
         }
-        let settings: TenantSettings = serde_json::from_value(merged)
-            .map_err(|e| DomainError::field("settings", "invalid_type", format!("invalid setting: {e}")))?;
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        let settings: TenantSettings = serde_json::from_value(merged).map_err(DomainError::internal)?;
         settings.check()?;
         tenant.settings = settings;
         self.store.update_tenant(&tenant).await.map_err(store_err)?;
@@ -93,7 +103,7 @@ impl Service {
             };
             match (k.as_str(), v) {
                 ("password", Value::String(p)) => password = Some(p.clone()),
-                ("password", Value::Null) => {}
+                ("password" | "oauth_provider" | "oauth_id", Value::Null) => {}
                 ("is_service_account", Value::Bool(b)) => user.is_service_account = *b,
                 ("is_anonymous", Value::Bool(b)) => user.is_anonymous = *b,
                 ("auth_provider", Value::String(s)) => match AuthProvider::parse(s) {
@@ -104,7 +114,6 @@ impl Service {
                 },
                 ("oauth_provider", Value::String(s)) => user.profile.oauth_provider = Some(s.clone()),
                 ("oauth_id", Value::String(s)) => user.profile.oauth_id = Some(s.clone()),
-                (k, Value::Bool(_)) if CREATE_ONLY.contains(&k) => {}
                 (k, _) if CREATE_ONLY.contains(&k) => bad_type(&mut errors, "has the wrong type"),
                 _ => {
                     rest.insert(k.clone(), v.clone());
@@ -199,10 +208,15 @@ impl Service {
             created_by: s.created_by,
         };
         let added = suspension.clone();
-        self.modify_user(tenant_id, id, move |u| {
-            u.suspensions.push(added.clone());
-            Ok(())
-        })
+        self.modify_user(
+            tenant_id,
+            id,
+            move |u| {
+                u.suspensions.push(added.clone());
+                Ok(())
+            },
+            Extras::default(),
+        )
         .await?;
         Ok(suspension)
     }
@@ -210,37 +224,20 @@ impl Service {
     /// Ends a suspension now; it stays in the user's history.
     pub async fn lift_suspension(&self, tenant_id: TenantId, id: UserId, suspension: SuspensionId) -> Result<User> {
         let now = self.now();
-        self.modify_user(tenant_id, id, move |u| {
-            let s = u.suspensions.iter_mut().find(|s| s.id == suspension).ok_or(DomainError::NotFound("suspension"))?;
-            if s.is_active(now) {
-                s.ends_at = Some(now);
-            }
-            Ok(())
-        })
+        self.modify_user(
+            tenant_id,
+            id,
+            move |u| {
+                let s =
+                    u.suspensions.iter_mut().find(|s| s.id == suspension).ok_or(DomainError::NotFound("suspension"))?;
+                if s.is_active(now) {
+                    s.ends_at = Some(now);
+                }
+                Ok(())
+            },
+            Extras::default(),
+        )
         .await
-    }
-
-    /// Read, change, write with the version check, retried if another write came between.
-    async fn modify_user(
-        &self,
-        tenant_id: TenantId,
-        id: UserId,
-        change: impl Fn(&mut User) -> Result<()>,
-    ) -> Result<User> {
-        for _ in 0..5 {
-            let now = self.now();
-            let current = self.get_user(tenant_id, id).await?;
-            let mut user = current.clone();
-            change(&mut user)?;
-            user.version += 1;
-            user.updated_at = now;
-            match self.store.update_user(UserWrite::new(&user, current.version, now)).await {
-                Ok(()) => return Ok(user),
-                Err(tessera_store::StoreError::Stale) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(DomainError::PreconditionFailed)
     }
 
     pub async fn create_team(&self, tenant_id: TenantId, input: TeamInput) -> Result<Team> {
@@ -265,7 +262,10 @@ impl Service {
     pub async fn update_team(&self, tenant_id: TenantId, id: TeamId, input: TeamInput) -> Result<Team> {
         let mut team = self.get_team(tenant_id, id).await?;
         self.apply_team_input(&mut team, input).await?;
-        self.store.update_team(&team).await.map_err(store_err)?;
+        self.store.update_team(&team).await.map_err(|e| match e {
+            tessera_store::StoreError::NotFound => DomainError::NotFound("team"),
+            other => store_err(other),
+        })?;
         Ok(team)
     }
 

@@ -4,7 +4,7 @@
 //! `conflict_name` (how each reports a unique violation).
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -152,11 +152,24 @@ fn active_sessions_column(now: &str) -> String {
     )
 }
 
+/// The statements of the hot path, built once: `GET /me` formats no SQL.
+static FIND_USER_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {USER_COLUMNS}, {} FROM users u WHERE u.tenant_id = $1 AND u.id = $2", active_sessions_column("$3"))
+});
+static FIND_USER_FOR_SESSION_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {USER_COLUMNS}, {} FROM users u \
+         WHERE u.tenant_id = $1 AND u.id = $2 AND EXISTS (SELECT 1 FROM sessions s \
+           WHERE s.id = $4 AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $3)",
+        active_sessions_column("$3")
+    )
+});
+
 const SESSION_COLUMNS: &str =
     "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address";
 
 macro_rules! impl_store {
-    ($db:ty, $backend:expr) => {
+    ($db:ty, $backend:expr, $share_lock:literal) => {
         impl SqlStore<$db> {
             fn user_from_row(row: &<$db as sqlx::Database>::Row) -> Result<User> {
                 let doc: StoredDoc = parse_json(&row.try_get::<String, _>("profile").map_err(map_err)?)?;
@@ -413,8 +426,7 @@ macro_rules! impl_store {
             }
 
             async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {
-                let sql = format!("SELECT {USER_COLUMNS}, {} FROM users u WHERE u.tenant_id = $1 AND u.id = $2", active_sessions_column("$3"));
-                let row = sqlx::query(&sql)
+                let row = sqlx::query(&FIND_USER_SQL)
                     .bind(tenant.to_string())
                     .bind(id.to_string())
                     .bind(ms(now))
@@ -425,13 +437,7 @@ macro_rules! impl_store {
             }
 
             async fn find_user_for_session(&self, tenant: TenantId, id: UserId, session: SessionId, now: DateTime<Utc>) -> Result<Option<User>> {
-                let sql = format!(
-                    "SELECT {USER_COLUMNS}, {} FROM users u \
-                     WHERE u.tenant_id = $1 AND u.id = $2 AND EXISTS (SELECT 1 FROM sessions s \
-                       WHERE s.id = $4 AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $3)",
-                    active_sessions_column("$3")
-                );
-                let row = sqlx::query(&sql)
+                let row = sqlx::query(&FIND_USER_FOR_SESSION_SQL)
                     .bind(tenant.to_string())
                     .bind(id.to_string())
                     .bind(ms(now))
@@ -491,7 +497,13 @@ macro_rules! impl_store {
                 let secure = w.secure_metadata.map(json).transpose()?;
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 if let Some(team) = w.require_membership {
-                    let member: Option<i32> = sqlx::query_scalar("SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2")
+                    // The membership row is share-locked where the backend has row locks, so a concurrent
+                    // removal waits for this write and then clears the selection it made. (SQLite's
+                    // single writer serialises the two anyway.)
+                    let member: Option<i32> = sqlx::query_scalar(concat!(
+                        "SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2",
+                        $share_lock
+                    ))
                         .bind(team.to_string())
                         .bind(u.id.to_string())
                         .fetch_optional(&mut *tx)
@@ -904,5 +916,5 @@ macro_rules! impl_store {
     };
 }
 
-impl_store!(Sqlite, Backend::Sqlite);
-impl_store!(Postgres, Backend::Postgres);
+impl_store!(Sqlite, Backend::Sqlite, "");
+impl_store!(Postgres, Backend::Postgres, " FOR SHARE");

@@ -239,7 +239,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let service = admin_service(&settings).await?;
             let kid = service.rotate_signing_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             print(j, json!({"active_kid": kid}), || {
-                format!("new signing key {kid} is active; running servers pick it up on restart")
+                format!("new signing key {kid} is active; running servers pick it up within 30 seconds")
             });
         }
     }

@@ -76,7 +76,7 @@ impl Settings {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
-            .merge(Env::prefixed("TESSERA_").ignore(&["config", "log"]).split("__"))
+            .merge(Env::prefixed("TESSERA_").ignore(&["config", "log", "user_password"]).split("__"))
             .merge(Serialized::globals(overrides));
         let mut s: Settings = fig.extract().context("invalid configuration")?;
         if let Some(path) = &s.root_key_file {

@@ -14,6 +14,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 
+/// How soon a key rotated elsewhere starts verifying (and signing) here.
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
+
 /// Opens the configured store and brings its schema up to date.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let store = tessera_store::connect(&ConnectOptions {
@@ -98,15 +101,21 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             })
             .await
     });
-    let jobs =
-        vec![spawn_purge_job(Arc::clone(&service), Duration::from_secs(settings.purge_interval_seconds.max(1)), rx)];
+    let purge_every = Duration::from_secs(settings.purge_interval_seconds.max(1));
+    let jobs = vec![
+        spawn_purge_job(Arc::clone(&service), purge_every, rx.clone()),
+        spawn_key_reload_job(Arc::clone(&service), rx),
+    ];
     tracing::info!(%addr, backend = ?service.store.backend(), ready_in_ms = started.elapsed().as_millis() as u64, "tessera is ready");
     Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs })
 }
 
-/// Erases accounts whose deletion grace period has passed. Every instance may run it: the
-/// delete re-checks the due date in the statement, so two instances never erase twice.
-fn spawn_purge_job(service: Arc<Service>, every: Duration, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// Runs `job` every `every` until `stop` fires.
+fn spawn_every<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, job: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,14 +125,35 @@ fn spawn_purge_job(service: Arc<Service>, every: Duration, mut stop: watch::Rece
         tokio::pin!(stopped);
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    match service.purge_due().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(erased = n, "purge job erased accounts"),
-                        Err(e) => tracing::error!(error = %e, "purge job failed"),
-                    }
-                }
+                _ = tick.tick() => job().await,
                 () = &mut stopped => break,
+            }
+        }
+    })
+}
+
+/// Erases accounts whose deletion grace period has passed, and unused images. Every instance
+/// may run it: the delete re-checks the due date in the statement, so none erases twice.
+fn spawn_purge_job(service: Arc<Service>, every: Duration, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    spawn_every(every, stop, move || {
+        let service = Arc::clone(&service);
+        async move {
+            match service.purge_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(erased = n, "purge job erased accounts"),
+                Err(e) => tracing::error!(error = %e, "purge job failed"),
+            }
+        }
+    })
+}
+
+/// Picks up signing keys rotated by `tessera keys rotate` or another instance.
+fn spawn_key_reload_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    spawn_every(KEY_RELOAD_EVERY, stop, move || {
+        let service = Arc::clone(&service);
+        async move {
+            if let Err(e) = service.reload_keys().await {
+                tracing::error!(error = %e, "reloading signing keys failed");
             }
         }
     })

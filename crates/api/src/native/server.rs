@@ -71,7 +71,7 @@ pub struct ListUsersQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserPage {
     pub items: Vec<UserView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` when this page was not full (the last one).
     pub next_cursor: Option<Uuid>,
 }
 

@@ -346,3 +346,38 @@ async fn a_suspended_user_cannot_sign_in_or_call_anything_until_lifted() {
     assert_eq!(user["suspensions"], json!([]));
     assert_eq!(app.get_me(&u.access).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_disabled_or_deactivated_account_is_refused_everywhere() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    for (off, on) in [
+        (json!({"status": "disabled"}), json!({"status": "active"})),
+        (json!({"is_active": false}), json!({"is_active": true})),
+    ] {
+        let path = format!("/v1/users/{}", u.id);
+        assert_eq!(app.server(reqwest::Method::PATCH, &t, &path, Some(off)).await.0, StatusCode::OK);
+        assert_eq!(app.get_me(&u.access).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.server(reqwest::Method::PATCH, &t, &path, Some(on)).await.0, StatusCode::OK);
+        assert_eq!(app.get_me(&u.access).await.0, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn tokens_signed_after_a_key_rotation_verify_and_old_ones_still_do() {
+    let app = spawn_app().await;
+    let (t, before) = app.user().await;
+    app.service().rotate_signing_key().await.unwrap();
+    let (status, v) = app.sign_in(&t.id, &before.email, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let after = signed_in(&t.id, &before.email, &v);
+    let kid = |tok: &str| {
+        use base64::Engine;
+        let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok.split('.').next().unwrap()).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&h).unwrap()["kid"].clone()
+    };
+    assert_ne!(kid(&before.access), kid(&after.access), "the new key signs");
+    assert_eq!(app.get_me(&before.access).await.0, StatusCode::OK, "the retired key still verifies");
+    assert_eq!(app.get_me(&after.access).await.0, StatusCode::OK);
+}

@@ -242,3 +242,23 @@ async fn the_operator_needs_the_root_key() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(list[0].get("server_key").is_none(), "the server key is shown only at creation");
 }
+
+#[tokio::test]
+async fn creation_refuses_wrongly_typed_fields_instead_of_dropping_them() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let (status, v) = app
+        .server(
+            Method::POST,
+            &t,
+            "/v1/users",
+            Some(json!({"primary_email": "x@example.com", "password": true, "auth_provider": "ldap"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(field_codes(&v), ["auth_provider:invalid_value", "password:invalid_type"]);
+    let (status, v) =
+        app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"avatar_max_bytes": "big", "nope": 1}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(field_codes(&v), ["avatar_max_bytes:invalid_type", "nope:unknown_field"]);
+}
