@@ -19,7 +19,7 @@ pub const PNG_1X1: &str =
 pub const GIF_1X1: &str = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
 
 /// Where a test's data lives; dropped with the test.
-enum TestDb {
+pub(crate) enum TestDb {
     Sqlite(#[allow(dead_code, reason = "held so the directory outlives the server")] tempfile::TempDir),
     Postgres,
 }
@@ -42,7 +42,7 @@ fn init_logs() {
     });
 }
 
-async fn fresh_database() -> (String, TestDb) {
+pub(crate) async fn fresh_database() -> (String, TestDb) {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin) if !admin.is_empty() => {
             use sqlx::Connection;

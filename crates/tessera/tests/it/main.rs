@@ -11,5 +11,6 @@ mod cli;
 mod deletion;
 mod me;
 mod ops;
+mod reliability;
 mod server_api;
 mod validation;
