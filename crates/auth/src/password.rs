@@ -1,12 +1,11 @@
-//! Password hashing with argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane), on the
-//! blocking pool and never more at once than there are permits. Request threads only wait.
+//! Password hashing with argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane), on a
+//! fixed pool of dedicated threads. Request threads only wait.
 
 use std::sync::Arc;
 
 pub use argon2::Params;
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Version};
-use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -16,10 +15,16 @@ pub enum HashError {
     PoolClosed,
 }
 
+type Job = Box<dyn FnOnce(&Params) + Send>;
+
+/// A fixed set of dedicated hashing threads behind a bounded queue. Dedicated threads (rather
+/// than tokio's elastic blocking pool) bound memory as well as CPU: each argon2id hash needs
+/// 19 MiB, and each thread reuses its own allocation instead of spreading them over many
+/// threads' heaps.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    params: Params,
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    threads: usize,
     /// A real hash of a random password: verified against when the account does not exist, so
     /// that sign-in takes as long for unknown accounts as for known ones.
     decoy: Arc<str>,
@@ -27,7 +32,7 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("permits", &self.permits.available_permits()).finish_non_exhaustive()
+        f.debug_struct("PasswordHasher").field("threads", &self.threads).finish_non_exhaustive()
     }
 }
 
@@ -57,17 +62,45 @@ fn verify_blocking(params: &Params, password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| argon(params).verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// Requests waiting for a hashing thread beyond this many wait to enter the queue.
+const QUEUE: usize = 1024;
+
 impl PasswordHasher {
-    /// `concurrency` hashes may run at once; more wait their turn.
-    pub fn new(concurrency: usize, params: Params) -> Result<Self, HashError> {
+    /// Starts `threads` hashing threads. They end when the last clone of the hasher is dropped.
+    pub fn new(threads: usize, params: Params) -> Result<Self, HashError> {
         let decoy = hash_blocking(&params, &crate::secret::random_token("", 24))?;
-        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), params, decoy: decoy.into() })
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(QUEUE);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let threads = threads.max(1);
+        for i in 0..threads {
+            let (rx, params) = (Arc::clone(&rx), params.clone());
+            std::thread::Builder::new()
+                .name(format!("tessera-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job, never while hashing.
+                        let job = match rx.lock() {
+                            Ok(mut guard) => guard.blocking_recv(),
+                            Err(_) => None,
+                        };
+                        match job {
+                            Some(job) => job(&params),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|e| HashError::Hash(format!("cannot start a hashing thread: {e}")))?;
+        }
+        Ok(Self { jobs: tx, threads, decoy: decoy.into() })
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Params) -> T + Send + 'static) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::PoolClosed)?;
-        let params = self.params.clone();
-        tokio::task::spawn_blocking(move || f(&params)).await.map_err(|_| HashError::PoolClosed)
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |params| {
+            let _ = done.send(f(params));
+        });
+        self.jobs.send(job).await.map_err(|_| HashError::PoolClosed)?;
+        result.await.map_err(|_| HashError::PoolClosed)
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
