@@ -1,6 +1,7 @@
 //! Tessera's HTTP surfaces, on axum: the native API (`/v1`), operational endpoints and the
 //! generated OpenAPI document. The only crate that knows HTTP and JSON wire formats.
 
+pub mod compat;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -128,6 +129,11 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole HTTP application.
 pub fn router(service: Arc<Service>) -> Router {
+    router_with(service, &compat::Prefixes::default())
+}
+
+/// The whole HTTP application, with the seed contracts under the given prefixes.
+pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes) -> Router {
     let public_url: Arc<str> = service.config.public_url.trim_end_matches('/').into();
     let (api, _) = api_routes().split_for_parts();
     let doc = openapi();
@@ -142,7 +148,10 @@ pub fn router(service: Arc<Service>) -> Router {
         let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
     };
-    api.route("/healthz", get(ops::healthz))
+    api.nest(&prefixes.bird, compat::bird::routes())
+        .nest(&prefixes.jitsudo, compat::jitsudo::routes())
+        .nest(&prefixes.replyke, compat::replyke::routes())
+        .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi_json))

@@ -22,6 +22,9 @@ pub struct UpdateOptions {
     pub display_name_max: Option<usize>,
     /// A contract's narrower image cap (seed 000: < 100 KB).
     pub image_max_bytes: Option<usize>,
+    /// Server-only fields a contract lets the user write for itself (seed 004's
+    /// `secureMetadata`). Still never returned.
+    pub self_may_write: &'static [&'static str],
 }
 
 /// Everything Tessera holds about a user that the user may see (GDPR art. 20).
@@ -70,7 +73,7 @@ impl Service {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.apply_patch(actor, tenant_id, user_id, patch.clone(), opts.if_match).await {
+            match self.apply_patch(actor, tenant_id, user_id, patch.clone(), opts).await {
                 Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
                     continue;
                 }
@@ -85,8 +88,9 @@ impl Service {
         tenant_id: TenantId,
         user_id: UserId,
         patch: UserPatch,
-        if_match: Option<i64>,
+        opts: &UpdateOptions,
     ) -> Result<User> {
+        let if_match = opts.if_match;
         let now = self.now();
         let current = self
             .store
@@ -97,7 +101,11 @@ impl Service {
         if if_match.is_some_and(|v| v != current.version) {
             return Err(DomainError::PreconditionFailed);
         }
-        policy::authorize_update(actor, &current, &patch.fields())?;
+        let mut fields = patch.fields();
+        if actor == Actor::SelfService {
+            fields.retain(|f| !opts.self_may_write.contains(f));
+        }
+        policy::authorize_update(actor, &current, &fields)?;
         if patch.is_empty() {
             return Ok(current);
         }

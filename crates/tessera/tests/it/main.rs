@@ -8,6 +8,9 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod contract_bird;
+mod contract_jitsudo;
+mod contract_replyke;
 mod deletion;
 mod me;
 mod ops;
