@@ -148,7 +148,9 @@ pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes) -> Router
         let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
     };
-    api.nest(&prefixes.bird, compat::bird::routes())
+    api.nest(&prefixes.stack_auth, compat::stack_auth::routes())
+        .nest(&prefixes.zenml, compat::zenml::routes())
+        .nest(&prefixes.bird, compat::bird::routes())
         .nest(&prefixes.jitsudo, compat::jitsudo::routes())
         .nest(&prefixes.replyke, compat::replyke::routes())
         .route("/healthz", get(ops::healthz))

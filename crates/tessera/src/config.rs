@@ -36,6 +36,8 @@ pub struct Settings {
     pub log_format: String,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_seconds: u64,
+    /// Where each seed contract is mounted (`TESSERA_COMPAT__BIRD=/bird`, or a `[compat]` table).
+    pub compat: tessera_api::compat::Prefixes,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             purge_interval_seconds: 60,
             log_format: "text".into(),
             shutdown_grace_seconds: 30,
+            compat: tessera_api::compat::Prefixes::default(),
         }
     }
 }
@@ -99,6 +102,13 @@ impl Settings {
             .parse::<std::net::SocketAddr>()
             .with_context(|| format!("listen = {:?} is not an address:port", self.listen))?;
         anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "log_format must be text or json");
+        let c = &self.compat;
+        for prefix in [&c.stack_auth, &c.zenml, &c.bird, &c.jitsudo, &c.replyke] {
+            anyhow::ensure!(
+                prefix.starts_with('/') && prefix.len() > 1 && !prefix.ends_with('/') && !prefix.starts_with("/v1"),
+                "compat prefix {prefix:?} must start with / (not end with one) and stay out of /v1"
+            );
+        }
         if let Some(k) = &self.root_key {
             anyhow::ensure!(k.expose_secret().len() >= 16, "the root key must be at least 16 characters");
         }

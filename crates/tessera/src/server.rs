@@ -92,7 +92,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let (service, generated_root_key) = build_service(settings, store, clock, public_url).await?;
 
     let (tx, rx) = watch::channel(false);
-    let app = tessera_api::router(Arc::clone(&service));
+    let app = tessera_api::router_with(Arc::clone(&service), &settings.compat);
     let mut stop = rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -5,6 +5,8 @@
 pub mod bird;
 pub mod jitsudo;
 pub mod replyke;
+pub mod stack_auth;
+pub mod zenml;
 
 use serde_json::{Map, Value};
 use tessera_core::{DomainError, FieldError};
@@ -12,7 +14,8 @@ use tessera_core::{DomainError, FieldError};
 use crate::error::ApiError;
 
 /// Where each contract is mounted; configurable so that a client's base URL can be matched.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Prefixes {
     pub stack_auth: String,
     pub zenml: String,

@@ -11,6 +11,8 @@ mod cli;
 mod contract_bird;
 mod contract_jitsudo;
 mod contract_replyke;
+mod contract_stack_auth;
+mod contract_zenml;
 mod deletion;
 mod me;
 mod ops;

@@ -1,0 +1,246 @@
+//! Seed 001 (ZenML Pro): `GET/PATCH /users/me` with OAuth2 bearer tokens, and the password
+//! login (`POST /login`, form-encoded, as ZenML's client sends it). Errors as FastAPI writes
+//! them: `422 {"detail": [{"type", "loc", "msg"}]}` for invalid fields, and
+//! `{"detail": ["<ExceptionType>", "<message>"]}` otherwise — `ValueError` with `400` for the
+//! refusals the contract names (service accounts, internal users, the admin username, identity
+//! fields of OAuth2 accounts).
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tessera_core::policy::NOTICE_SERVICE_ACCOUNT;
+use tessera_core::user::User;
+use tessera_core::{DomainError, validate};
+use tessera_service::{Actor, UpdateOptions};
+use tessera_store::Login;
+use uuid::Uuid;
+
+use super::{FieldMap, to_native, to_wire};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Client, CurrentUser, JsonObject, RequiredTenant};
+use crate::views::avatar_url;
+
+const FIELDS: FieldMap = &[
+    ("name", "name"),
+    ("avatar_url", "avatar_url"),
+    ("company", "company"),
+    ("job_title", "job_title"),
+    ("metadata", "client_metadata"),
+    ("username", "username"),
+    ("email", "primary_email"),
+    ("is_active", "is_active"),
+    ("is_onboarded", "is_onboarded"),
+    ("is_superuser", "is_superuser"),
+    ("password_expired", "password_expired"),
+];
+
+/// "User model for displaying user account and service account information."
+#[derive(Debug, Serialize)]
+struct ZenUser {
+    /// Never returned; the model has the field, so it is always `null`.
+    password: Option<String>,
+    password_expired: Option<bool>,
+    name: Option<String>,
+    avatar_url: Option<String>,
+    company: Option<String>,
+    job_title: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    id: Uuid,
+    username: String,
+    email: Option<String>,
+    oauth_provider: Option<String>,
+    oauth_id: Option<String>,
+    is_active: bool,
+    is_superuser: bool,
+    is_service_account: bool,
+    organization_id: Option<Uuid>,
+    is_onboarded: bool,
+}
+
+impl ZenUser {
+    fn new(u: &User, public_url: &str) -> Self {
+        let p = &u.profile;
+        Self {
+            password: None,
+            password_expired: Some(p.password_expired),
+            name: p.name.clone(),
+            avatar_url: p.avatar.as_ref().map(|a| avatar_url(a, public_url)),
+            company: p.company.clone(),
+            job_title: p.job_title.clone(),
+            metadata: Some(u.metadata.client.clone()),
+            id: u.id.0,
+            // "For OAuth2 user accounts, this is the same as the email address."
+            username: u.username.clone().or_else(|| u.primary_email.clone()).unwrap_or_else(|| u.id.to_string()),
+            email: u.primary_email.clone(),
+            oauth_provider: p.oauth_provider.clone(),
+            oauth_id: p.oauth_id.clone(),
+            is_active: p.is_active,
+            is_superuser: p.is_superuser,
+            is_service_account: u.is_service_account,
+            organization_id: if u.is_service_account { p.organization_id } else { None },
+            is_onboarded: p.is_onboarded,
+        }
+    }
+}
+
+struct ZenError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for ZenError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+fn value_error(message: impl Into<String>) -> ZenError {
+    ZenError(ApiError::http(StatusCode::BAD_REQUEST, "value_error", message))
+}
+
+impl IntoResponse for ZenError {
+    fn into_response(self) -> Response {
+        let detail = |status: StatusCode, kind: &str, msg: &str| {
+            (status, axum::Json(json!({"detail": [kind, msg]}))).into_response()
+        };
+        match self.0 {
+            ApiError::Domain(DomainError::Validation(fields)) => {
+                let detail: Vec<Value> = fields
+                    .iter()
+                    .map(|f| json!({"type": f.code, "loc": ["body", f.field], "msg": f.message}))
+                    .collect();
+                (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({ "detail": detail }))).into_response()
+            }
+            ApiError::Domain(DomainError::Forbidden { reason, fields, notices }) => {
+                // The refusals the contract documents as ValueError are 400s; the rest stay 403.
+                let value_error = notices.iter().any(|n| n == NOTICE_SERVICE_ACCOUNT)
+                    || fields.iter().any(|f| f.code == "idp_managed" || f.code == "reserved");
+                if value_error {
+                    let msg = fields.first().map_or(reason.to_string(), |f| format!("{}: {}", f.field, f.message));
+                    detail(StatusCode::BAD_REQUEST, "ValueError", &msg)
+                } else {
+                    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+                    detail(StatusCode::FORBIDDEN, "IllegalOperationError", &format!("{reason}: {}", names.join(", ")))
+                }
+            }
+            other => {
+                if let ApiError::Domain(DomainError::Internal(cause)) = &other {
+                    tracing::error!(error = %cause, "internal error");
+                }
+                let (status, body) = other.parts();
+                let kind = match status {
+                    StatusCode::UNAUTHORIZED => "AuthorizationException",
+                    StatusCode::NOT_FOUND => "KeyError",
+                    StatusCode::CONFLICT => "EntityExistsError",
+                    StatusCode::BAD_REQUEST => "ValueError",
+                    s if s.is_server_error() => "RuntimeError",
+                    _ => "IllegalOperationError",
+                };
+                detail(status, kind, &body.message)
+            }
+        }
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/users/me", get(get_me).patch(patch_me)).route("/login", post(login))
+}
+
+async fn get_me(
+    State(state): State<AppState>,
+    auth: Result<CurrentUser, ApiError>,
+) -> Result<axum::Json<ZenUser>, ZenError> {
+    let CurrentUser(who) = auth?;
+    Ok(axum::Json(ZenUser::new(&who.user, &state.public_url)))
+}
+
+async fn patch_me(
+    State(state): State<AppState>,
+    auth: Result<CurrentUser, ApiError>,
+    body: Result<JsonObject, ApiError>,
+) -> Result<axum::Json<ZenUser>, ZenError> {
+    let CurrentUser(who) = auth?;
+    let JsonObject(mut body) = body?;
+    if who.user.is_service_account {
+        return Err(value_error("service accounts cannot be updated through this endpoint"));
+    }
+    if who.user.username.as_deref().is_some_and(validate::is_reserved_username) {
+        return Err(value_error("the admin user cannot be updated through this endpoint"));
+    }
+    if body.get("username").and_then(Value::as_str).is_some_and(validate::is_reserved_username) {
+        return Err(value_error("the admin username is reserved"));
+    }
+    // ZenML accepts `password` (with `old_password`) in the same body; Tessera changes the
+    // password only on its own, so a refused profile field can never leave a changed password.
+    let new_password = body.remove("password");
+    let old_password = body.remove("old_password");
+    if let Some(new) = new_password.filter(|v| !v.is_null()) {
+        if !body.is_empty() {
+            return Err(value_error("change the password in a request of its own"));
+        }
+        let (Some(Value::String(new)), Some(Value::String(old))) = (Some(new), old_password) else {
+            return Err(value_error("a password change needs the old password (old_password)"));
+        };
+        state.service.change_password(&who, old, new).await.map_err(|e| match e {
+            DomainError::Validation(mut fs) => {
+                for f in &mut fs {
+                    f.field = if f.field == "current_password" { "old_password".into() } else { "password".into() };
+                }
+                DomainError::Validation(fs)
+            }
+            other => other,
+        })?;
+        let user = state.service.get_user(who.tenant_id(), who.user.id).await?;
+        return Ok(axum::Json(ZenUser::new(&user, &state.public_url)));
+    }
+    let native = to_native(body, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
+    let user = state
+        .service
+        .update_user(Actor::SelfService, who.tenant_id(), who.user.id, &native, &UpdateOptions::default())
+        .await
+        .map_err(|e| to_wire(e.into(), FIELDS))?;
+    Ok(axum::Json(ZenUser::new(&user, &state.public_url)))
+}
+
+/// OAuth2's password form, as ZenML's client posts it.
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+}
+
+/// Password login: `username` may be the username or the email. The tenant comes from
+/// `X-Tenant-ID`, since ZenML's form has no place for it.
+async fn login(
+    State(state): State<AppState>,
+    tenant: Result<RequiredTenant, ApiError>,
+    Client(client): Client,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, ZenError> {
+    let RequiredTenant(tenant) = tenant?;
+    let Form(form) =
+        form.map_err(|e| ZenError(ApiError::Domain(DomainError::field("username", "missing", e.body_text()))))?;
+    let login = if form.username.contains('@') {
+        Login::Email(form.username.trim())
+    } else {
+        Login::Username(form.username.trim())
+    };
+    let tokens = state.service.sign_in(tenant, login, form.password, &client).await?;
+    let body = LoginResponse {
+        access_token: tokens.access_token,
+        token_type: "bearer",
+        expires_in: tokens.expires_in,
+        refresh_token: tokens.refresh_token,
+    };
+    Ok((StatusCode::OK, [(axum::http::header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+}

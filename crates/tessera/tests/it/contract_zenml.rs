@@ -1,0 +1,158 @@
+//! Seed 001 (ZenML Pro), line by line: `GET/PATCH /compat/zenml/users/me` and its login.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const ME: &str = "/compat/zenml/users/me";
+
+async fn patch(app: &TestApp, token: &str, b: Value) -> (StatusCode, Value) {
+    body(app.client.patch(app.url(ME)).bearer_auth(token).json(&b).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn login_with_the_password_form_then_read_the_exact_response_model() {
+    let app = spawn_app().await;
+    let (t, _) = app.user().await;
+    let res = app
+        .client
+        .post(app.url("/compat/zenml/login"))
+        .header("X-Tenant-ID", &t.id)
+        .form(&[("username", "ada@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let (status, login) = body(res).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    assert_eq!(login["token_type"], "bearer");
+    let token = login["access_token"].as_str().unwrap();
+
+    let (status, v) = body(app.client.get(app.url(ME)).bearer_auth(token).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    for k in [
+        "password",
+        "password_expired",
+        "name",
+        "avatar_url",
+        "company",
+        "job_title",
+        "metadata",
+        "id",
+        "username",
+        "email",
+        "oauth_provider",
+        "oauth_id",
+        "is_active",
+        "is_superuser",
+        "is_service_account",
+        "organization_id",
+        "is_onboarded",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert_eq!(v["password"], Value::Null, "never returned");
+    assert!(uuid::Uuid::parse_str(v["id"].as_str().unwrap()).is_ok());
+    assert_eq!(v["username"], "ada@example.com", "no username: the email stands in, as for OAuth2 accounts");
+    assert_eq!((v["is_active"].as_bool(), v["is_superuser"].as_bool()), (Some(true), Some(false)));
+    assert_eq!((v["is_service_account"].as_bool(), v["is_onboarded"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(v["organization_id"], Value::Null);
+
+    let res = app
+        .client
+        .post(app.url("/compat/zenml/login"))
+        .header("X-Tenant-ID", &t.id)
+        .form(&[("username", "ada@example.com"), ("password", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["detail"][0], "AuthorizationException");
+}
+
+#[tokio::test]
+async fn update_validates_lengths_and_the_username_pattern_as_fastapi_does() {
+    let app = spawn_app().await;
+    let (_, u) = app.user().await;
+    let (status, v) = patch(
+        &app,
+        &u.access,
+        json!({"name": "Ada", "company": "Analytical Engines", "job_title": "Programmer",
+        "metadata": {"k": 1}, "username": "ada.l", "is_onboarded": true, "avatar_url": "https://example.com/a.png"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["name"].as_str(), v["username"].as_str(), v["is_onboarded"].as_bool()),
+        (Some("Ada"), Some("ada.l"), Some(true))
+    );
+    assert_eq!(v["metadata"], json!({"k": 1}));
+
+    for (field, value) in [
+        ("name", json!("")),
+        ("company", json!("c".repeat(51))),
+        ("job_title", json!("")),
+        ("username", json!("no spaces")),
+    ] {
+        let (status, v) = patch(&app, &u.access, json!({ field: value })).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert_eq!(v["detail"][0]["loc"], json!(["body", field]), "{v}");
+        assert!(v["detail"][0]["msg"].is_string());
+    }
+    let (status, v) = patch(&app, &u.access, json!({"is_superuser": true})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let (status, v) = patch(&app, &u.access, json!({"username": "admin"})).await;
+    assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
+}
+
+#[tokio::test]
+async fn oauth2_accounts_keep_username_and_email_and_service_accounts_cannot_update() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    for body_json in [
+        json!({"primary_email": "gh@example.com", "password": PASSWORD, "auth_provider": "oidc", "oauth_provider": "github", "oauth_id": "42"}),
+        json!({"primary_email": "bot@example.com", "username": "bot", "password": PASSWORD, "is_service_account": true}),
+    ] {
+        assert_eq!(app.server(reqwest::Method::POST, &t, "/v1/users", Some(body_json)).await.0, StatusCode::CREATED);
+    }
+    let (_, v) = app.sign_in(&t.id, "gh@example.com", PASSWORD).await;
+    let gh = v["access_token"].as_str().unwrap().to_owned();
+    let (_, me) = body(app.client.get(app.url(ME)).bearer_auth(&gh).send().await.unwrap()).await;
+    assert_eq!((me["oauth_provider"].as_str(), me["oauth_id"].as_str()), (Some("github"), Some("42")));
+    for field in [("username", "newname"), ("email", "new@example.com")] {
+        let (status, v) = patch(&app, &gh, json!({ field.0: field.1 })).await;
+        assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")), "{field:?}: {v}");
+    }
+    assert_eq!(patch(&app, &gh, json!({"name": "Octo"})).await.0, StatusCode::OK);
+
+    let (_, v) = app.sign_in(&t.id, "bot@example.com", PASSWORD).await;
+    let bot = v["access_token"].as_str().unwrap().to_owned();
+    let (_, me) = body(app.client.get(app.url(ME)).bearer_auth(&bot).send().await.unwrap()).await;
+    assert_eq!(me["is_service_account"], true);
+    let (status, v) = patch(&app, &bot, json!({"name": "Bot"})).await;
+    assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
+}
+
+#[tokio::test]
+async fn a_password_change_needs_the_old_password_and_ends_other_sessions() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    let other = v["access_token"].as_str().unwrap().to_owned();
+    let (status, v) = patch(&app, &u.access, json!({"password": "a brand new long passphrase"})).await;
+    assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
+    let (status, v) =
+        patch(&app, &u.access, json!({"password": "a brand new long passphrase", "old_password": "wrong one"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["detail"][0]["loc"], json!(["body", "old_password"]));
+    let (status, _) =
+        patch(&app, &u.access, json!({"password": "a brand new long passphrase", "old_password": PASSWORD})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.client.get(app.url(ME)).bearer_auth(&other).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.sign_in(&t.id, &u.email, "a brand new long passphrase").await.0, StatusCode::OK);
+}
