@@ -112,6 +112,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(server::list_members))
         .routes(routes!(server::add_member, server::remove_member))
         .routes(routes!(server::get_settings, server::patch_settings))
+        .routes(routes!(server::get_policies, server::put_policies))
         .routes(routes!(operator::create_tenant, operator::list_tenants))
 }
 

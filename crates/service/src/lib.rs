@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tessera_auth::{KeyRing, PasswordHasher, TokenVerifier};
+use tessera_core::policy::PolicyEngine;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::User;
 use tessera_core::{Clock, DomainError, SessionId, TenantId};
@@ -60,6 +61,8 @@ pub struct Service {
     /// Tenants change rarely and are read by every write; a short TTL keeps many instances
     /// in step with a settings change within seconds.
     tenants: moka::future::Cache<TenantId, Arc<Tenant>>,
+    /// Each tenant's compiled policies, cached like tenants.
+    policies: moka::future::Cache<TenantId, Arc<PolicyEngine>>,
 }
 
 const ROOT_KEY_HASH: &str = "root_key_hash";
@@ -106,7 +109,8 @@ impl Service {
         };
         let hasher = PasswordHasher::new(config.hash_concurrency, hash_params).map_err(DomainError::internal)?;
         let tenants = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
-        Ok((Self { store, tokens, hasher, clock, config, root_key_hash, tenants }, generated))
+        let policies = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
+        Ok((Self { store, tokens, hasher, clock, config, root_key_hash, tenants, policies }, generated))
     }
 
     /// The current time at the store's precision (milliseconds), so that a response to a write
@@ -160,6 +164,37 @@ impl Service {
                 DomainError::NotFound(what) => DomainError::NotFound(what),
                 other => DomainError::Internal(other.to_string().into()),
             })
+    }
+
+    /// The tenant's policy engine: the built-in policies plus the tenant's own.
+    pub async fn policy_engine(&self, id: TenantId) -> Result<Arc<PolicyEngine>> {
+        let store = Arc::clone(&self.store);
+        self.policies
+            .try_get_with(id, async move {
+                let src = store.find_tenant_policies(id).await.map_err(store_err)?;
+                // Stored policies were checked when they were written; if one no longer parses
+                // (a Cedar upgrade), refusing every update is safer than dropping a forbid.
+                PolicyEngine::with_tenant_policies(&src).map(Arc::new)
+            })
+            .await
+            .map_err(|e: Arc<DomainError>| DomainError::Internal(e.to_string().into()))
+    }
+
+    /// The tenant's own policies' source.
+    pub async fn tenant_policies(&self, id: TenantId) -> Result<String> {
+        self.store.find_tenant_policies(id).await.map_err(store_err)
+    }
+
+    /// Replaces the tenant's own policies after checking that they compile with the built-in
+    /// ones; a source that does not is refused and nothing changes.
+    pub async fn set_tenant_policies(&self, id: TenantId, source: &str) -> Result<()> {
+        if source.len() > 64 * 1024 {
+            return Err(DomainError::field("source", "too_large", "policies must be at most 64 KiB"));
+        }
+        let engine = PolicyEngine::with_tenant_policies(source)?;
+        self.store.put_tenant_policies(id, source, self.now()).await.map_err(store_err)?;
+        self.policies.insert(id, Arc::new(engine)).await;
+        Ok(())
     }
 
     pub async fn ready(&self) -> Result<()> {

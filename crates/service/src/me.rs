@@ -4,7 +4,7 @@
 use chrono::Duration;
 use serde_json::{Map, Value};
 use tessera_core::patch::{Field, Limits, UserPatch};
-use tessera_core::policy::{self, Actor};
+use tessera_core::policy::{self, Actor, UpdateContext};
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{DomainError, FieldError, SessionId, TenantId, UserId, validate};
 use tessera_store::{ImageBlob, RevokeSessions, UserWrite};
@@ -12,8 +12,10 @@ use tessera_store::{ImageBlob, RevokeSessions, UserWrite};
 use crate::{Principal, Result, Service, store_err};
 
 /// How an update is to be read; the defaults are the native `PATCH`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct UpdateOptions {
+    /// Which surface asks (`native` or a contract's name), for policies that care.
+    pub surface: &'static str,
     /// The version the caller last saw (`If-Match`); a different current version means `412`.
     pub if_match: Option<i64>,
     /// `PUT` semantics: profile fields left out are cleared.
@@ -25,6 +27,19 @@ pub struct UpdateOptions {
     /// Server-only fields a contract lets the user write for itself (seed 004's
     /// `secureMetadata`). Still never returned.
     pub self_may_write: &'static [&'static str],
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        Self {
+            surface: "native",
+            if_match: None,
+            replace_profile: false,
+            display_name_max: None,
+            image_max_bytes: None,
+            self_may_write: &[],
+        }
+    }
 }
 
 /// Everything Tessera holds about a user that the user may see (GDPR art. 20).
@@ -101,11 +116,8 @@ impl Service {
         if if_match.is_some_and(|v| v != current.version) {
             return Err(DomainError::PreconditionFailed);
         }
-        let mut fields = patch.fields();
-        if actor == Actor::SelfService {
-            fields.retain(|f| !opts.self_may_write.contains(f));
-        }
-        policy::authorize_update(actor, &current, &fields)?;
+        let ctx = UpdateContext { surface: opts.surface, granted_by_contract: opts.self_may_write };
+        self.policy_engine(tenant_id).await?.authorize_update(actor, &current, &patch.fields(), ctx)?;
         if patch.is_empty() {
             return Ok(current);
         }

@@ -153,6 +153,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_tenant_by_publishable_key(&self, key: &str) -> Result<Option<Tenant>>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// The tenant's own Cedar policies (empty when it has none).
+    async fn find_tenant_policies(&self, tenant: TenantId) -> Result<String>;
+    async fn put_tenant_policies(&self, tenant: TenantId, source: &str, now: DateTime<Utc>) -> Result<()>;
 
     async fn insert_user(&self, new: NewUser<'_>) -> Result<()>;
     /// The user with `active_sessions` counted at `now`.

@@ -384,6 +384,29 @@ macro_rules! impl_store {
                 if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
             }
 
+            async fn find_tenant_policies(&self, tenant: TenantId) -> Result<String> {
+                let src: Option<String> = sqlx::query_scalar("SELECT source FROM tenant_policies WHERE tenant_id = $1")
+                    .bind(tenant.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                Ok(src.unwrap_or_default())
+            }
+
+            async fn put_tenant_policies(&self, tenant: TenantId, source: &str, now: DateTime<Utc>) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO tenant_policies (tenant_id, source, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET source = excluded.source, updated_at = excluded.updated_at",
+                )
+                .bind(tenant.to_string())
+                .bind(source)
+                .bind(ms(now))
+                .execute(&self.write)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
             async fn insert_user(&self, new: NewUser<'_>) -> Result<()> {
                 let u = new.user;
                 let doc = json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })?;

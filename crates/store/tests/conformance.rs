@@ -332,6 +332,16 @@ async fn tenant_is_found_by_id_server_key_hash_and_publishable_key(store: DynSto
     assert_eq!(store.find_tenant_by_publishable_key("pk_unknown").await.expect("find"), None);
 }
 
+async fn tenant_policies_are_replaced_whole_and_kept_per_tenant(store: DynStore) {
+    let a = new_tenant(&store).await;
+    let b = new_tenant(&store).await;
+    assert_eq!(store.find_tenant_policies(a.id).await.expect("find"), "", "none yet");
+    store.put_tenant_policies(a.id, "forbid (principal, action, resource);", Utc::now()).await.expect("put");
+    store.put_tenant_policies(a.id, "permit (principal, action, resource);", Utc::now()).await.expect("replace");
+    assert_eq!(store.find_tenant_policies(a.id).await.expect("find"), "permit (principal, action, resource);");
+    assert_eq!(store.find_tenant_policies(b.id).await.expect("find"), "");
+}
+
 async fn tenants_are_listed_and_name_and_settings_updates_persist(store: DynStore) {
     let first = new_tenant(&store).await;
     let second = new_tenant(&store).await;
@@ -1476,6 +1486,7 @@ macro_rules! conformance {
 }
 
 conformance! {
+    tenant_policies_are_replaced_whole_and_kept_per_tenant,
     migrating_twice_is_harmless_and_the_store_answers_ping,
     instance_value_is_stored_once_and_never_overwritten,
     signing_keys_are_listed_oldest_first_and_retired_once,

@@ -134,6 +134,7 @@ async fn put_profile(
         .into());
     }
     let opts = UpdateOptions {
+        surface: "jitsudo",
         display_name_max: Some(DISPLAY_NAME_MAX),
         image_max_bytes: Some(AVATAR_MAX_BYTES),
         ..UpdateOptions::default()

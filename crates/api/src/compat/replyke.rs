@@ -162,7 +162,8 @@ async fn update_user(
         update.insert("username".into(), Value::String(clean));
     }
     let native = to_native(update, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
-    let opts = UpdateOptions { self_may_write: SELF_WRITABLE_SERVER_FIELDS, ..UpdateOptions::default() };
+    let opts =
+        UpdateOptions { surface: "replyke", self_may_write: SELF_WRITABLE_SERVER_FIELDS, ..UpdateOptions::default() };
     let updated =
         state.service.update_user(actor, project, user, &native, &opts).await.map_err(|e| to_wire(e.into(), FIELDS))?;
     Ok(axum::Json(ReplykeUser::new(&updated, &state.public_url, state.service.now())))

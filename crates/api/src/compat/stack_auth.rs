@@ -289,7 +289,8 @@ async fn patch_me(
         }
     }
     let native = to_native(body, fields).map_err(|e| to_wire(e.into(), fields))?;
-    let opts = UpdateOptions { image_max_bytes: Some(IMAGE_MAX_BYTES), ..UpdateOptions::default() };
+    let opts =
+        UpdateOptions { surface: "stack-auth", image_max_bytes: Some(IMAGE_MAX_BYTES), ..UpdateOptions::default() };
     let user = state
         .service
         .update_user(actor, who.tenant_id(), who.user.id, &native, &opts)

@@ -198,7 +198,13 @@ async fn patch_me(
     let native = to_native(body, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
     let user = state
         .service
-        .update_user(Actor::SelfService, who.tenant_id(), who.user.id, &native, &UpdateOptions::default())
+        .update_user(
+            Actor::SelfService,
+            who.tenant_id(),
+            who.user.id,
+            &native,
+            &UpdateOptions { surface: "zenml", ..UpdateOptions::default() },
+        )
         .await
         .map_err(|e| to_wire(e.into(), FIELDS))?;
     Ok(axum::Json(ZenUser::new(&user, &state.public_url)))

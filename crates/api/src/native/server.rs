@@ -338,6 +338,50 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesBody {
+    /// The tenant's own Cedar policies, evaluated with the built-in ones for every update of
+    /// every surface: a `forbid` here refuses the change, its `@notice("...")` comes back in the
+    /// error's `notices`. Principals are `User` (self-service) or `Server`; the action is
+    /// `Action::"update"`; the resource is the `User` (attributes `auth_provider`,
+    /// `is_service_account`, `is_anonymous`, `username`); the context has `field`, `surface` and
+    /// `granted_by_contract`.
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoliciesView {
+    /// The tenant's own policies.
+    pub source: String,
+    /// The built-in policies they are evaluated with (read-only).
+    pub built_in: &'static str,
+}
+
+/// The tenant's Cedar field policies, and the built-in ones beside them.
+#[utoipa::path(get, path = "/v1/policies", tag = "server", security(("server_key" = [])),
+    responses((status = 200, description = "Policies", body = PoliciesView)))]
+pub async fn get_policies(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+) -> ApiResult<axum::Json<PoliciesView>> {
+    let source = state.service.tenant_policies(tenant.id).await?;
+    Ok(axum::Json(PoliciesView { source, built_in: tessera_core::policy::DEFAULT_POLICIES }))
+}
+
+/// Replace the tenant's own Cedar policies. A source that does not compile is refused.
+#[utoipa::path(put, path = "/v1/policies", tag = "server", security(("server_key" = [])),
+    request_body = PoliciesBody,
+    responses((status = 200, description = "Policies", body = PoliciesView), (status = 400, description = "The policies do not compile", body = ErrorBody)))]
+pub async fn put_policies(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    JsonBody(body): JsonBody<PoliciesBody>,
+) -> ApiResult<axum::Json<PoliciesView>> {
+    state.service.set_tenant_policies(tenant.id, &body.source).await?;
+    Ok(axum::Json(PoliciesView { source: body.source, built_in: tessera_core::policy::DEFAULT_POLICIES }))
+}
+
 /// The tenant's settings.
 #[utoipa::path(get, path = "/v1/settings", tag = "server", security(("server_key" = [])),
     responses((status = 200, description = "Settings", body = SettingsView)))]

@@ -262,3 +262,52 @@ async fn creation_refuses_wrongly_typed_fields_instead_of_dropping_them() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["avatar_max_bytes:invalid_type", "nope:unknown_field"]);
 }
+
+#[tokio::test]
+async fn tenant_policies_refuse_changes_on_every_surface_with_their_notice() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (status, v) = app.server(Method::PUT, &t, "/v1/policies", Some(json!({"source": "permit (principal"}))).await;
+    assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["source:invalid_policy".to_owned()]));
+    let source = r#"@id("audit-freeze") @notice("Display names are frozen during the audit.")
+forbid (principal is User, action == Action::"update", resource) when { context.field == "display_name" };"#;
+    let (status, v) = app.server(Method::PUT, &t, "/v1/policies", Some(json!({ "source": source }))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, v) = app.server(Method::GET, &t, "/v1/policies", None).await;
+    assert_eq!(v["source"], source);
+    assert!(v["built_in"].as_str().unwrap().contains("server-only-fields"));
+
+    let (status, v) = app.patch_me(&u.access, json!({"display_name": "Ada", "bio": "ok"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(field_codes(&v), ["display_name:forbidden_by_policy"]);
+    assert_eq!(v["notices"], json!(["Display names are frozen during the audit."]));
+    // The same engine answers the seed contracts.
+    let res = app
+        .client
+        .put(app.url("/compat/jitsudo/v1/users/me/profile"))
+        .bearer_auth(&u.access)
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"display_name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["notices"], json!(["Display names are frozen during the audit."]));
+    let res = app
+        .client
+        .patch(app.url("/compat/bird/me"))
+        .bearer_auth(&u.access)
+        .json(&json!({"name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // The server is not a User principal, so the tenant's rule leaves it alone.
+    let (status, _) =
+        app.server(Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"display_name": "Ada"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    // Other tenants are untouched.
+    let (_, other) = app.user().await;
+    assert_eq!(app.patch_me(&other.access, json!({"display_name": "Ada"})).await.0, StatusCode::OK);
+}
