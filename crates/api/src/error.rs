@@ -125,6 +125,10 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
                 Vec::new(),
             ),
         ),
+        DomainError::HookRejected { message } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            body("hook_rejected", format!("the update was refused: {message}"), None, Vec::new()),
+        ),
         DomainError::PayloadTooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
             body("payload_too_large", "the request body is too large".into(), None, Vec::new()),

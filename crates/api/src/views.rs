@@ -330,6 +330,10 @@ pub struct SettingsView {
     pub access_token_ttl_seconds: i64,
     /// Session (refresh-token) lifetime in seconds (default 30 days).
     pub refresh_token_ttl_seconds: i64,
+    /// The pre-update validation hook, or `null`. Write `{url, secret, timeout_ms?, fail_open?}`;
+    /// the secret is never shown again.
+    #[schema(value_type = Option<Object>)]
+    pub pre_update_hook: Option<serde_json::Value>,
 }
 
 impl From<&TenantSettings> for SettingsView {
@@ -340,6 +344,9 @@ impl From<&TenantSettings> for SettingsView {
             avatar_max_bytes: s.avatar_max_bytes,
             access_token_ttl_seconds: s.access_token_ttl_seconds,
             refresh_token_ttl_seconds: s.refresh_token_ttl_seconds,
+            pre_update_hook: s.pre_update_hook.as_ref().map(|h| {
+                serde_json::json!({"url": h.url, "timeout_ms": h.timeout_ms, "fail_open": h.fail_open, "has_secret": true})
+            }),
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum DomainError {
     PreconditionFailed,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// The tenant's pre-update validation hook refused the change (or could not be asked).
+    #[error("refused by the validation hook: {message}")]
+    HookRejected { message: String },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

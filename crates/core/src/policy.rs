@@ -206,7 +206,7 @@ mod tests {
         for n in [NOTICE_SERVICE_ACCOUNT, NOTICE_SERVER_ONLY, NOTICE_IDP_MANAGED, NOTICE_ADMIN_USERNAME] {
             assert!(DEFAULT_POLICIES.contains(n), "{n}");
         }
-        assert_eq!(DEFAULTS.policies().count(), 6);
+        assert_eq!(DEFAULTS.policies().count(), 7);
     }
 
     #[test]
@@ -245,6 +245,16 @@ mod tests {
         admin.username = Some("Admin".into());
         assert_eq!(denial(authorize_update(Actor::SelfService, &admin, &["username"])).0, ["username:reserved"]);
         assert!(authorize_update(Actor::SelfService, &admin, &["bio"]).is_ok());
+    }
+
+    #[test]
+    fn the_admin_account_is_not_self_editable_through_zenml_only() {
+        let mut admin = user();
+        admin.username = Some("admin".into());
+        let zenml = UpdateContext { surface: "zenml", granted_by_contract: &[] };
+        let (fields, _) = denial(PolicyEngine::default().authorize_update(Actor::SelfService, &admin, &["bio"], zenml));
+        assert_eq!(fields, ["bio:reserved"]);
+        assert!(authorize_update(Actor::SelfService, &admin, &["bio"]).is_ok(), "other surfaces only keep the name");
     }
 
     #[test]

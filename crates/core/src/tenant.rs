@@ -29,6 +29,38 @@ pub struct TenantSettings {
     pub avatar_max_bytes: usize,
     pub access_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
+    /// Seed 004's `validateUserUpdated`, for every surface: called before an update is stored.
+    pub pre_update_hook: Option<HookSettings>,
+}
+
+/// Where and how the pre-update validation hook is called. The secret is write-only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSettings {
+    /// An http(s) URL Tessera POSTs the pending update to.
+    pub url: String,
+    /// Signs each call (Standard Webhooks): `whsec_` + base64 key, or any string of 16+ bytes.
+    pub secret: String,
+    /// How long to wait for the answer (default 3000 ms).
+    #[serde(default = "default_hook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// On timeout or unreachable hook: `false` (default) refuses the update, `true` lets it through.
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+fn default_hook_timeout_ms() -> u64 {
+    3000
+}
+
+impl std::fmt::Debug for HookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookSettings")
+            .field("url", &self.url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("fail_open", &self.fail_open)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TenantSettings {
@@ -39,6 +71,7 @@ impl Default for TenantSettings {
             avatar_max_bytes: 256 * 1024,
             access_token_ttl_seconds: 900,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
+            pre_update_hook: None,
         }
     }
 }
@@ -51,16 +84,27 @@ impl TenantSettings {
     /// Bounds that keep a tenant from configuring itself into trouble.
     pub fn check(&self) -> Result<(), crate::DomainError> {
         let mut errors = Vec::new();
-        let mut bound = |field: &str, value: i64, lo: i64, hi: i64| {
+        let bound = |errors: &mut Vec<crate::FieldError>, field: &str, value: i64, lo: i64, hi: i64| {
             if !(lo..=hi).contains(&value) {
                 errors.push(crate::FieldError::new(field, "out_of_range", format!("must be between {lo} and {hi}")));
             }
         };
-        bound("deletion_grace_seconds", self.deletion_grace_seconds, 0, 365 * 24 * 3600);
-        bound("metadata_max_bytes", self.metadata_max_bytes as i64, 2, 1024 * 1024);
-        bound("avatar_max_bytes", self.avatar_max_bytes as i64, 1024, 5 * 1024 * 1024);
-        bound("access_token_ttl_seconds", self.access_token_ttl_seconds, 60, 24 * 3600);
-        bound("refresh_token_ttl_seconds", self.refresh_token_ttl_seconds, 3600, 365 * 24 * 3600);
+        bound(&mut errors, "deletion_grace_seconds", self.deletion_grace_seconds, 0, 365 * 24 * 3600);
+        bound(&mut errors, "metadata_max_bytes", self.metadata_max_bytes as i64, 2, 1024 * 1024);
+        bound(&mut errors, "avatar_max_bytes", self.avatar_max_bytes as i64, 1024, 5 * 1024 * 1024);
+        bound(&mut errors, "access_token_ttl_seconds", self.access_token_ttl_seconds, 60, 24 * 3600);
+        bound(&mut errors, "refresh_token_ttl_seconds", self.refresh_token_ttl_seconds, 3600, 365 * 24 * 3600);
+        if let Some(h) = &self.pre_update_hook {
+            bound(&mut errors, "pre_update_hook.timeout_ms", h.timeout_ms as i64, 100, 30_000);
+            let url_ok = url::Url::parse(&h.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()));
+            if !url_ok {
+                errors.push(crate::FieldError::new("pre_update_hook.url", "invalid_url", "must be an http(s) URL"));
+            }
+            if h.secret.len() < 16 {
+                errors.push(crate::FieldError::new("pre_update_hook.secret", "too_short", "must be at least 16 bytes"));
+            }
+        }
         if errors.is_empty() { Ok(()) } else { Err(crate::DomainError::Validation(errors)) }
     }
 }

@@ -4,6 +4,7 @@
 //! This crate knows neither HTTP nor SQL: it speaks `tessera_core` types and `DomainError`, and
 //! reaches storage only through the `Store` trait.
 
+pub mod hook;
 mod identity;
 mod me;
 mod server;
@@ -63,6 +64,8 @@ pub struct Service {
     tenants: moka::future::Cache<TenantId, Arc<Tenant>>,
     /// Each tenant's compiled policies, cached like tenants.
     policies: moka::future::Cache<TenantId, Arc<PolicyEngine>>,
+    /// For the pre-update hook; redirects are not followed (the tenant names the URL).
+    http: reqwest::Client,
 }
 
 const ROOT_KEY_HASH: &str = "root_key_hash";
@@ -110,7 +113,12 @@ impl Service {
         let hasher = PasswordHasher::new(config.hash_concurrency, hash_params).map_err(DomainError::internal)?;
         let tenants = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
         let policies = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
-        Ok((Self { store, tokens, hasher, clock, config, root_key_hash, tenants, policies }, generated))
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(DomainError::internal)?;
+        Ok((Self { store, tokens, hasher, clock, config, root_key_hash, tenants, policies, http }, generated))
     }
 
     /// The current time at the store's precision (milliseconds), so that a response to a write

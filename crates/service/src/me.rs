@@ -88,7 +88,7 @@ impl Service {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.apply_patch(actor, tenant_id, user_id, patch.clone(), opts).await {
+            match self.apply_patch(actor, tenant_id, user_id, patch.clone(), body, opts).await {
                 Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
                     continue;
                 }
@@ -103,6 +103,7 @@ impl Service {
         tenant_id: TenantId,
         user_id: UserId,
         patch: UserPatch,
+        change: &Map<String, Value>,
         opts: &UpdateOptions,
     ) -> Result<User> {
         let if_match = opts.if_match;
@@ -120,6 +121,11 @@ impl Service {
         self.policy_engine(tenant_id).await?.authorize_update(actor, &current, &patch.fields(), ctx)?;
         if patch.is_empty() {
             return Ok(current);
+        }
+        // Last, because it is the slowest and the only one outside: the tenant's own hook.
+        let tenant = self.tenant(tenant_id).await?;
+        if let Some(hook) = &tenant.settings.pre_update_hook {
+            crate::hook::ask(&self.http, hook, opts.surface, &current, change, now).await?;
         }
         let require_membership = match &patch.selected_team_id {
             Field::Set(team) => Some(*team),
@@ -211,6 +217,13 @@ impl Service {
     /// Changes the password after checking the current one; every other session ends, and
     /// their access tokens stop working with them.
     pub async fn change_password(&self, who: &Principal, current: String, new: String) -> Result<()> {
+        if who.user.is_service_account {
+            return Err(DomainError::Forbidden {
+                reason: "service accounts have no password to change".into(),
+                fields: Vec::new(),
+                notices: vec![policy::NOTICE_SERVICE_ACCOUNT.to_owned()],
+            });
+        }
         let hash = self.store.find_password_hash(who.tenant_id(), who.user.id).await.map_err(store_err)?;
         if hash.is_none() {
             return Err(DomainError::field("current_password", "no_password", "this account has no password"));

@@ -88,7 +88,13 @@ async fn patch_me(
         let body = to_native(body, FIELDS)?;
         let user = state
             .service
-            .update_user(Actor::SelfService, who.tenant_id(), who.user.id, &body, &UpdateOptions::default())
+            .update_user(
+                Actor::SelfService,
+                who.tenant_id(),
+                who.user.id,
+                &body,
+                &UpdateOptions { surface: "bird", ..UpdateOptions::default() },
+            )
             .await?;
         Ok::<_, crate::error::ApiError>(axum::Json(BirdUser::new(&user, &state.public_url)).into_response())
     };

@@ -78,6 +78,7 @@ impl From<ApiError> for StackError {
             (_, "unauthenticated") => "INVALID_ACCESS_TOKEN",
             (_, "tenant_mismatch") => "INVALID_PROJECT_FOR_ACCESS_TOKEN",
             (_, "suspended") => "USER_SUSPENDED",
+            (_, "hook_rejected") => "HOOK_REJECTED",
             (_, "not_found") => "USER_NOT_FOUND",
             (_, "payload_too_large") => "BODY_TOO_LARGE",
             (_, "unsupported_media_type") => "SCHEMA_ERROR",

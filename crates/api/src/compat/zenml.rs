@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tessera_core::DomainError;
 use tessera_core::policy::NOTICE_SERVICE_ACCOUNT;
 use tessera_core::user::User;
-use tessera_core::{DomainError, validate};
 use tessera_service::{Actor, UpdateOptions};
 use tessera_store::Login;
 use uuid::Uuid;
@@ -106,6 +106,10 @@ impl IntoResponse for ZenError {
             (status, axum::Json(json!({"detail": [kind, msg]}))).into_response()
         };
         match self.0 {
+            // The admin username is a ValueError in this contract, not a schema error.
+            ApiError::Domain(DomainError::Validation(fields)) if fields.iter().any(|f| f.code == "reserved") => {
+                detail(StatusCode::BAD_REQUEST, "ValueError", "the admin username is reserved")
+            }
             ApiError::Domain(DomainError::Validation(fields)) => {
                 let detail: Vec<Value> = fields
                     .iter()
@@ -163,20 +167,14 @@ async fn patch_me(
 ) -> Result<axum::Json<ZenUser>, ZenError> {
     let CurrentUser(who) = auth?;
     let JsonObject(mut body) = body?;
-    if who.user.is_service_account {
-        return Err(value_error("service accounts cannot be updated through this endpoint"));
-    }
-    if who.user.username.as_deref().is_some_and(validate::is_reserved_username) {
-        return Err(value_error("the admin user cannot be updated through this endpoint"));
-    }
-    if body.get("username").and_then(Value::as_str).is_some_and(validate::is_reserved_username) {
-        return Err(value_error("the admin username is reserved"));
-    }
     // ZenML accepts `password` (with `old_password`) in the same body; Tessera changes the
     // password only on its own, so a refused profile field can never leave a changed password.
     let new_password = body.remove("password");
     let old_password = body.remove("old_password");
-    if let Some(new) = new_password.filter(|v| !v.is_null()) {
+    if new_password.as_ref().is_some_and(Value::is_null) || (new_password.is_none() && old_password.is_some()) {
+        return Err(value_error("send password (the new one) and old_password together, both strings"));
+    }
+    if let Some(new) = new_password {
         if !body.is_empty() {
             return Err(value_error("change the password in a request of its own"));
         }

@@ -141,9 +141,6 @@ pub async fn change_password(
     CurrentUser(who): CurrentUser,
     JsonBody(req): JsonBody<ChangePassword>,
 ) -> ApiResult<StatusCode> {
-    if who.user.is_service_account {
-        return Err(DomainError::forbidden("service accounts have no password").into());
-    }
     state.service.change_password(&who, req.current_password, req.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -156,3 +156,18 @@ async fn a_password_change_needs_the_old_password_and_ends_other_sessions() {
     );
     assert_eq!(app.sign_in(&t.id, &u.email, "a brand new long passphrase").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_admin_account_is_refused_here_and_password_fields_are_never_dropped() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let admin = json!({"primary_email": "root@example.com", "username": "admin", "password": PASSWORD});
+    // `admin` is reserved for users, not for the server creating the built-in account.
+    let (status, v) = app.server(reqwest::Method::POST, &t, "/v1/users", Some(admin)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (_, u) = (0, app.sign_up(&t, "ada@example.com").await);
+    let (status, v) = patch(&app, &u.access, json!({"old_password": PASSWORD})).await;
+    assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
+    let (status, v) = patch(&app, &u.access, json!({"password": null})).await;
+    assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
+}

@@ -14,6 +14,7 @@ mod contract_replyke;
 mod contract_stack_auth;
 mod contract_zenml;
 mod deletion;
+mod hook;
 mod me;
 mod ops;
 mod reliability;
