@@ -103,6 +103,15 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
         DomainError::Unauthenticated(why) => {
             (StatusCode::UNAUTHORIZED, body("unauthenticated", (*why).to_owned(), None, Vec::new()))
         }
+        DomainError::MfaRequired { mfa_token } => (
+            StatusCode::UNAUTHORIZED,
+            body(
+                "mfa_required",
+                "a second factor is required: POST /v1/auth/mfa with this mfa_token and a code".into(),
+                Some(json!({ "mfa_token": mfa_token })),
+                Vec::new(),
+            ),
+        ),
         DomainError::TokenExpired => (
             StatusCode::UNAUTHORIZED,
             body("token_expired", "the access token has expired; refresh it".into(), None, Vec::new()),

@@ -93,6 +93,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::sign_up))
         .routes(routes!(auth::sign_in))
         .routes(routes!(auth::refresh))
+        .routes(routes!(auth::mfa))
         .routes(routes!(auth::sign_out))
         .routes(routes!(auth::anonymous))
         .routes(routes!(me::get_me, me::patch_me, me::delete_me))

@@ -5,6 +5,7 @@ pub mod keys;
 pub mod password;
 pub mod secret;
 pub mod token;
+pub mod totp;
 
 pub use keys::KeyRing;
 pub use password::PasswordHasher;

@@ -33,6 +33,20 @@ pub struct AccessClaims {
     pub jti: String,
 }
 
+pub const MFA_PURPOSE: &str = "mfa";
+
+/// A short-lived challenge between a correct password and the second factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaClaims {
+    pub iss: String,
+    pub sub: UserId,
+    pub tid: TenantId,
+    /// Always `mfa`.
+    pub purpose: String,
+    pub exp: i64,
+    pub jti: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is malformed")]
@@ -102,6 +116,27 @@ impl TokenVerifier {
 
     /// Signs `claims` with the active key.
     pub fn issue(&self, claims: &AccessClaims) -> Result<String, TokenError> {
+        self.sign_jws(claims)
+    }
+
+    /// Signs a second-factor challenge. It can never pass as an access token: it has no `sid`.
+    pub fn issue_mfa(&self, claims: &MfaClaims) -> Result<String, TokenError> {
+        self.sign_jws(claims)
+    }
+
+    /// Verifies a second-factor challenge (never cached: each is used once or twice at most).
+    pub fn verify_mfa(&self, token: &str, now: DateTime<Utc>) -> Result<MfaClaims, TokenError> {
+        let claims: MfaClaims = self.verify_jws(token)?;
+        if claims.purpose != MFA_PURPOSE || claims.iss != self.issuer(claims.tid) {
+            return Err(TokenError::Malformed);
+        }
+        if claims.exp + LEEWAY_SECONDS <= now.timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    fn sign_jws<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
         let ring = self.keys();
         let (kid, key) = ring.active().ok_or(TokenError::NoSigningKey)?;
         let header = serde_json::json!({"alg": ALG_EDDSA, "typ": "JWT", "kid": kid});
@@ -137,6 +172,15 @@ impl TokenVerifier {
     }
 
     fn verify_uncached(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let claims: AccessClaims = self.verify_jws(token)?;
+        if claims.iss != self.issuer(claims.tid) {
+            return Err(TokenError::WrongIssuer);
+        }
+        Ok(claims)
+    }
+
+    /// Structure, pinned algorithm, known key, signature; then the payload as `T`.
+    fn verify_jws<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         if token.len() > 4096 {
             return Err(TokenError::Malformed);
         }
@@ -162,11 +206,7 @@ impl TokenVerifier {
         vk.verify_strict(&token.as_bytes()[..signed_len], &Signature::from_bytes(&sig_bytes))
             .map_err(|_| TokenError::BadSignature)?;
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
-        let claims: AccessClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.iss != self.issuer(claims.tid) {
-            return Err(TokenError::WrongIssuer);
-        }
-        Ok(claims)
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
     }
 }
 

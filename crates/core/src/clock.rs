@@ -39,6 +39,13 @@ impl ManualClock {
     }
 }
 
+impl ManualClock {
+    /// Seconds since the Unix epoch, for tests that compute time-based codes.
+    pub fn now_unix(&self) -> i64 {
+        self.millis.load(Ordering::SeqCst).div_euclid(1000)
+    }
+}
+
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(self.millis.load(Ordering::SeqCst)).unwrap_or_default()

@@ -39,6 +39,9 @@ pub enum DomainError {
     Unauthenticated(&'static str),
     #[error("the access token has expired")]
     TokenExpired,
+    /// The password was right; the second factor is still to come, with this challenge.
+    #[error("a second factor is required")]
+    MfaRequired { mfa_token: String },
     #[error("the account is suspended")]
     Suspended { reason: String, ends_at: Option<chrono::DateTime<chrono::Utc>> },
     #[error("the resource was changed since it was read")]

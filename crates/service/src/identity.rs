@@ -3,6 +3,7 @@
 
 use chrono::Duration;
 use tessera_auth::secret::{hash_secret, random_token};
+use tessera_auth::token::{MFA_PURPOSE, MfaClaims};
 use tessera_auth::{AccessClaims, TokenError};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, User};
@@ -47,6 +48,9 @@ pub(crate) fn ensure_usable(user: &User, now: chrono::DateTime<chrono::Utc>) -> 
     }
     Ok(())
 }
+
+/// How long the challenge between password and code lives.
+const MFA_CHALLENGE_SECONDS: i64 = 300;
 
 fn token_error(e: TokenError) -> DomainError {
     match e {
@@ -210,19 +214,61 @@ impl Service {
             None => (None, None),
         };
         let ok = self.hasher.verify(password, hash).await.map_err(DomainError::internal)?;
-        let Some(mut user) = user.filter(|_| ok) else {
+        let Some(user) = user.filter(|_| ok) else {
             return Err(DomainError::Unauthenticated("invalid credentials"));
         };
         ensure_usable(&user, now)?;
+        if user.totp_enabled {
+            let claims = MfaClaims {
+                iss: self.tokens.issuer(tenant_id),
+                sub: user.id,
+                tid: tenant_id,
+                purpose: MFA_PURPOSE.to_owned(),
+                exp: now.timestamp() + MFA_CHALLENGE_SECONDS,
+                jti: random_token("", 12),
+            };
+            let mfa_token = self.tokens.issue_mfa(&claims).map_err(token_error)?;
+            return Err(DomainError::MfaRequired { mfa_token });
+        }
+        self.finish_sign_in(&tenant, user, client).await
+    }
+
+    /// Completes a sign-in that was answered `mfa_required`: the challenge and a TOTP code. A
+    /// code is accepted once; a wrong or reused one changes nothing.
+    pub async fn complete_mfa(&self, mfa_token: &str, code: &str, client: &ClientInfo) -> Result<Tokens> {
+        use base64::Engine;
+        let now = self.now();
+        let claims = self.tokens.verify_mfa(mfa_token, now).map_err(|e| match e {
+            TokenError::Expired => DomainError::Unauthenticated("the sign-in challenge has expired; sign in again"),
+            _ => DomainError::Unauthenticated("invalid sign-in challenge"),
+        })?;
+        let tenant = self.tenant(claims.tid).await?;
+        let user = self.store.find_user(claims.tid, claims.sub, now).await.map_err(store_err)?;
+        let totp = self.store.find_totp(claims.tid, claims.sub).await.map_err(store_err)?;
+        let (Some(user), Some((secret, _))) = (user, totp) else {
+            return Err(DomainError::Unauthenticated("invalid sign-in challenge"));
+        };
+        ensure_usable(&user, now)?;
+        let secret = base64::engine::general_purpose::STANDARD.decode(secret).map_err(DomainError::internal)?;
+        let step = tessera_auth::totp::matching_step(&secret, code, now.timestamp())
+            .ok_or_else(|| DomainError::field("code", "invalid_code", "the code is not valid"))?;
+        if !self.store.accept_totp_step(claims.tid, claims.sub, step).await.map_err(store_err)? {
+            return Err(DomainError::field("code", "code_reused", "this code was already used; wait for the next one"));
+        }
+        self.finish_sign_in(&tenant, user, client).await
+    }
+
+    /// The end of every successful sign-in: a pending deletion is cancelled, a session starts.
+    async fn finish_sign_in(&self, tenant: &Tenant, mut user: User, client: &ClientInfo) -> Result<Tokens> {
         if user.deletion_due_at.is_some() {
             let cancel = |u: &mut User| {
                 u.deletion_due_at = None;
                 Ok(())
             };
-            user = self.modify_user(tenant_id, user.id, cancel, crate::me::Extras::default()).await?;
+            user = self.modify_user(tenant.id, user.id, cancel, crate::me::Extras::default()).await?;
             tracing::info!(user = %user.id, "sign-in cancelled the scheduled account deletion");
         }
-        self.start_session(&tenant, user, client).await
+        self.start_session(tenant, user, client).await
     }
 
     /// Creates an anonymous user and signs it in.

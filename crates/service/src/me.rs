@@ -58,6 +58,7 @@ const UNCONDITIONAL_RETRIES: usize = 5;
 pub(crate) struct Extras<'e> {
     pub password_hash: Option<&'e str>,
     pub revoke_sessions: Option<RevokeSessions>,
+    pub totp_secret: Option<Option<&'e str>>,
 }
 
 impl Service {
@@ -178,6 +179,7 @@ impl Service {
             let mut write = UserWrite::new(&user, current.version, now);
             write.password_hash = extras.password_hash;
             write.revoke_sessions = extras.revoke_sessions;
+            write.totp_secret = extras.totp_secret;
             match self.store.update_user(write).await {
                 Ok(()) => return Ok(user),
                 Err(tessera_store::StoreError::Stale) => continue,
@@ -244,6 +246,7 @@ impl Service {
         let extras = Extras {
             password_hash: Some(&new_hash),
             revoke_sessions: Some(RevokeSessions { except: Some(who.session_id) }),
+            ..Extras::default()
         };
         self.modify_user(
             who.tenant_id(),
@@ -256,6 +259,30 @@ impl Service {
         )
         .await?;
         Ok(())
+    }
+
+    /// Turns TOTP on with `secret` (raw bytes), or off with `None`. From then on sign-in asks
+    /// for a code. The secret is stored, never returned.
+    pub async fn set_totp_secret(&self, tenant_id: TenantId, user_id: UserId, secret: Option<&[u8]>) -> Result<User> {
+        use base64::Engine;
+        if let Some(s) = secret
+            && s.len() < tessera_auth::totp::MIN_SECRET_BYTES
+        {
+            return Err(DomainError::field("totp_secret", "too_short", "the secret must be at least 10 bytes"));
+        }
+        let encoded = secret.map(|s| base64::engine::general_purpose::STANDARD.encode(s));
+        let on = secret.is_some();
+        let extras = Extras { totp_secret: Some(encoded.as_deref()), ..Extras::default() };
+        self.modify_user(
+            tenant_id,
+            user_id,
+            |u| {
+                u.totp_enabled = on;
+                Ok(())
+            },
+            extras,
+        )
+        .await
     }
 
     pub async fn my_sessions(&self, who: &Principal) -> Result<Vec<Session>> {

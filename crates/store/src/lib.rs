@@ -82,6 +82,9 @@ pub struct UserWrite<'a> {
     /// Checked inside the transaction: the user must be a member of this team.
     pub require_membership: Option<TeamId>,
     pub revoke_sessions: Option<RevokeSessions>,
+    /// `Some(Some(secret))` sets the TOTP secret (base64) and forgets the last used step;
+    /// `Some(None)` removes it.
+    pub totp_secret: Option<Option<&'a str>>,
     pub now: DateTime<Utc>,
 }
 
@@ -95,6 +98,7 @@ impl<'a> UserWrite<'a> {
             new_image: None,
             require_membership: None,
             revoke_sessions: None,
+            totp_secret: None,
             now,
         }
     }
@@ -179,6 +183,11 @@ pub trait Store: Send + Sync + 'static {
     /// inside Tessera (hooks) and for tests that prove it was stored.
     async fn find_secure_metadata(&self, tenant: TenantId, id: UserId) -> Result<Option<Map<String, Value>>>;
     async fn update_user(&self, write: UserWrite<'_>) -> Result<()>;
+    /// The TOTP secret (base64) and the last accepted step, if TOTP is set up.
+    async fn find_totp(&self, tenant: TenantId, id: UserId) -> Result<Option<(String, Option<i64>)>>;
+    /// Records `step` as used, only if it is later than every step used before: `false` means
+    /// the code was already used (or an older one), atomically even under concurrency.
+    async fn accept_totp_step(&self, tenant: TenantId, id: UserId, step: i64) -> Result<bool>;
     async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool>;
     async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>>;
     /// Erases up to `limit` users whose deletion is due at `now`; returns who was erased.

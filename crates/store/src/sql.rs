@@ -543,7 +543,9 @@ macro_rules! impl_store {
                     "UPDATE users SET version = $3, username = $4, username_lower = $5, primary_email = $6, \
                      primary_email_verified = $7, status = $8, auth_provider = $9, is_service_account = $10, is_anonymous = $11, \
                      password_hash = COALESCE($12, password_hash), totp_enabled = $13, selected_team_id = $14, avatar_hash = $15, \
-                     profile = $16, secure_metadata = COALESCE($17, secure_metadata), updated_at = $18, deletion_due_at = $19 \
+                     profile = $16, secure_metadata = COALESCE($17, secure_metadata), updated_at = $18, deletion_due_at = $19, \
+                     totp_secret = CASE WHEN $21 THEN $22 ELSE totp_secret END, \
+                     totp_last_step = CASE WHEN $21 THEN NULL ELSE totp_last_step END \
                      WHERE tenant_id = $1 AND id = $2 AND version = $20",
                 )
                 .bind(u.tenant_id.to_string())
@@ -568,6 +570,8 @@ macro_rules! impl_store {
                 .bind(ms(u.updated_at))
                 .bind(u.deletion_due_at.map(ms))
                 .bind(w.expected_version)
+                .bind(w.totp_secret.is_some())
+                .bind(w.totp_secret.flatten())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -590,6 +594,31 @@ macro_rules! impl_store {
                         .map_err(map_err)?;
                 }
                 tx.commit().await.map_err(map_err)
+            }
+
+            async fn find_totp(&self, tenant: TenantId, id: UserId) -> Result<Option<(String, Option<i64>)>> {
+                let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE tenant_id = $1 AND id = $2 AND totp_secret IS NOT NULL")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|r| Ok((r.try_get("totp_secret").map_err(map_err)?, r.try_get("totp_last_step").map_err(map_err)?)))
+                    .transpose()
+            }
+
+            async fn accept_totp_step(&self, tenant: TenantId, id: UserId, step: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE users SET totp_last_step = $3 WHERE tenant_id = $1 AND id = $2 \
+                     AND totp_secret IS NOT NULL AND (totp_last_step IS NULL OR totp_last_step < $3)",
+                )
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .bind(step)
+                .execute(&self.write)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {

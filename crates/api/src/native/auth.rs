@@ -94,7 +94,7 @@ pub async fn sign_up(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Neither email nor username", body = ErrorBody),
-        (status = 401, description = "Wrong credentials", body = ErrorBody),
+        (status = 401, description = "Wrong credentials, or `mfa_required` with `details.mfa_token`", body = ErrorBody),
         (status = 403, description = "Suspended or deactivated", body = ErrorBody),
     ))]
 pub async fn sign_in(
@@ -127,6 +127,32 @@ pub async fn refresh(
 ) -> ApiResult<Response> {
     let tenant = tenant_header(&headers)?;
     let tokens = state.service.refresh(&req.refresh_token, tenant).await?;
+    Ok(token_response(&state, tokens, StatusCode::OK))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaRequest {
+    /// From the `mfa_required` answer to sign-in (`details.mfa_token`); valid for 5 minutes.
+    pub mfa_token: String,
+    /// The current 6-digit TOTP code. Each code is accepted once.
+    pub code: String,
+}
+
+/// Complete a sign-in that answered `401 mfa_required`, with the challenge and a TOTP code.
+#[utoipa::path(post, path = "/v1/auth/mfa", tag = "auth",
+    request_body = MfaRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Wrong or already used code", body = ErrorBody),
+        (status = 401, description = "Invalid or expired challenge", body = ErrorBody),
+    ))]
+pub async fn mfa(
+    State(state): State<AppState>,
+    Client(client): Client,
+    JsonBody(req): JsonBody<MfaRequest>,
+) -> ApiResult<Response> {
+    let tokens = state.service.complete_mfa(&req.mfa_token, &req.code, &client).await?;
     Ok(token_response(&state, tokens, StatusCode::OK))
 }
 

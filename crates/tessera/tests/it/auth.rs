@@ -381,3 +381,53 @@ async fn tokens_signed_after_a_key_rotation_verify_and_old_ones_still_do() {
     assert_eq!(app.get_me(&before.access).await.0, StatusCode::OK, "the retired key still verifies");
     assert_eq!(app.get_me(&after.access).await.0, StatusCode::OK);
 }
+
+/// The TOTP code of `secret` at the test clock's time plus `offset_steps`.
+fn totp_code(app: &TestApp, secret: &[u8], offset_steps: i64) -> String {
+    let step = tessera_auth::totp::step_of(app.clock.now_unix()) + offset_steps;
+    format!("{:06}", tessera_auth::totp::code_at(secret, step, 6))
+}
+
+async fn mfa(app: &TestApp, token: &str, code: &str) -> (StatusCode, serde_json::Value) {
+    body(
+        app.client.post(app.url("/v1/auth/mfa")).json(&json!({"mfa_token": token, "code": code})).send().await.unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn with_totp_on_sign_in_answers_mfa_required_and_a_code_completes_it_once() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let secret = b"a-secret-of-twenty-b";
+    app.enable_totp(&u, secret).await;
+    let (status, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("mfa_required")));
+    let challenge = v["details"]["mfa_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_me(&challenge).await.0, StatusCode::UNAUTHORIZED, "a challenge is not an access token");
+
+    let (status, v) = mfa(&app, &challenge, "000000").await;
+    assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["code:invalid_code".to_owned()]));
+    let code = totp_code(&app, secret, 0);
+    let (status, v) = mfa(&app, &challenge, &code).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(app.get_me(v["access_token"].as_str().unwrap()).await.0, StatusCode::OK);
+    let (status, v) = mfa(&app, &challenge, &code).await;
+    assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["code:code_reused".to_owned()]), "no replay");
+    // One step of skew either way, not two; an older step than the last used one never.
+    app.advance(chrono::Duration::seconds(30));
+    assert_eq!(mfa(&app, &challenge, &totp_code(&app, secret, -2)).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(mfa(&app, &challenge, &totp_code(&app, secret, 1)).await.0, StatusCode::OK);
+    assert_eq!(
+        mfa(&app, &challenge, &totp_code(&app, secret, 0)).await.0,
+        StatusCode::BAD_REQUEST,
+        "older than the last used"
+    );
+    app.advance(chrono::Duration::minutes(6));
+    let (status, v) = mfa(&app, &challenge, &totp_code(&app, secret, 0)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated")),
+        "the challenge expired"
+    );
+}

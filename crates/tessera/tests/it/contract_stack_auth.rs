@@ -152,14 +152,49 @@ async fn selected_team_must_be_one_of_the_users_teams_and_comes_back_as_an_objec
 }
 
 #[tokio::test]
-async fn totp_secret_is_refused_by_name_until_second_factors_exist_and_delete_works() {
+async fn totp_secret_enables_2fa_null_disables_it_and_it_is_never_returned() {
+    use base64::Engine;
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let req =
-        client(&app, app.client.patch(app.url(ME)), &t, &u).json(&json!({"totp_secret_base64": "JBSWY3DPEHPK3PXP"}));
-    let (status, _, v) = known_error(req).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(field_codes(&v), ["totp_secret_base64:not_supported"]);
+    let secret = b"12345678901234567890";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+    let req = client(&app, app.client.patch(app.url(ME)), &t, &u)
+        .json(&json!({"totp_secret_base64": b64, "display_name": "Ada"}));
+    let (status, v) = body(req.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(!v.to_string().contains(&b64) && v.get("totp_secret_base64").is_none(), "never returned");
+    assert_eq!(app.get_me(&u.access).await.1["totp_enabled"], true);
+
+    // Sign-in now needs a code.
+    let (status, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("mfa_required")));
+    let mfa_token = v["details"]["mfa_token"].as_str().unwrap().to_owned();
+    let now = app.clock.now_unix();
+    let code = format!("{:06}", tessera_auth::totp::code_at(secret, tessera_auth::totp::step_of(now), 6));
+    let res = app
+        .client
+        .post(app.url("/v1/auth/mfa"))
+        .json(&json!({"mfa_token": mfa_token, "code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    for bad in [json!(""), json!("c2hvcnQ="), json!(42)] {
+        let req = client(&app, app.client.patch(app.url(ME)), &t, &u).json(&json!({ "totp_secret_base64": bad }));
+        let (status, _, v) = known_error(req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(field_codes(&v).len(), 1);
+    }
+    let req = client(&app, app.client.patch(app.url(ME)), &t, &u).json(&json!({"totp_secret_base64": null}));
+    assert_eq!(req.send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK, "2FA is off again");
+}
+
+#[tokio::test]
+async fn delete_answers_success_and_schedules_erasure() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
     let (status, v) = body(client(&app, app.client.delete(app.url(ME)), &t, &u).send().await.unwrap()).await;
     assert_eq!((status, v), (StatusCode::OK, json!({"success": true})));
     assert_eq!(app.get_me(&u.access).await.0, StatusCode::UNAUTHORIZED);
