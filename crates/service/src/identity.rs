@@ -271,6 +271,32 @@ impl Service {
         self.start_session(tenant, user, client).await
     }
 
+    /// OAuth2 client credentials (RFC 6749 §4.4) of a service account: a session whose access
+    /// token says who the machine is. Unknown client and wrong secret look alike.
+    pub async fn client_credentials(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        client: &ClientInfo,
+    ) -> Result<Tokens> {
+        let found = self.store.find_client_credentials(client_id).await.map_err(store_err)?;
+        let Some((tenant_id, user_id, _)) =
+            found.filter(|(_, _, hash)| tessera_auth::secret::hashes_match(&hash_secret(client_secret), hash))
+        else {
+            return Err(DomainError::Unauthenticated("invalid client credentials"));
+        };
+        let now = self.now();
+        let tenant = self.tenant(tenant_id).await?;
+        let user = self
+            .store
+            .find_user(tenant_id, user_id, now)
+            .await
+            .map_err(store_err)?
+            .ok_or(DomainError::Unauthenticated("invalid client credentials"))?;
+        ensure_usable(&user, now)?;
+        self.start_session(&tenant, user, client).await
+    }
+
     /// Creates an anonymous user and signs it in.
     pub async fn sign_in_anonymously(&self, tenant_id: TenantId, client: &ClientInfo) -> Result<Tokens> {
         let tenant = self.tenant(tenant_id).await?;

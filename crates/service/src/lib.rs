@@ -22,7 +22,7 @@ use tessera_store::{Store, StoreError, constraints};
 
 pub use identity::{ClientInfo, SignUp, Tokens};
 pub use me::{Export, UpdateOptions};
-pub use server::{CreatedTenant, NewSuspension, TeamInput};
+pub use server::{CreatedServiceAccount, CreatedTenant, NewSuspension, TeamInput};
 pub use tessera_core::policy::Actor;
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;

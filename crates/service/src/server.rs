@@ -20,6 +20,14 @@ pub struct CreatedTenant {
     pub server_key: String,
 }
 
+/// A new service account with its credentials, which are shown this once.
+#[derive(Debug)]
+pub struct CreatedServiceAccount {
+    pub user: User,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSuspension {
     pub reason: String,
@@ -171,6 +179,22 @@ impl Service {
             .await
             .map_err(store_err)?;
         Ok(user)
+    }
+
+    /// Creates a service account and its OAuth2 client credentials (the secret is shown once).
+    pub async fn create_service_account(&self, tenant_id: TenantId, username: &str) -> Result<CreatedServiceAccount> {
+        self.tenant(tenant_id).await?;
+        let username = validate::username(username.trim()).map_err(|(c, m)| DomainError::field("username", c, m))?;
+        let mut user = User::new(tenant_id, self.now());
+        user.username = Some(username);
+        user.is_service_account = true;
+        user.status = tessera_core::user::UserStatus::Active;
+        let client_id = random_token("tsr_ci_", 16);
+        let client_secret = random_token("tsr_cs_", 32);
+        let empty = Map::new();
+        let new = NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None };
+        self.store.insert_service_account(new, &client_id, &hash_secret(&client_secret)).await.map_err(store_err)?;
+        Ok(CreatedServiceAccount { user, client_id, client_secret })
     }
 
     pub async fn get_user(&self, tenant_id: TenantId, id: UserId) -> Result<User> {

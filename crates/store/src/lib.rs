@@ -162,6 +162,10 @@ pub trait Store: Send + Sync + 'static {
     async fn put_tenant_policies(&self, tenant: TenantId, source: &str, now: DateTime<Utc>) -> Result<()>;
 
     async fn insert_user(&self, new: NewUser<'_>) -> Result<()>;
+    /// A new user and its client credentials, in one transaction.
+    async fn insert_service_account(&self, new: NewUser<'_>, client_id: &str, secret_hash: &str) -> Result<()>;
+    /// The tenant, user and secret hash of a service account's client id.
+    async fn find_client_credentials(&self, client_id: &str) -> Result<Option<(TenantId, UserId, String)>>;
     /// The user with `active_sessions` counted at `now`.
     async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>>;
     /// The hot path: the user, only if `session` is theirs and live at `now`. One statement.

@@ -233,6 +233,47 @@ macro_rules! impl_store {
                 parse_json(&row.try_get::<String, _>("doc").map_err(map_err)?)
             }
 
+            /// The user row (and its image), inside the caller's transaction.
+            async fn insert_user_in(tx: &mut sqlx::Transaction<'_, $db>, new: NewUser<'_>) -> Result<()> {
+                let u = new.user;
+                let doc = json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })?;
+                if let Some(img) = new.new_image {
+                    Self::insert_image(tx, img, u.created_at).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO users (id, tenant_id, version, username, username_lower, primary_email, primary_email_verified, \
+                     status, auth_provider, is_service_account, is_anonymous, password_hash, totp_enabled, selected_team_id, \
+                     avatar_hash, profile, secure_metadata, created_at, updated_at, deletion_due_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                )
+                .bind(u.id.to_string())
+                .bind(u.tenant_id.to_string())
+                .bind(u.version)
+                .bind(u.username.as_deref())
+                .bind(u.username.as_ref().map(|n| n.to_lowercase()))
+                // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
+                // and sign-in ignore case whatever the caller passed.
+                .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
+                .bind(u.primary_email_verified)
+                .bind(u.status.as_str())
+                .bind(u.auth_provider.as_str())
+                .bind(u.is_service_account)
+                .bind(u.is_anonymous)
+                .bind(new.password_hash)
+                .bind(u.totp_enabled)
+                .bind(u.profile.selected_team_id.map(|t| t.to_string()))
+                .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
+                .bind(doc)
+                .bind(json(new.secure_metadata)?)
+                .bind(ms(u.created_at))
+                .bind(ms(u.updated_at))
+                .bind(u.deletion_due_at.map(ms))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
             async fn insert_image(tx: &mut sqlx::Transaction<'_, $db>, img: ImageBlob<'_>, now: DateTime<Utc>) -> Result<()> {
                 // DO UPDATE (not DO NOTHING) touches the row, so an image re-used here is both
                 // locked against and fresh for a concurrent garbage collection.
@@ -408,44 +449,43 @@ macro_rules! impl_store {
             }
 
             async fn insert_user(&self, new: NewUser<'_>) -> Result<()> {
-                let u = new.user;
-                let doc = json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })?;
                 let mut tx = self.write.begin().await.map_err(map_err)?;
-                if let Some(img) = new.new_image {
-                    Self::insert_image(&mut tx, img, u.created_at).await?;
-                }
+                Self::insert_user_in(&mut tx, new).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn insert_service_account(&self, new: NewUser<'_>, client_id: &str, secret_hash: &str) -> Result<()> {
+                let user = new.user;
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                Self::insert_user_in(&mut tx, new).await?;
                 sqlx::query(
-                    "INSERT INTO users (id, tenant_id, version, username, username_lower, primary_email, primary_email_verified, \
-                     status, auth_provider, is_service_account, is_anonymous, password_hash, totp_enabled, selected_team_id, \
-                     avatar_hash, profile, secure_metadata, created_at, updated_at, deletion_due_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                    "INSERT INTO service_account_credentials (client_id, tenant_id, user_id, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(u.id.to_string())
-                .bind(u.tenant_id.to_string())
-                .bind(u.version)
-                .bind(u.username.as_deref())
-                .bind(u.username.as_ref().map(|n| n.to_lowercase()))
-                // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
-                // and sign-in ignore case whatever the caller passed.
-                .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
-                .bind(u.primary_email_verified)
-                .bind(u.status.as_str())
-                .bind(u.auth_provider.as_str())
-                .bind(u.is_service_account)
-                .bind(u.is_anonymous)
-                .bind(new.password_hash)
-                .bind(u.totp_enabled)
-                .bind(u.profile.selected_team_id.map(|t| t.to_string()))
-                .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
-                .bind(doc)
-                .bind(json(new.secure_metadata)?)
-                .bind(ms(u.created_at))
-                .bind(ms(u.updated_at))
-                .bind(u.deletion_due_at.map(ms))
+                .bind(client_id)
+                .bind(user.tenant_id.to_string())
+                .bind(user.id.to_string())
+                .bind(secret_hash)
+                .bind(ms(user.created_at))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)
+            }
+
+            async fn find_client_credentials(&self, client_id: &str) -> Result<Option<(TenantId, UserId, String)>> {
+                let row = sqlx::query("SELECT tenant_id, user_id, secret_hash FROM service_account_credentials WHERE client_id = $1")
+                    .bind(client_id)
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|r| {
+                    Ok((
+                        parse_id(&r.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
+                        parse_id(&r.try_get::<String, _>("user_id").map_err(map_err)?)?,
+                        r.try_get("secret_hash").map_err(map_err)?,
+                    ))
+                })
+                .transpose()
             }
 
             async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {

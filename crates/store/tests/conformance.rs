@@ -332,6 +332,25 @@ async fn tenant_is_found_by_id_server_key_hash_and_publishable_key(store: DynSto
     assert_eq!(store.find_tenant_by_publishable_key("pk_unknown").await.expect("find"), None);
 }
 
+async fn a_service_account_is_stored_with_its_credentials_atomically(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let mut bot = person(tenant.id, "bot@example.com", "bot");
+    bot.is_service_account = true;
+    let new = || NewUser { user: &bot, password_hash: None, secure_metadata: &Map::new(), new_image: None };
+    store.insert_service_account(new(), "tsr_ci_one", "hash-one").await.expect("insert");
+    let (t, u, hash) = store.find_client_credentials("tsr_ci_one").await.expect("find").expect("present");
+    assert_eq!((t, u, hash.as_str()), (tenant.id, bot.id, "hash-one"));
+    assert!(store.find_client_credentials("tsr_ci_none").await.expect("find").is_none());
+    // The same user again: the user insert fails, so no second credential is left behind.
+    assert!(store.insert_service_account(new(), "tsr_ci_two", "hash-two").await.is_err());
+    assert!(store.find_client_credentials("tsr_ci_two").await.expect("find").is_none(), "all or nothing");
+    store.delete_user(tenant.id, bot.id).await.expect("delete");
+    assert!(
+        store.find_client_credentials("tsr_ci_one").await.expect("find").is_none(),
+        "credentials go with the account"
+    );
+}
+
 async fn tenant_policies_are_replaced_whole_and_kept_per_tenant(store: DynStore) {
     let a = new_tenant(&store).await;
     let b = new_tenant(&store).await;
@@ -1486,6 +1505,7 @@ macro_rules! conformance {
 }
 
 conformance! {
+    a_service_account_is_stored_with_its_credentials_atomically,
     tenant_policies_are_replaced_whole_and_kept_per_tenant,
     migrating_twice_is_harmless_and_the_store_answers_ping,
     instance_value_is_stored_once_and_never_overwritten,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Client, CurrentUser, JsonObject, RequiredTenant};
+use crate::extract::{Client, CurrentUser, JsonObject};
 use crate::views::avatar_url;
 
 const FIELDS: FieldMap = &[
@@ -208,11 +208,28 @@ async fn patch_me(
     Ok(axum::Json(ZenUser::new(&user, &state.public_url)))
 }
 
-/// OAuth2's password form, as ZenML's client posts it.
+/// OAuth2's token form as ZenML's clients post it: the password grant for people,
+/// `client_credentials` for service accounts (credentials in the form or in HTTP Basic).
 #[derive(Debug, Deserialize)]
 struct LoginForm {
-    username: String,
-    password: String,
+    grant_type: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)` (RFC 6749 §2.3.1).
+fn basic_credentials(h: &axum::http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let v = h.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
 }
 
 #[derive(Debug, Serialize)]
@@ -220,31 +237,45 @@ struct LoginResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
-    refresh_token: String,
+    /// Not issued with client credentials (RFC 6749 §4.4.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
 }
 
-/// Password login: `username` may be the username or the email. The tenant comes from
-/// `X-Tenant-ID`, since ZenML's form has no place for it.
+/// Login. Password grant: `username` (the username or the email) and `password`, with the
+/// tenant in `X-Tenant-ID` since the form has no place for it. Client credentials: the service
+/// account's `client_id` and `client_secret` (the tenant comes with them).
 async fn login(
     State(state): State<AppState>,
-    tenant: Result<RequiredTenant, ApiError>,
+    headers: axum::http::HeaderMap,
     Client(client): Client,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ZenError> {
-    let RequiredTenant(tenant) = tenant?;
     let Form(form) =
-        form.map_err(|e| ZenError(ApiError::Domain(DomainError::field("username", "missing", e.body_text()))))?;
-    let login = if form.username.contains('@') {
-        Login::Email(form.username.trim())
+        form.map_err(|e| ZenError(ApiError::Domain(DomainError::field("grant_type", "missing", e.body_text()))))?;
+    let machine = form.grant_type.as_deref() == Some("client_credentials");
+    let tokens = if machine {
+        let (id, secret) = match (form.client_id, form.client_secret) {
+            (Some(id), Some(secret)) => (id, secret),
+            _ => basic_credentials(&headers)
+                .ok_or_else(|| value_error("client_credentials needs client_id and client_secret"))?,
+        };
+        state.service.client_credentials(&id, &secret, &client).await?
     } else {
-        Login::Username(form.username.trim())
+        let tenant = crate::extract::tenant_header(&headers)?
+            .ok_or_else(|| value_error("X-Tenant-ID is required for a password login"))?;
+        let (Some(username), Some(password)) = (form.username, form.password) else {
+            return Err(value_error("username and password are required"));
+        };
+        let login =
+            if username.contains('@') { Login::Email(username.trim()) } else { Login::Username(username.trim()) };
+        state.service.sign_in(tenant, login, password, &client).await?
     };
-    let tokens = state.service.sign_in(tenant, login, form.password, &client).await?;
     let body = LoginResponse {
         access_token: tokens.access_token,
         token_type: "bearer",
         expires_in: tokens.expires_in,
-        refresh_token: tokens.refresh_token,
+        refresh_token: (!machine).then_some(tokens.refresh_token),
     };
     Ok((StatusCode::OK, [(axum::http::header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
 }

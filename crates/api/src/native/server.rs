@@ -104,6 +104,44 @@ pub async fn list_users(
     }))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceAccount {
+    /// 1–50 of `[a-zA-Z0-9_-@.]`, unique in the tenant.
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccountCreated {
+    pub user: UserView,
+    /// OAuth2 client id for the `client_credentials` grant.
+    pub client_id: String,
+    /// Shown once; Tessera keeps only its hash.
+    pub client_secret: String,
+}
+
+/// Create a service account (a machine identity that cannot edit itself) with OAuth2 client
+/// credentials.
+#[utoipa::path(post, path = "/v1/service-accounts", tag = "server", security(("server_key" = [])),
+    request_body = CreateServiceAccount,
+    responses(
+        (status = 201, description = "The account and its credentials", body = ServiceAccountCreated),
+        (status = 400, description = "Invalid username", body = ErrorBody),
+        (status = 409, description = "Username taken", body = ErrorBody),
+    ))]
+pub async fn create_service_account(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    JsonBody(req): JsonBody<CreateServiceAccount>,
+) -> ApiResult<(StatusCode, axum::Json<ServiceAccountCreated>)> {
+    let created = state.service.create_service_account(tenant.id, &req.username).await?;
+    let user = UserView::new(&created.user, Audience::Server, &state.public_url, state.service.now());
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ServiceAccountCreated { user, client_id: created.client_id, client_secret: created.client_secret }),
+    ))
+}
+
 /// Read a user.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "server", security(("server_key" = [])),
     params(("id" = Uuid, Path, description = "The user")),

@@ -171,3 +171,50 @@ async fn the_admin_account_is_refused_here_and_password_fields_are_never_dropped
     let (status, v) = patch(&app, &u.access, json!({"password": null})).await;
     assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
 }
+
+#[tokio::test]
+async fn service_accounts_use_client_credentials_and_cannot_update_themselves() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let (status, sa) =
+        app.server(reqwest::Method::POST, &t, "/v1/service-accounts", Some(json!({"username": "ci-bot"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{sa}");
+    assert_eq!(sa["user"]["is_service_account"], true);
+    let (id, secret) = (sa["client_id"].as_str().unwrap().to_owned(), sa["client_secret"].as_str().unwrap().to_owned());
+
+    let res = app
+        .client
+        .post(app.url("/compat/zenml/login"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", secret.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v.get("refresh_token").is_none(), "no refresh token for client credentials");
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let (_, me) = body(app.client.get(app.url(ME)).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!((me["is_service_account"].as_bool(), me["username"].as_str()), (Some(true), Some("ci-bot")));
+    assert_eq!(app.get_me(&token).await.0, StatusCode::OK, "the native API takes the same token");
+    let (status, v) = patch(&app, &token, json!({"name": "Bot"})).await;
+    assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
+
+    // HTTP Basic works too; a wrong secret does not.
+    let res = app
+        .client
+        .post(app.url("/compat/zenml/login"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app
+        .client
+        .post(app.url("/compat/zenml/login"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", "tsr_cs_wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
