@@ -336,7 +336,8 @@ async fn a_service_account_is_stored_with_its_credentials_atomically(store: DynS
     let tenant = new_tenant(&store).await;
     let mut bot = person(tenant.id, "bot@example.com", "bot");
     bot.is_service_account = true;
-    let new = || NewUser { user: &bot, password_hash: None, secure_metadata: &Map::new(), new_image: None };
+    let empty = Map::new();
+    let new = || NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None };
     store.insert_service_account(new(), "tsr_ci_one", "hash-one").await.expect("insert");
     let (t, u, hash) = store.find_client_credentials("tsr_ci_one").await.expect("find").expect("present");
     assert_eq!((t, u, hash.as_str()), (tenant.id, bot.id, "hash-one"));
