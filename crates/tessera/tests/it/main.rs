@@ -18,5 +18,6 @@ mod hook;
 mod me;
 mod ops;
 mod reliability;
+mod secrets;
 mod server_api;
 mod validation;

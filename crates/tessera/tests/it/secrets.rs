@@ -1,0 +1,99 @@
+//! SPEC §6: secrets never appear in a log line or in a response that is not the one meant to
+//! deliver them. Every log line of the server (at debug level) is captured while a flow touches
+//! each kind of secret, then searched.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
+    // nextest runs each test in its own process, so this subscriber sees only this test.
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("debug,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info")
+        .with_writer(move || writer.clone())
+        .try_init();
+
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let mut responses: Vec<String> = Vec::new();
+    let mut keep = |v: &Value| responses.push(v.to_string());
+
+    let secure = "SECURE-METADATA-VALUE-42";
+    keep(
+        &app.server(Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"secure_metadata": {"k": secure}})))
+            .await
+            .1,
+    );
+    let hook_secret = "whsec_c2VjcmV0LWhvb2sta2V5LWJ5dGVz";
+    keep(&app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"pre_update_hook": {"url": "http://127.0.0.1:9/h", "secret": hook_secret, "fail_open": true, "timeout_ms": 200}}))).await.1);
+    let totp = b"totp-secret-bytes-20";
+    let totp_b64 = "dG90cC1zZWNyZXQtYnl0ZXMtMjA=";
+    app.enable_totp(&u, totp).await;
+    let (_, sa) = app.server(Method::POST, &t, "/v1/service-accounts", Some(json!({"username": "bot"}))).await;
+    let client_secret = sa["client_secret"].as_str().unwrap().to_owned();
+    let (status, challenge) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    keep(&challenge);
+    keep(&app.sign_in(&t.id, &u.email, "a wrong password entirely").await.1);
+    keep(&app.get_me(&u.access).await.1);
+    keep(&app.patch_me(&u.access, json!({"bio": "hello"})).await.1);
+    keep(&body(app.client.get(app.url("/v1/me/export")).bearer_auth(&u.access).send().await.unwrap()).await.1);
+    keep(&app.server(Method::GET, &t, &format!("/v1/users/{}", u.id), None).await.1);
+    keep(&app.server(Method::GET, &t, "/v1/users", None).await.1);
+    keep(&app.server(Method::GET, &t, "/v1/settings", None).await.1);
+    let res =
+        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res =
+        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    keep(&body(res).await.1);
+    let res = app
+        .client
+        .patch(app.url(&format!("/compat/replyke/{}/users/{}", t.id, u.id)))
+        .bearer_auth(&t.server_key)
+        .json(&json!({"update": {"secureMetadata": {"k": secure}}}))
+        .send()
+        .await
+        .unwrap();
+    keep(&body(res).await.1);
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("request"), "the capture works: {}", &logs[..logs.len().min(500)]);
+    for (what, secret) in [
+        ("password", PASSWORD),
+        ("secure metadata", secure),
+        ("hook secret", hook_secret),
+        ("TOTP secret", totp_b64),
+        ("client secret", client_secret.as_str()),
+        ("server key", t.server_key.as_str()),
+        ("root key", ROOT_KEY),
+        ("refresh token", u.refresh.as_str()),
+        ("access token", u.access.as_str()),
+        ("password hash", "$argon2id$"),
+    ] {
+        assert!(!logs.contains(secret), "the {what} is in the logs");
+        for r in &responses {
+            assert!(!r.contains(secret), "the {what} is in a response: {r}");
+        }
+    }
+}
