@@ -139,6 +139,11 @@ struct StoredDoc {
     suspensions: Vec<Suspension>,
 }
 
+/// The JSON document a user's `profile` column holds.
+fn stored_doc(u: &User) -> Result<String> {
+    json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })
+}
+
 const USER_COLUMNS: &str = "u.id, u.tenant_id, u.version, u.username, u.primary_email, u.primary_email_verified, \
      u.status, u.auth_provider, u.is_service_account, u.is_anonymous, \
      CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS has_password, u.totp_enabled, \
@@ -233,37 +238,47 @@ macro_rules! impl_store {
                 parse_json(&row.try_get::<String, _>("doc").map_err(map_err)?)
             }
 
+            /// Binds `$1`–`$16`, the columns a user INSERT and UPDATE share, in one order.
+            fn bind_user<'q>(
+                q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                u: &'q User,
+                password_hash: Option<&'q str>,
+                doc: String,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                q.bind(u.id.to_string())
+                    .bind(u.tenant_id.to_string())
+                    .bind(u.version)
+                    .bind(u.username.as_deref())
+                    .bind(u.username.as_ref().map(|n| n.to_lowercase()))
+                    // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
+                    // and sign-in ignore case whatever the caller passed.
+                    .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
+                    .bind(u.primary_email_verified)
+                    .bind(u.status.as_str())
+                    .bind(u.auth_provider.as_str())
+                    .bind(u.is_service_account)
+                    .bind(u.is_anonymous)
+                    .bind(password_hash)
+                    .bind(u.totp_enabled)
+                    .bind(u.profile.selected_team_id.map(|t| t.to_string()))
+                    .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
+                    .bind(doc)
+            }
+
             /// The user row (and its image), inside the caller's transaction.
             async fn insert_user_in(tx: &mut sqlx::Transaction<'_, $db>, new: NewUser<'_>) -> Result<()> {
                 let u = new.user;
-                let doc = json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })?;
+                let doc = stored_doc(u)?;
                 if let Some(img) = new.new_image {
                     Self::insert_image(tx, img, u.created_at).await?;
                 }
-                sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO users (id, tenant_id, version, username, username_lower, primary_email, primary_email_verified, \
                      status, auth_provider, is_service_account, is_anonymous, password_hash, totp_enabled, selected_team_id, \
                      avatar_hash, profile, secure_metadata, created_at, updated_at, deletion_due_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-                )
-                .bind(u.id.to_string())
-                .bind(u.tenant_id.to_string())
-                .bind(u.version)
-                .bind(u.username.as_deref())
-                .bind(u.username.as_ref().map(|n| n.to_lowercase()))
-                // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
-                // and sign-in ignore case whatever the caller passed.
-                .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
-                .bind(u.primary_email_verified)
-                .bind(u.status.as_str())
-                .bind(u.auth_provider.as_str())
-                .bind(u.is_service_account)
-                .bind(u.is_anonymous)
-                .bind(new.password_hash)
-                .bind(u.totp_enabled)
-                .bind(u.profile.selected_team_id.map(|t| t.to_string()))
-                .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
-                .bind(doc)
+                );
+                Self::bind_user(insert, u, new.password_hash, doc)
                 .bind(json(new.secure_metadata)?)
                 .bind(ms(u.created_at))
                 .bind(ms(u.updated_at))
@@ -556,7 +571,7 @@ macro_rules! impl_store {
 
             async fn update_user(&self, w: UserWrite<'_>) -> Result<()> {
                 let u = w.user;
-                let doc = json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })?;
+                let doc = stored_doc(u)?;
                 let secure = w.secure_metadata.map(json).transpose()?;
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 if let Some(team) = w.require_membership {
@@ -579,33 +594,16 @@ macro_rules! impl_store {
                 if let Some(img) = w.new_image {
                     Self::insert_image(&mut tx, img, w.now).await?;
                 }
-                let done = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE users SET version = $3, username = $4, username_lower = $5, primary_email = $6, \
                      primary_email_verified = $7, status = $8, auth_provider = $9, is_service_account = $10, is_anonymous = $11, \
                      password_hash = COALESCE($12, password_hash), totp_enabled = $13, selected_team_id = $14, avatar_hash = $15, \
                      profile = $16, secure_metadata = COALESCE($17, secure_metadata), updated_at = $18, deletion_due_at = $19, \
                      totp_secret = CASE WHEN $21 THEN $22 ELSE totp_secret END, \
                      totp_last_step = CASE WHEN $21 THEN NULL ELSE totp_last_step END \
-                     WHERE tenant_id = $1 AND id = $2 AND version = $20",
-                )
-                .bind(u.tenant_id.to_string())
-                .bind(u.id.to_string())
-                .bind(u.version)
-                .bind(u.username.as_deref())
-                .bind(u.username.as_ref().map(|n| n.to_lowercase()))
-                // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
-                // and sign-in ignore case whatever the caller passed.
-                .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
-                .bind(u.primary_email_verified)
-                .bind(u.status.as_str())
-                .bind(u.auth_provider.as_str())
-                .bind(u.is_service_account)
-                .bind(u.is_anonymous)
-                .bind(w.password_hash)
-                .bind(u.totp_enabled)
-                .bind(u.profile.selected_team_id.map(|t| t.to_string()))
-                .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
-                .bind(doc)
+                     WHERE id = $1 AND tenant_id = $2 AND version = $20",
+                );
+                let done = Self::bind_user(update, u, w.password_hash, doc)
                 .bind(secure)
                 .bind(ms(u.updated_at))
                 .bind(u.deletion_due_at.map(ms))
