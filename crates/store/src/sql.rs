@@ -234,6 +234,12 @@ macro_rules! impl_store {
                 })
             }
 
+            /// One tenant by a unique column; `sql` selects it with `$1`.
+            async fn find_tenant_by(&self, sql: &'static str, value: &str) -> Result<Option<Tenant>> {
+                let row = sqlx::query(sql).bind(value).fetch_optional(&self.read).await.map_err(map_err)?;
+                row.as_ref().map(Self::tenant_from_row).transpose()
+            }
+
             fn team_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Team> {
                 parse_json(&row.try_get::<String, _>("doc").map_err(map_err)?)
             }
@@ -398,30 +404,15 @@ macro_rules! impl_store {
             }
 
             async fn find_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
-                let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(Self::tenant_from_row).transpose()
+                self.find_tenant_by("SELECT * FROM tenants WHERE id = $1", &id.to_string()).await
             }
 
             async fn find_tenant_by_server_key(&self, server_key_hash: &str) -> Result<Option<Tenant>> {
-                let row = sqlx::query("SELECT * FROM tenants WHERE server_key_hash = $1")
-                    .bind(server_key_hash)
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(Self::tenant_from_row).transpose()
+                self.find_tenant_by("SELECT * FROM tenants WHERE server_key_hash = $1", server_key_hash).await
             }
 
             async fn find_tenant_by_publishable_key(&self, key: &str) -> Result<Option<Tenant>> {
-                let row = sqlx::query("SELECT * FROM tenants WHERE publishable_key = $1")
-                    .bind(key)
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(Self::tenant_from_row).transpose()
+                self.find_tenant_by("SELECT * FROM tenants WHERE publishable_key = $1", key).await
             }
 
             async fn list_tenants(&self) -> Result<Vec<Tenant>> {
