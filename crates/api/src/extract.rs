@@ -94,8 +94,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
@@ -138,7 +138,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let service = Arc::<Service>::from_ref(state);
-        let token = bearer(parts).ok_or(DomainError::Unauthenticated("missing bearer token"))?;
+        let token = bearer(&parts.headers).ok_or(DomainError::Unauthenticated("missing bearer token"))?;
         let tenant = tenant_header(&parts.headers)?;
         Ok(Self(service.authenticate(token, tenant).await?))
     }
@@ -155,7 +155,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if bearer(parts).is_none() {
+        if bearer(&parts.headers).is_none() {
             return Ok(Self(None));
         }
         CurrentUser::from_request_parts(parts, state).await.map(|CurrentUser(p)| Self(Some(p)))
@@ -174,7 +174,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let service = Arc::<Service>::from_ref(state);
-        let key = bearer(parts).ok_or(DomainError::Unauthenticated("missing server key"))?;
+        let key = bearer(&parts.headers).ok_or(DomainError::Unauthenticated("missing server key"))?;
         let tenant = service.authenticate_server(key).await?;
         if tenant_header(&parts.headers)?.is_some_and(|t| t != tenant.id) {
             return Err(DomainError::TenantMismatch.into());
@@ -195,7 +195,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let service = Arc::<Service>::from_ref(state);
-        let key = bearer(parts).ok_or(DomainError::Unauthenticated("missing root key"))?;
+        let key = bearer(&parts.headers).ok_or(DomainError::Unauthenticated("missing root key"))?;
         service.check_root_key(key)?;
         Ok(Self)
     }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod native;
+pub mod oidc;
 pub mod ops;
 pub mod views;
 
@@ -156,6 +157,7 @@ pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes) -> Router
         .nest(&prefixes.bird, compat::bird::routes())
         .nest(&prefixes.jitsudo, compat::jitsudo::routes())
         .nest(&prefixes.replyke, compat::replyke::routes())
+        .nest("/oidc/{tenant_id}", oidc::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

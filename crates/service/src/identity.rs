@@ -271,20 +271,29 @@ impl Service {
         self.start_session(tenant, user, client).await
     }
 
+    /// The tenant and service account a client id and secret belong to. Unknown client and
+    /// wrong secret look alike.
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<(TenantId, tessera_core::UserId)> {
+        let found = self.store.find_client_credentials(client_id).await.map_err(store_err)?;
+        found
+            .filter(|(_, _, hash)| tessera_auth::secret::hashes_match(&hash_secret(client_secret), hash))
+            .map(|(t, u, _)| (t, u))
+            .ok_or(DomainError::Unauthenticated("invalid client credentials"))
+    }
+
     /// OAuth2 client credentials (RFC 6749 §4.4) of a service account: a session whose access
-    /// token says who the machine is. Unknown client and wrong secret look alike.
+    /// token says who the machine is.
     pub async fn client_credentials(
         &self,
         client_id: &str,
         client_secret: &str,
         client: &ClientInfo,
     ) -> Result<Tokens> {
-        let found = self.store.find_client_credentials(client_id).await.map_err(store_err)?;
-        let Some((tenant_id, user_id, _)) =
-            found.filter(|(_, _, hash)| tessera_auth::secret::hashes_match(&hash_secret(client_secret), hash))
-        else {
-            return Err(DomainError::Unauthenticated("invalid client credentials"));
-        };
+        let (tenant_id, user_id) = self.authenticate_client(client_id, client_secret).await?;
         let now = self.now();
         let tenant = self.tenant(tenant_id).await?;
         let user = self
@@ -341,6 +350,35 @@ impl Service {
             }
             Rotation::Invalid => Err(DomainError::Unauthenticated("invalid refresh token")),
         }
+    }
+
+    /// RFC 7009: ends the session a refresh or access token of this tenant belongs to. Unknown,
+    /// expired or foreign tokens are ignored, as the RFC asks.
+    pub async fn revoke_token(&self, tenant: TenantId, token: &str) -> Result<()> {
+        let now = self.now();
+        if let Some(s) = self.store.find_session_by_refresh(&hash_secret(token), now).await.map_err(store_err)?
+            && s.tenant_id == tenant
+        {
+            self.store.revoke_session(s.tenant_id, s.user_id, s.id, now).await.map_err(store_err)?;
+        } else if let Ok(c) = self.tokens.verify(token, now)
+            && c.tid == tenant
+        {
+            self.store.revoke_session(c.tid, c.sub, c.sid, now).await.map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    /// RFC 7662: whether an access token of this tenant is active now (signature, expiry, and a
+    /// live session), with its claims.
+    pub async fn introspect(&self, tenant: TenantId, token: &str) -> Result<Option<(AccessClaims, User)>> {
+        let now = self.now();
+        let Ok(claims) = self.tokens.verify(token, now) else { return Ok(None) };
+        if claims.tid != tenant {
+            return Ok(None);
+        }
+        let user =
+            self.store.find_user_for_session(claims.tid, claims.sub, claims.sid, now).await.map_err(store_err)?;
+        Ok(user.filter(|u| ensure_usable(u, now).is_ok()).map(|u| ((*claims).clone(), u)))
     }
 
     /// Ends the caller's session: its refresh token and access tokens stop working at once.

@@ -121,13 +121,7 @@ async fn actor(
     project: TenantId,
     target: UserId,
 ) -> Result<Actor, ReplykeError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .ok_or(DomainError::Unauthenticated("missing bearer token"))?;
+    let token = crate::extract::bearer(headers).ok_or(DomainError::Unauthenticated("missing bearer token"))?;
     if token.starts_with("tsr_sk_") {
         let tenant = state.service.authenticate_server(token).await?;
         return if tenant.id == project { Ok(Actor::Server) } else { Err(DomainError::TenantMismatch.into()) };

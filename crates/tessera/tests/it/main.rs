@@ -16,6 +16,7 @@ mod contract_zenml;
 mod deletion;
 mod hook;
 mod me;
+mod oidc;
 mod ops;
 mod reliability;
 mod secrets;
