@@ -134,6 +134,15 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
                 Vec::new(),
             ),
         ),
+        DomainError::RateLimited { retry_after_seconds } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            body(
+                "rate_limited",
+                format!("too many attempts; try again in {retry_after_seconds} s"),
+                Some(json!({"retry_after_seconds": retry_after_seconds})),
+                Vec::new(),
+            ),
+        ),
         DomainError::HookRejected { message } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             body("hook_rejected", format!("the update was refused: {message}"), None, Vec::new()),
@@ -160,7 +169,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, "internal error");
         }
         let (status, body) = self.parts();
+        let retry_after = match &self {
+            Self::Domain(DomainError::RateLimited { retry_after_seconds }) => Some(*retry_after_seconds),
+            _ => None,
+        };
         let mut res = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -334,6 +334,12 @@ pub struct SettingsView {
     /// the secret is never shown again.
     #[schema(value_type = Option<Object>)]
     pub pre_update_hook: Option<serde_json::Value>,
+    /// Failed sign-ins per account per 15 minutes (default 10); then `429` until the window ends.
+    pub sign_in_failures_per_account: u32,
+    /// Sign-in, MFA and token attempts per client address per minute (default 60).
+    pub attempts_per_address_per_minute: u32,
+    /// Failed second-factor codes per user per 5 minutes (default 5).
+    pub mfa_failures_per_user: u32,
 }
 
 impl From<&TenantSettings> for SettingsView {
@@ -344,6 +350,9 @@ impl From<&TenantSettings> for SettingsView {
             avatar_max_bytes: s.avatar_max_bytes,
             access_token_ttl_seconds: s.access_token_ttl_seconds,
             refresh_token_ttl_seconds: s.refresh_token_ttl_seconds,
+            sign_in_failures_per_account: s.sign_in_failures_per_account,
+            attempts_per_address_per_minute: s.attempts_per_address_per_minute,
+            mfa_failures_per_user: s.mfa_failures_per_user,
             pre_update_hook: s.pre_update_hook.as_ref().map(|h| {
                 serde_json::json!({"url": h.url, "timeout_ms": h.timeout_ms, "fail_open": h.fail_open, "has_secret": true})
             }),

@@ -48,6 +48,9 @@ pub enum DomainError {
     PreconditionFailed,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// Too many attempts; try again after this many seconds.
+    #[error("too many attempts")]
+    RateLimited { retry_after_seconds: u64 },
     /// The tenant's pre-update validation hook refused the change (or could not be asked).
     #[error("refused by the validation hook: {message}")]
     HookRejected { message: String },

@@ -31,6 +31,12 @@ pub struct TenantSettings {
     pub refresh_token_ttl_seconds: i64,
     /// Seed 004's `validateUserUpdated`, for every surface: called before an update is stored.
     pub pre_update_hook: Option<HookSettings>,
+    /// Failed sign-ins per account per 15 minutes before it is locked for the rest of them.
+    pub sign_in_failures_per_account: u32,
+    /// Sign-in, MFA and token attempts per client address per minute.
+    pub attempts_per_address_per_minute: u32,
+    /// Failed second-factor codes per user per 5 minutes.
+    pub mfa_failures_per_user: u32,
 }
 
 /// Where and how the pre-update validation hook is called. The secret is write-only.
@@ -72,6 +78,9 @@ impl Default for TenantSettings {
             access_token_ttl_seconds: 900,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             pre_update_hook: None,
+            sign_in_failures_per_account: 10,
+            attempts_per_address_per_minute: 60,
+            mfa_failures_per_user: 5,
         }
     }
 }
@@ -94,6 +103,15 @@ impl TenantSettings {
         bound(&mut errors, "avatar_max_bytes", self.avatar_max_bytes as i64, 1024, 5 * 1024 * 1024);
         bound(&mut errors, "access_token_ttl_seconds", self.access_token_ttl_seconds, 60, 24 * 3600);
         bound(&mut errors, "refresh_token_ttl_seconds", self.refresh_token_ttl_seconds, 3600, 365 * 24 * 3600);
+        bound(&mut errors, "sign_in_failures_per_account", i64::from(self.sign_in_failures_per_account), 1, 1000);
+        bound(
+            &mut errors,
+            "attempts_per_address_per_minute",
+            i64::from(self.attempts_per_address_per_minute),
+            1,
+            100_000,
+        );
+        bound(&mut errors, "mfa_failures_per_user", i64::from(self.mfa_failures_per_user), 1, 100);
         if let Some(h) = &self.pre_update_hook {
             bound(&mut errors, "pre_update_hook.timeout_ms", h.timeout_ms as i64, 100, 30_000);
             let url_ok = url::Url::parse(&h.url)

@@ -51,6 +51,12 @@ pub(crate) fn ensure_usable(user: &User, now: chrono::DateTime<chrono::Utc>) -> 
 
 /// How long the challenge between password and code lives.
 const MFA_CHALLENGE_SECONDS: i64 = 300;
+/// The window over which failed sign-ins of one account (or client id) are counted.
+const ACCOUNT_WINDOW_SECONDS: i64 = 900;
+/// The window over which failed second-factor codes of one user are counted.
+const MFA_WINDOW_SECONDS: i64 = 300;
+/// Failed authentications of one client id per window.
+const CLIENT_FAILURES: u32 = 20;
 
 fn token_error(e: TokenError) -> DomainError {
     match e {
@@ -208,6 +214,13 @@ impl Service {
     ) -> Result<Tokens> {
         let tenant = self.tenant(tenant_id).await?;
         let now = self.now();
+        let limits = &tenant.settings;
+        self.limit_address(tenant_id, client, limits.attempts_per_address_per_minute, now)?;
+        let account_key = match login {
+            Login::Email(e) => format!("signin:{tenant_id}:e:{}", e.to_lowercase()),
+            Login::Username(u) => format!("signin:{tenant_id}:u:{}", u.to_lowercase()),
+        };
+        self.limits.check(&account_key, limits.sign_in_failures_per_account, ACCOUNT_WINDOW_SECONDS, now)?;
         let found = self.store.find_user_credentials(tenant_id, login, now).await.map_err(store_err)?;
         let (user, hash) = match found {
             Some(c) => (Some(c.user), c.password_hash),
@@ -215,6 +228,7 @@ impl Service {
         };
         let ok = self.hasher.verify(password, hash).await.map_err(DomainError::internal)?;
         let Some(user) = user.filter(|_| ok) else {
+            self.limits.record(&account_key, ACCOUNT_WINDOW_SECONDS, now);
             return Err(DomainError::Unauthenticated("invalid credentials"));
         };
         ensure_usable(&user, now)?;
@@ -243,6 +257,9 @@ impl Service {
             _ => DomainError::Unauthenticated("invalid sign-in challenge"),
         })?;
         let tenant = self.tenant(claims.tid).await?;
+        self.limit_address(claims.tid, client, tenant.settings.attempts_per_address_per_minute, now)?;
+        let mfa_key = format!("mfa:{}:{}", claims.tid, claims.sub);
+        self.limits.check(&mfa_key, tenant.settings.mfa_failures_per_user, MFA_WINDOW_SECONDS, now)?;
         let user = self.store.find_user(claims.tid, claims.sub, now).await.map_err(store_err)?;
         let totp = self.store.find_totp(claims.tid, claims.sub).await.map_err(store_err)?;
         let (Some(user), Some((secret, _))) = (user, totp) else {
@@ -250,9 +267,12 @@ impl Service {
         };
         ensure_usable(&user, now)?;
         let secret = base64::engine::general_purpose::STANDARD.decode(secret).map_err(DomainError::internal)?;
-        let step = tessera_auth::totp::matching_step(&secret, code, now.timestamp())
-            .ok_or_else(|| DomainError::field("code", "invalid_code", "the code is not valid"))?;
+        let Some(step) = tessera_auth::totp::matching_step(&secret, code, now.timestamp()) else {
+            self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
+            return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
+        };
         if !self.store.accept_totp_step(claims.tid, claims.sub, step).await.map_err(store_err)? {
+            self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
             return Err(DomainError::field("code", "code_reused", "this code was already used; wait for the next one"));
         }
         self.finish_sign_in(&tenant, user, client).await
@@ -278,11 +298,31 @@ impl Service {
         client_id: &str,
         client_secret: &str,
     ) -> Result<(TenantId, tessera_core::UserId)> {
+        let now = self.now();
+        let key = format!("client:{client_id}");
+        self.limits.check(&key, CLIENT_FAILURES, ACCOUNT_WINDOW_SECONDS, now)?;
         let found = self.store.find_client_credentials(client_id).await.map_err(store_err)?;
-        found
+        let ok = found
             .filter(|(_, _, hash)| tessera_auth::secret::hashes_match(&hash_secret(client_secret), hash))
-            .map(|(t, u, _)| (t, u))
-            .ok_or(DomainError::Unauthenticated("invalid client credentials"))
+            .map(|(t, u, _)| (t, u));
+        if ok.is_none() {
+            self.limits.record(&key, ACCOUNT_WINDOW_SECONDS, now);
+        }
+        ok.ok_or(DomainError::Unauthenticated("invalid client credentials"))
+    }
+
+    /// Every attempt from one client address counts against the tenant's per-minute limit.
+    fn limit_address(
+        &self,
+        tenant: TenantId,
+        client: &ClientInfo,
+        limit: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        match &client.ip_address {
+            Some(ip) => self.limits.hit(&format!("addr:{tenant}:{ip}"), limit, 60, now),
+            None => Ok(()),
+        }
     }
 
     /// OAuth2 client credentials (RFC 6749 §4.4) of a service account: a session whose access

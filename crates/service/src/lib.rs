@@ -6,6 +6,7 @@
 
 pub mod hook;
 mod identity;
+pub mod limits;
 mod me;
 mod server;
 
@@ -66,6 +67,7 @@ pub struct Service {
     policies: moka::future::Cache<TenantId, Arc<PolicyEngine>>,
     /// For the pre-update hook; redirects are not followed (the tenant names the URL).
     http: reqwest::Client,
+    limits: limits::Limiter,
 }
 
 const ROOT_KEY_HASH: &str = "root_key_hash";
@@ -118,7 +120,21 @@ impl Service {
             .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(DomainError::internal)?;
-        Ok((Self { store, tokens, hasher, clock, config, root_key_hash, tenants, policies, http }, generated))
+        Ok((
+            Self {
+                store,
+                tokens,
+                hasher,
+                clock,
+                config,
+                root_key_hash,
+                tenants,
+                policies,
+                http,
+                limits: limits::Limiter::default(),
+            },
+            generated,
+        ))
     }
 
     /// The current time at the store's precision (milliseconds), so that a response to a write

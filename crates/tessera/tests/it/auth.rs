@@ -431,3 +431,71 @@ async fn with_totp_on_sign_in_answers_mfa_required_and_a_code_completes_it_once(
         "the challenge expired"
     );
 }
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_lock_the_account_for_the_window_with_retry_after() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    for _ in 0..10 {
+        assert_eq!(app.sign_in(&t.id, &u.email, "not the password at all").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let res = app
+        .client
+        .post(app.url("/v1/auth/sign-in"))
+        .header("X-Tenant-ID", &t.id)
+        .json(&json!({"email": u.email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "locked, even with the right password");
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry));
+    assert_eq!(body(res).await.1["code"], "rate_limited");
+    assert_eq!(
+        app.sign_in(&t.id, "someone.else@example.com", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED,
+        "other accounts are not locked"
+    );
+    app.advance(chrono::Duration::minutes(16));
+    assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK, "the window has passed");
+}
+
+#[tokio::test]
+async fn second_factor_guesses_are_limited_per_user() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let secret = b"a-secret-of-twenty-b";
+    app.enable_totp(&u, secret).await;
+    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    let challenge = v["details"]["mfa_token"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        assert_eq!(mfa(&app, &challenge, "000000").await.0, StatusCode::BAD_REQUEST);
+    }
+    let (status, v) = mfa(&app, &challenge, &totp_code(&app, secret, 0)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "even the right code waits"
+    );
+    app.advance(chrono::Duration::minutes(4));
+    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    let challenge = v["details"]["mfa_token"].as_str().unwrap().to_owned();
+    app.advance(chrono::Duration::minutes(2));
+    assert_eq!(mfa(&app, &challenge, &totp_code(&app, secret, 0)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn attempts_per_client_address_follow_the_tenants_setting() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (status, _) = app
+        .server(reqwest::Method::PATCH, &t, "/v1/settings", Some(json!({"attempts_per_address_per_minute": 3})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK);
+    }
+    assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+    app.advance(chrono::Duration::seconds(61));
+    assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK);
+}
