@@ -105,6 +105,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me::list_sessions))
         .routes(routes!(me::revoke_session))
         .routes(routes!(me::list_teams))
+        .routes(routes!(me::begin_totp, me::disable_totp))
+        .routes(routes!(me::confirm_totp))
         .routes(routes!(server::create_user, server::list_users))
         .routes(routes!(server::get_user, server::patch_user, server::delete_user))
         .routes(routes!(server::create_service_account))

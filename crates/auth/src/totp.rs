@@ -47,9 +47,62 @@ pub fn matching_step(secret: &[u8], code: &str, unix_seconds: i64) -> Option<i64
     found
 }
 
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// RFC 4648 base32 without padding, as `otpauth://` URIs carry secrets.
+pub fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    for chunk in bytes.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let n = u64::from_be_bytes([0, 0, 0, buf[0], buf[1], buf[2], buf[3], buf[4]]);
+        let chars = (chunk.len() * 8).div_ceil(5);
+        for i in 0..chars {
+            out.push(BASE32[((n >> (35 - i * 5)) & 31) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Decodes RFC 4648 base32 (case-insensitive, padding and spaces ignored).
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bits: u64 = 0;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        let v = BASE32.iter().position(|b| *b == c.to_ascii_uppercase())? as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base32_follows_rfc_4648() {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "MY"),
+            ("fo", "MZXQ"),
+            ("foo", "MZXW6"),
+            ("foob", "MZXW6YQ"),
+            ("fooba", "MZXW6YTB"),
+            ("foobar", "MZXW6YTBOI"),
+        ] {
+            assert_eq!(base32_encode(plain.as_bytes()), enc);
+            assert_eq!(base32_decode(enc).unwrap(), plain.as_bytes());
+        }
+        assert_eq!(base32_decode("mzxw6ytboi").unwrap(), b"foobar");
+        assert!(base32_decode("not base32!").is_none());
+    }
 
     /// RFC 6238 appendix B, SHA-1 rows (8 digits).
     #[test]

@@ -267,6 +267,15 @@ impl Service {
         };
         ensure_usable(&user, now)?;
         let secret = base64::engine::general_purpose::STANDARD.decode(secret).map_err(DomainError::internal)?;
+        if code.trim().len() != tessera_auth::totp::DIGITS as usize {
+            // Not a TOTP code: a recovery code, used up by this sign-in.
+            let hash = hash_secret(&crate::mfa::normalize_recovery_code(code));
+            if !self.store.use_recovery_code(claims.sub, &hash, now).await.map_err(store_err)? {
+                self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
+                return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
+            }
+            return self.finish_sign_in(&tenant, user, client).await;
+        }
         let Some(step) = tessera_auth::totp::matching_step(&secret, code, now.timestamp()) else {
             self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
             return Err(DomainError::field("code", "invalid_code", "the code is not valid"));

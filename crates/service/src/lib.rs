@@ -8,6 +8,7 @@ pub mod hook;
 mod identity;
 pub mod limits;
 mod me;
+mod mfa;
 mod server;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tessera_store::{Store, StoreError, constraints};
 
 pub use identity::{ClientInfo, SignUp, Tokens};
 pub use me::{Export, UpdateOptions};
+pub use mfa::TotpEnrolment;
 pub use server::{CreatedServiceAccount, CreatedTenant, NewSuspension, TeamInput};
 pub use tessera_core::policy::Actor;
 

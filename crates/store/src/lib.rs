@@ -192,6 +192,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records `step` as used, only if it is later than every step used before: `false` means
     /// the code was already used (or an older one), atomically even under concurrency.
     async fn accept_totp_step(&self, tenant: TenantId, id: UserId, step: i64) -> Result<bool>;
+    /// Replaces the user's recovery codes (hashes); an empty list removes them.
+    async fn replace_recovery_codes(&self, user: UserId, hashes: &[String]) -> Result<()>;
+    /// Uses a recovery code once: `false` if it is unknown or already used.
+    async fn use_recovery_code(&self, user: UserId, hash: &str, now: DateTime<Utc>) -> Result<bool>;
     async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool>;
     async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>>;
     /// Erases up to `limit` users whose deletion is due at `now`; returns who was erased.

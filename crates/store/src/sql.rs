@@ -650,6 +650,35 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn replace_recovery_codes(&self, user: UserId, hashes: &[String]) -> Result<()> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                for h in hashes {
+                    sqlx::query("INSERT INTO recovery_codes (user_id, hash) VALUES ($1, $2)")
+                        .bind(user.to_string())
+                        .bind(h)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn use_recovery_code(&self, user: UserId, hash: &str, now: DateTime<Utc>) -> Result<bool> {
+                let done = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND hash = $2 AND used_at IS NULL")
+                    .bind(user.to_string())
+                    .bind(hash)
+                    .bind(ms(now))
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
                 let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.to_string())

@@ -352,6 +352,18 @@ async fn a_service_account_is_stored_with_its_credentials_atomically(store: DynS
     );
 }
 
+async fn recovery_codes_are_replaced_whole_and_each_used_once(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "r@example.com", "r").await;
+    store.replace_recovery_codes(user.id, &["h1".into(), "h2".into()]).await.expect("set");
+    assert!(store.use_recovery_code(user.id, "h1", now()).await.expect("use"));
+    assert!(!store.use_recovery_code(user.id, "h1", now()).await.expect("reuse"), "once only");
+    assert!(!store.use_recovery_code(user.id, "nope", now()).await.expect("unknown"));
+    store.replace_recovery_codes(user.id, &["h3".into()]).await.expect("replace");
+    assert!(!store.use_recovery_code(user.id, "h2", now()).await.expect("old"), "replaced codes are gone");
+    assert!(store.use_recovery_code(user.id, "h3", now()).await.expect("new"));
+}
+
 async fn tenant_policies_are_replaced_whole_and_kept_per_tenant(store: DynStore) {
     let a = new_tenant(&store).await;
     let b = new_tenant(&store).await;
@@ -1506,6 +1518,7 @@ macro_rules! conformance {
 }
 
 conformance! {
+    recovery_codes_are_replaced_whole_and_each_used_once,
     a_service_account_is_stored_with_its_credentials_atomically,
     tenant_policies_are_replaced_whole_and_kept_per_tenant,
     migrating_twice_is_harmless_and_the_store_answers_ping,

@@ -245,3 +245,78 @@ pub async fn list_teams(
     let teams = state.service.my_teams(&who).await?;
     Ok(axum::Json(teams.iter().map(|t| TeamView::new(t, Audience::SelfUser)).collect()))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpBegin {
+    /// The secret in base32, for typing into an authenticator app.
+    pub secret: String,
+    /// `otpauth://totp/...`, for apps that take a link.
+    pub otpauth_uri: String,
+    /// The same URI as a QR code: an SVG document.
+    pub qr_svg: String,
+}
+
+/// Start TOTP enrolment. Nothing is enforced until a code is confirmed.
+#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "me", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The secret, its URI and QR code", body = TotpBegin),
+        (status = 400, description = "TOTP is already on", body = ErrorBody),
+    ))]
+pub async fn begin_totp(
+    State(state): State<AppState>,
+    CurrentUser(who): CurrentUser,
+) -> ApiResult<axum::Json<TotpBegin>> {
+    let e = state.service.begin_totp(&who).await?;
+    Ok(axum::Json(TotpBegin { secret: e.secret, otpauth_uri: e.otpauth_uri, qr_svg: e.qr_svg }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    /// A current 6-digit code from the authenticator.
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten one-time codes for `POST /v1/auth/mfa` when the authenticator is lost. Shown once.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Confirm enrolment with a current code: TOTP is on from now, and the recovery codes come back.
+#[utoipa::path(post, path = "/v1/me/mfa/totp/confirm", tag = "me", security(("bearer" = [])),
+    request_body = TotpCode,
+    responses(
+        (status = 200, description = "TOTP is on", body = RecoveryCodes),
+        (status = 400, description = "Wrong or reused code, or no enrolment begun", body = ErrorBody),
+    ))]
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    CurrentUser(who): CurrentUser,
+    JsonBody(req): JsonBody<TotpCode>,
+) -> ApiResult<axum::Json<RecoveryCodes>> {
+    let codes = state.service.confirm_totp(&who, &req.code).await?;
+    Ok(axum::Json(RecoveryCodes { recovery_codes: codes }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpDisable {
+    /// A current TOTP code or a recovery code…
+    pub code: Option<String>,
+    /// …or the password.
+    pub password: Option<String>,
+}
+
+/// Turn TOTP off, proven by a code, a recovery code or the password.
+#[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "me", security(("bearer" = [])),
+    request_body = TotpDisable,
+    responses((status = 204, description = "TOTP is off"), (status = 400, description = "Wrong proof", body = ErrorBody)))]
+pub async fn disable_totp(
+    State(state): State<AppState>,
+    CurrentUser(who): CurrentUser,
+    JsonBody(req): JsonBody<TotpDisable>,
+) -> ApiResult<StatusCode> {
+    state.service.disable_totp(&who, req.code.as_deref(), req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -499,3 +499,57 @@ async fn attempts_per_client_address_follow_the_tenants_setting() {
     app.advance(chrono::Duration::seconds(61));
     assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn totp_enrolment_needs_proof_gives_recovery_codes_each_usable_once_and_can_be_disabled() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let post = |path: &'static str, b: serde_json::Value| {
+        let (app, u) = (&app, &u);
+        async move { body(app.client.post(app.url(path)).bearer_auth(&u.access).json(&b).send().await.unwrap()).await }
+    };
+    let (status, begin) =
+        body(app.client.post(app.url("/v1/me/mfa/totp")).bearer_auth(&u.access).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{begin}");
+    assert!(begin["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Acme:ada@example.com?secret="));
+    assert!(begin["qr_svg"].as_str().unwrap().contains("<svg"));
+    let secret = tessera_auth::totp::base32_decode(begin["secret"].as_str().unwrap()).unwrap();
+    assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK, "not enforced before confirmation");
+
+    let (status, _) = post("/v1/me/mfa/totp/confirm", json!({"code": "000000"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, v) = post("/v1/me/mfa/totp/confirm", json!({"code": totp_code(&app, &secret, 0)})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let codes: Vec<String> =
+        v["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(codes.len(), 10);
+
+    // Sign-in now asks for a second factor; a recovery code works once.
+    let (status, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("mfa_required")));
+    let challenge = v["details"]["mfa_token"].as_str().unwrap().to_owned();
+    assert_eq!(mfa(&app, &challenge, &codes[0]).await.0, StatusCode::OK);
+    assert_eq!(mfa(&app, &challenge, &codes[0]).await.0, StatusCode::BAD_REQUEST, "a recovery code is used up");
+    assert_eq!(mfa(&app, &challenge, &codes[1].to_uppercase()).await.0, StatusCode::OK, "case does not matter");
+
+    let res = app
+        .client
+        .delete(app.url("/v1/me/mfa/totp"))
+        .bearer_auth(&u.access)
+        .json(&json!({"password": "wrong password here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = app
+        .client
+        .delete(app.url("/v1/me/mfa/totp"))
+        .bearer_auth(&u.access)
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK, "TOTP is off");
+    assert_eq!(mfa(&app, &challenge, &codes[2]).await.0, StatusCode::UNAUTHORIZED, "recovery codes went with it");
+}
