@@ -15,6 +15,7 @@ mod contract_stack_auth;
 mod contract_zenml;
 mod deletion;
 mod hook;
+mod isolation;
 mod me;
 mod oidc;
 mod ops;

@@ -1,0 +1,88 @@
+//! Tenant isolation across the surfaces added beside the native API (SPEC §6): every credential
+//! of tenant B, used on tenant A's ids, paths or issuer, reaches nothing and changes nothing.
+//! (The native and server APIs are swept in `server_api.rs`.)
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn another_tenants_credentials_reach_nothing_on_the_contracts_and_the_issuer() {
+    let app = spawn_app().await;
+    let (a, ada) = app.user().await;
+    let (b, bob) = app.user().await;
+    let (_, sa_b) = app.server(Method::POST, &b, "/v1/service-accounts", Some(json!({"username": "b-bot"}))).await;
+    let (b_id, b_secret) =
+        (sa_b["client_id"].as_str().unwrap().to_owned(), sa_b["client_secret"].as_str().unwrap().to_owned());
+
+    // Replyke: B's key, B's project, A's user: not found there.
+    let res = app
+        .client
+        .patch(app.url(&format!("/compat/replyke/{}/users/{}", b.id, ada.id)))
+        .bearer_auth(&b.server_key)
+        .json(&json!({"update": {"bio": "from b"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Stack: B's keys with A's user token and B's project id.
+    let res = app
+        .client
+        .patch(app.url("/compat/stack-auth/api/v1/users/me"))
+        .header("x-stack-project-id", &b.id)
+        .header("x-stack-access-type", "server")
+        .header("x-stack-secret-server-key", &b.server_key)
+        .header("x-stack-access-token", &ada.access)
+        .json(&json!({"server_metadata": {"b": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // B's issuer: A's tokens are not active there, cannot be refreshed or revoked there.
+    let issuer_b = app.url(&format!("/oidc/{}", b.id));
+    let res = app
+        .client
+        .post(format!("{issuer_b}/introspect"))
+        .basic_auth(&b_id, Some(&b_secret))
+        .form(&[("token", ada.access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await.1["active"], false);
+    let res = app.client.get(format!("{issuer_b}/userinfo")).bearer_auth(&ada.access).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res =
+        app.client.post(format!("{issuer_b}/revoke")).form(&[("token", ada.refresh.as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res =
+        app.client.post(format!("{issuer_b}/revoke")).form(&[("token", ada.access.as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app
+        .client
+        .post(format!("{issuer_b}/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", ada.refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // B's client at A's issuer.
+    let res = app
+        .client
+        .post(app.url(&format!("/oidc/{}/introspect", a.id)))
+        .basic_auth(&b_id, Some(&b_secret))
+        .form(&[("token", ada.access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Nothing of A changed: the session lives, the refresh token was not used up, no field moved.
+    let (status, me) = app.get_me(&ada.access).await;
+    assert_eq!((status, me["bio"].clone(), me["version"].as_i64()), (StatusCode::OK, serde_json::Value::Null, Some(1)));
+    let res =
+        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": ada.refresh})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.get_me(&bob.access).await.0, StatusCode::OK);
+}
