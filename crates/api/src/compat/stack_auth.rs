@@ -21,14 +21,9 @@ use crate::error::ApiError;
 use crate::extract::JsonObject;
 use crate::views::avatar_url;
 
-/// What a client may write, and what the server may write besides.
-const CLIENT_FIELDS: FieldMap = &[
-    ("display_name", "display_name"),
-    ("profile_image_url", "avatar_url"),
-    ("client_metadata", "client_metadata"),
-    ("selected_team_id", "selected_team_id"),
-];
-const SERVER_FIELDS: FieldMap = &[
+/// The contract's writable fields. Which of them a `client` may write is the policy engine's
+/// decision (`server-only-fields`), not this adapter's.
+const FIELDS: FieldMap = &[
     ("display_name", "display_name"),
     ("profile_image_url", "avatar_url"),
     ("client_metadata", "client_metadata"),
@@ -264,7 +259,10 @@ async fn patch_me(
         Some(Value::Null) => Some(None),
         Some(Value::String(s)) => {
             use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).ok().filter(|b| b.len() >= 10);
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .ok()
+                .filter(|b| b.len() >= tessera_auth::totp::MIN_SECRET_BYTES);
             match bytes {
                 Some(b) => Some(Some(b)),
                 None => {
@@ -289,34 +287,18 @@ async fn patch_me(
             });
         }
     };
-    let (fields, actor) = match access {
-        Access::Client => (CLIENT_FIELDS, Actor::SelfService),
-        Access::Server => (SERVER_FIELDS, Actor::Server),
+    let actor = match access {
+        Access::Client => Actor::SelfService,
+        Access::Server => Actor::Server,
     };
-    // A client naming server fields is told so by name, as a schema error.
-    if access == Access::Client {
-        let server_only: Vec<Value> = ["client_read_only_metadata", "server_metadata"]
-            .iter()
-            .filter(|f| body.contains_key(**f))
-            .map(|f| json!({"field": f, "code": "server_only", "message": "only the server may write this field"}))
-            .collect();
-        if !server_only.is_empty() {
-            return Err(StackError {
-                status: StatusCode::BAD_REQUEST,
-                code: "SCHEMA_ERROR",
-                error: "the client may not write these fields".into(),
-                details: Some(json!({ "fields": server_only })),
-            });
-        }
-    }
-    let native = to_native(body, fields).map_err(|e| to_wire(e.into(), fields))?;
+    let native = to_native(body, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
     let opts =
         UpdateOptions { surface: "stack-auth", image_max_bytes: Some(IMAGE_MAX_BYTES), ..UpdateOptions::default() };
     let mut user = state
         .service
         .update_user(actor, who.tenant_id(), who.user.id, &native, &opts)
         .await
-        .map_err(|e| to_wire(e.into(), fields))?;
+        .map_err(|e| to_wire(e.into(), FIELDS))?;
     if let Some(secret) = totp {
         user = state.service.set_totp_secret(who.tenant_id(), who.user.id, secret.as_deref()).await?;
     }
