@@ -36,6 +36,9 @@ pub struct Settings {
     pub log_format: String,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_seconds: u64,
+    /// A client must send its request headers within this time, or the connection is closed
+    /// (slow-header clients, "slowloris", cannot hold connections open).
+    pub header_read_timeout_seconds: u64,
     /// Where each seed contract is mounted (`TESSERA_COMPAT__BIRD=/bird`, or a `[compat]` table).
     pub compat: tessera_api::compat::Prefixes,
 }
@@ -55,6 +58,7 @@ impl Default for Settings {
             purge_interval_seconds: 60,
             log_format: "text".into(),
             shutdown_grace_seconds: 30,
+            header_read_timeout_seconds: 10,
             compat: tessera_api::compat::Prefixes::default(),
         }
     }

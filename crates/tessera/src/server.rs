@@ -93,14 +93,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
 
     let (tx, rx) = watch::channel(false);
     let app = tessera_api::router_with(Arc::clone(&service), &settings.compat);
-    let mut stop = rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let header_timeout = Duration::from_secs(settings.header_read_timeout_seconds.max(1));
+    let server = tokio::spawn(serve(listener, app, header_timeout, rx.clone()));
     let purge_every = Duration::from_secs(settings.purge_interval_seconds.max(1));
     let jobs = vec![
         spawn_purge_job(Arc::clone(&service), purge_every, rx.clone()),
@@ -108,6 +102,57 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     ];
     tracing::info!(%addr, backend = ?service.store.backend(), ready_in_ms = started.elapsed().as_millis() as u64, "tessera is ready");
     Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs })
+}
+
+/// Serves HTTP/1 and HTTP/2 until `stop` fires, then waits for the connections in flight.
+/// Written on hyper-util rather than `axum::serve` for one reason: a header-read timeout, so
+/// that clients sending their headers slowly cannot hold connections open.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: log, breathe, go on.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let svc = app.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+                    req
+                });
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc))
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            () = &mut stopped => break,
+        }
+    }
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Runs `job` every `every` until `stop` fires.

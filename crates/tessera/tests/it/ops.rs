@@ -90,3 +90,24 @@ async fn http_layer_errors_come_in_the_native_shape() {
             .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_client_sending_its_headers_too_slowly_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.header_read_timeout_seconds = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    // Half a request, then nothing: a slowloris client.
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: tessera\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("the server should have closed the connection");
+    match read {
+        Ok(0) | Err(_) => {}
+        Ok(n) => assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "only a 408 may come back"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "closed by the header timeout, not by chance");
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "well-behaved clients are still served");
+}
