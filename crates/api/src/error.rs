@@ -185,3 +185,16 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<tessera_service::oauth::OAuthError> for ApiError {
+    fn from(e: tessera_service::oauth::OAuthError) -> Self {
+        use tessera_service::oauth::OAuthError;
+        match e {
+            OAuthError::Domain(d) => Self::Domain(d),
+            OAuthError::Protocol { error: "invalid_client", description } => {
+                Self::http(StatusCode::UNAUTHORIZED, "invalid_client", description)
+            }
+            OAuthError::Protocol { error, description } => Self::bad_request(error, description),
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod native;
 pub mod oidc;
 pub mod ops;
+pub mod pages;
 pub mod views;
 
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use crate::metrics::Metrics;
 
 /// Bodies larger than this are refused with `413` (avatar uploads have their own cap).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-const MAX_AVATAR_BODY_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_AVATAR_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -159,7 +160,8 @@ pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes) -> Router
         .nest(&prefixes.bird, compat::bird::routes())
         .nest(&prefixes.jitsudo, compat::jitsudo::routes())
         .nest(&prefixes.replyke, compat::replyke::routes())
-        .nest("/oidc/{tenant_id}", oidc::routes())
+        .nest("/oidc/{tenant_id}", oidc::routes().merge(pages::routes()))
+        .route("/assets/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

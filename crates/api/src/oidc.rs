@@ -1,8 +1,8 @@
 //! The per-tenant OAuth 2.0 / OpenID Connect provider at `{public_url}/oidc/{tenant_id}` (the
-//! issuer): discovery, JWKS, the token endpoint (`client_credentials` for service accounts,
-//! `refresh_token` with rotation), userinfo, revocation (RFC 7009) and introspection
-//! (RFC 7662). Errors follow RFC 6749 §5.2. The authorization-code flow with PKCE and the
-//! hosted pages are still to come (issue 4), so discovery does not advertise them.
+//! issuer): discovery, JWKS, the token endpoint (`authorization_code` with PKCE,
+//! `client_credentials`, `refresh_token` with rotation), userinfo, revocation (RFC 7009) and
+//! introspection (RFC 7662). Errors follow RFC 6749 §5.2. The authorization endpoint and the
+//! pages it shows are in `pages`.
 
 use axum::Router;
 use axum::extract::{Form, State};
@@ -13,6 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_core::{DomainError, TenantId};
 
+use tessera_core::oauth::GrantType;
+use tessera_service::oauth::{OAuthError as ProtocolError, SCOPES, standard_claims};
+use tessera_service::{ClientInfo, Tokens};
+
 use crate::AppState;
 use crate::extract::{Client, PathParams, bearer};
 
@@ -21,11 +25,22 @@ struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into() }
+        Self { status, error, description: description.into(), retry_after: None }
+    }
+
+    /// Too many attempts: `429` with `Retry-After`.
+    fn slow_down(retry_after_seconds: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "slow_down",
+            description: "too many attempts; try again later".into(),
+            retry_after: Some(retry_after_seconds),
+        }
     }
 }
 
@@ -36,6 +51,10 @@ impl IntoResponse for OAuthError {
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\""));
         }
+        if let Some(s) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
 }
@@ -68,19 +87,27 @@ async fn discovery(State(state): State<AppState>, PathParams(raw): PathParams<St
     let issuer = state.service.tokens.issuer(t);
     Ok(axum::Json(json!({
         "issuer": issuer,
-        "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "jwks_uri": format!("{issuer}/jwks"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "introspection_endpoint": format!("{issuer}/introspect"),
-        "grant_types_supported": ["client_credentials", "refresh_token"],
-        "response_types_supported": [],
+        "scopes_supported": SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["EdDSA"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "claims_supported": ["sub", "iss", "email", "email_verified", "name", "preferred_username", "picture", "locale", "zoneinfo", "phone_number", "updated_at"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": true,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "name", "given_name",
+            "family_name", "preferred_username", "picture", "locale", "zoneinfo", "birthdate", "updated_at", "email",
+            "email_verified", "phone_number"],
     }))
     .into_response())
 }
@@ -98,6 +125,9 @@ struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
     refresh_token: Option<String>,
     token: Option<String>,
     #[serde(rename = "token_type_hint")]
@@ -106,8 +136,9 @@ struct TokenForm {
     _scope: Option<String>,
 }
 
-/// Client authentication: HTTP Basic (RFC 6749 §2.3.1, form-urlencoded parts) or the form.
-fn client_auth(h: &HeaderMap, form: &TokenForm) -> Option<(String, String)> {
+/// The client's id and secret: HTTP Basic (RFC 6749 §2.3.1, form-urlencoded parts) or the
+/// form; a public client sends only its id.
+fn client_auth(h: &HeaderMap, form: &TokenForm) -> Option<(String, Option<String>)> {
     use base64::Engine;
     let basic = h
         .get(header::AUTHORIZATION)
@@ -116,8 +147,8 @@ fn client_auth(h: &HeaderMap, form: &TokenForm) -> Option<(String, String)> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
         .and_then(|(_, b64)| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|s| s.split_once(':').map(|(i, p)| (percent_decode(i), percent_decode(p))));
-    basic.or_else(|| Some((form.client_id.clone()?, form.client_secret.clone()?)))
+        .and_then(|s| s.split_once(':').map(|(i, p)| (percent_decode(i), Some(percent_decode(p)))));
+    basic.or_else(|| Some((form.client_id.clone()?, form.client_secret.clone())))
 }
 
 /// RFC 6749 §2.3.1 form-urlencodes the Basic credentials; ours never need it, but clients may.
@@ -151,6 +182,35 @@ fn no_store(v: Value) -> Response {
     res
 }
 
+fn protocol_error(e: ProtocolError) -> OAuthError {
+    match e {
+        ProtocolError::Protocol { error: "invalid_client", description } => {
+            OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+        }
+        ProtocolError::Protocol { error, description } => OAuthError::new(StatusCode::BAD_REQUEST, error, description),
+        ProtocolError::Domain(DomainError::RateLimited { retry_after_seconds }) => {
+            OAuthError::slow_down(retry_after_seconds)
+        }
+        ProtocolError::Domain(e @ DomainError::Internal(_)) => server_error(e),
+        ProtocolError::Domain(e) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string()),
+    }
+}
+
+fn token_response(tokens: &Tokens, refresh: bool, id_token: Option<&str>, scope: Option<&str>) -> Response {
+    let mut body =
+        json!({"access_token": tokens.access_token, "token_type": "Bearer", "expires_in": tokens.expires_in});
+    if refresh {
+        body["refresh_token"] = json!(tokens.refresh_token);
+    }
+    if let Some(id) = id_token {
+        body["id_token"] = json!(id);
+    }
+    if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+        body["scope"] = json!(scope);
+    }
+    no_store(body)
+}
+
 async fn token(
     State(state): State<AppState>,
     PathParams(raw): PathParams<String>,
@@ -160,43 +220,64 @@ async fn token(
 ) -> Result<Response, OAuthError> {
     let t = tenant(&state, &raw).await?;
     let Form(form) = form.map_err(|e| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    state.service.check_token_address(t, &client).await.map_err(protocol_error)?;
+    let result = grant(&state, t, &headers, &client, &form).await;
+    if let Err(ProtocolError::Protocol { error: "invalid_client" | "invalid_grant", .. }) = &result {
+        state.service.record_token_failure(t, &client);
+    }
+    result.map_err(protocol_error)
+}
+
+async fn grant(
+    state: &AppState,
+    t: TenantId,
+    headers: &HeaderMap,
+    info: &ClientInfo,
+    form: &TokenForm,
+) -> Result<Response, ProtocolError> {
+    let authenticate = || async {
+        let (id, secret) = client_auth(headers, form)
+            .ok_or_else(|| ProtocolError::new("invalid_client", "client authentication is required"))?;
+        state.service.authenticate_client(Some(t), &id, secret.as_deref()).await
+    };
     match form.grant_type.as_deref() {
+        Some("authorization_code") => {
+            let client = authenticate().await?;
+            let code = form.code.as_deref().ok_or_else(|| ProtocolError::new("invalid_request", "code is required"))?;
+            let done = state
+                .service
+                .redeem_code(&client, code, form.redirect_uri.as_deref(), form.code_verifier.as_deref(), info)
+                .await?;
+            let refresh = client.allows(GrantType::RefreshToken);
+            Ok(token_response(&done.tokens, refresh, done.id_token.as_deref(), Some(&done.scope)))
+        }
         Some("client_credentials") => {
-            let (id, secret) = client_auth(&headers, &form).ok_or_else(|| {
-                OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required")
-            })?;
-            let invalid =
-                || OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
-            let (client_tenant, _) = state.service.authenticate_client(&id, &secret).await.map_err(|_| invalid())?;
-            if client_tenant != t {
-                return Err(invalid());
+            let client = authenticate().await?;
+            if client.is_public {
+                return Err(ProtocolError::new("unauthorized_client", "a public client cannot use client_credentials"));
             }
-            let tokens = state.service.client_credentials(&id, &secret, &client).await.map_err(|e| match e {
-                DomainError::Internal(_) => server_error(e),
-                other => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", other.to_string()),
-            })?;
             // No refresh token with client credentials (RFC 6749 §4.4.3).
-            Ok(no_store(
-                json!({"access_token": tokens.access_token, "token_type": "Bearer", "expires_in": tokens.expires_in}),
-            ))
+            Ok(token_response(&state.service.client_credentials(&client, info).await?, false, None, None))
         }
         Some("refresh_token") => {
-            let rt = form.refresh_token.as_deref().ok_or_else(|| {
-                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required")
+            let rt = form
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| ProtocolError::new("invalid_request", "refresh_token is required"))?;
+            // Client authentication is optional here: a first-party session's token needs none,
+            // a client's token is refused unless its client authenticates.
+            let client = match client_auth(headers, form) {
+                Some(_) => Some(authenticate().await?),
+                None => None,
+            };
+            let tokens = state.service.refresh(rt, Some(t), client.as_ref()).await.map_err(|e| match e {
+                e @ (DomainError::Internal(_) | DomainError::RateLimited { .. }) => ProtocolError::Domain(e),
+                other => ProtocolError::Protocol { error: "invalid_grant", description: other.to_string().into() },
             })?;
-            let tokens = state.service.refresh(rt, Some(t)).await.map_err(|e| match e {
-                DomainError::Internal(_) => server_error(e),
-                other => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", other.to_string()),
-            })?;
-            Ok(no_store(
-                json!({"access_token": tokens.access_token, "token_type": "Bearer", "expires_in": tokens.expires_in,
-                               "refresh_token": tokens.refresh_token}),
-            ))
+            Ok(token_response(&tokens, true, None, None))
         }
-        Some(_) => {
-            Err(OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", "this grant type is not supported"))
-        }
-        None => Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required")),
+        Some(_) => Err(ProtocolError::new("unsupported_grant_type", "this grant type is not supported")),
+        None => Err(ProtocolError::new("invalid_request", "grant_type is required")),
     }
 }
 
@@ -212,15 +293,10 @@ async fn userinfo(State(state): State<AppState>, PathParams(raw): PathParams<Str
     let Some(token) = bearer(&headers) else { return unauthorized("a bearer token is required") };
     match state.service.authenticate(token, Some(t)).await {
         Ok(who) => {
-            let u = &who.user;
-            let p = &u.profile;
-            no_store(json!({
-                "sub": u.id, "email": u.primary_email, "email_verified": u.primary_email_verified,
-                "name": u.shown_name(), "preferred_username": u.username,
-                "picture": p.avatar.as_ref().map(|a| crate::views::avatar_url(a, &state.public_url)),
-                "locale": p.locale, "zoneinfo": p.timezone, "phone_number": p.phone_number,
-                "updated_at": u.updated_at.timestamp(),
-            }))
+            // The access token does not carry its scopes; userinfo shows what the user has.
+            let mut claims = standard_claims(&who.user, &state.public_url, "profile email phone");
+            claims.insert("sub".into(), json!(who.user.id));
+            no_store(Value::Object(claims))
         }
         Err(_) => unauthorized("the token is not active"),
     }
@@ -256,8 +332,11 @@ async fn introspect(
         )
     };
     let (id, secret) = client_auth(&headers, &form).ok_or_else(invalid)?;
-    let (client_tenant, _) = state.service.authenticate_client(&id, &secret).await.map_err(|_| invalid())?;
-    if client_tenant != t {
+    let client = state.service.authenticate_client(Some(t), &id, secret.as_deref()).await.map_err(|e| match e {
+        ProtocolError::Domain(e) => protocol_error(ProtocolError::Domain(e)),
+        ProtocolError::Protocol { .. } => invalid(),
+    })?;
+    if client.is_public {
         return Err(invalid());
     }
     let token =
@@ -265,7 +344,7 @@ async fn introspect(
     Ok(match state.service.introspect(t, &token).await.map_err(server_error)? {
         Some((claims, user)) => no_store(json!({
             "active": true, "sub": claims.sub, "iss": claims.iss, "exp": claims.exp, "iat": claims.iat,
-            "token_type": "Bearer", "username": user.username, "sid": claims.sid,
+            "token_type": "Bearer", "username": user.username, "sid": claims.sid, "aud": claims.aud,
         })),
         None => no_store(json!({"active": false})),
     })

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tessera_core::tenant::{Tenant, TenantSettings};
-use tessera_core::user::{Avatar, Session, Suspension, Team, User};
+use tessera_core::user::{Session, Suspension, Team, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -13,14 +13,6 @@ use uuid::Uuid;
 pub enum Audience {
     SelfUser,
     Server,
-}
-
-/// Where stored avatars are served from.
-pub fn avatar_url(avatar: &Avatar, public_url: &str) -> String {
-    match avatar {
-        Avatar::Url { url } => url.clone(),
-        Avatar::Stored { hash, kind } => format!("{public_url}/v1/avatars/{hash}.{}", kind.extension()),
-    }
 }
 
 /// A GeoJSON point.
@@ -127,7 +119,7 @@ impl UserView {
             bio: p.bio.clone(),
             company: p.company.clone(),
             job_title: p.job_title.clone(),
-            avatar_url: p.avatar.as_ref().map(|a| avatar_url(a, public_url)),
+            avatar_url: p.avatar.as_ref().map(|a| a.url(public_url)),
             phone_number: p.phone_number.clone(),
             locale: p.locale.clone(),
             timezone: p.timezone.clone(),

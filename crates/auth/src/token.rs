@@ -26,11 +26,31 @@ pub struct AccessClaims {
     pub tid: TenantId,
     /// The session, checked on every request so that revocation is immediate.
     pub sid: SessionId,
+    /// The audience: Tessera's own API at this issuer. An ID token (whose audience is a
+    /// client) or any other token signed by the same key is thereby never an access token.
+    pub aud: String,
     pub iat: i64,
     pub exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
+    pub nbf: i64,
     pub jti: String,
+}
+
+/// An OpenID Connect ID token (OIDC Core §2): who signed in, for which client, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: UserId,
+    /// The client the token is for.
+    pub aud: String,
+    pub azp: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The standard claims the granted scopes allow (`profile`, `email`).
+    #[serde(flatten)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
 }
 
 pub const MFA_PURPOSE: &str = "mfa";
@@ -63,6 +83,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("the token was issued by someone else")]
     WrongIssuer,
+    #[error("the token is meant for someone else")]
+    WrongAudience,
     #[error("no signing key is available")]
     NoSigningKey,
 }
@@ -119,6 +141,16 @@ impl TokenVerifier {
         self.sign_jws(claims)
     }
 
+    /// Signs an ID token.
+    pub fn issue_id_token(&self, claims: &IdClaims) -> Result<String, TokenError> {
+        self.sign_jws(claims)
+    }
+
+    /// The audience of access tokens of a tenant: its issuer, where its API lives.
+    pub fn audience(&self, tenant: TenantId) -> String {
+        self.issuer(tenant)
+    }
+
     /// Signs a second-factor challenge. It can never pass as an access token: it has no `sid`.
     pub fn issue_mfa(&self, claims: &MfaClaims) -> Result<String, TokenError> {
         self.sign_jws(claims)
@@ -165,7 +197,7 @@ impl TokenVerifier {
         if claims.exp + LEEWAY_SECONDS <= t {
             return Err(TokenError::Expired);
         }
-        if claims.nbf.unwrap_or(claims.iat) - LEEWAY_SECONDS > t {
+        if claims.nbf.max(claims.iat) - LEEWAY_SECONDS > t {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)
@@ -173,8 +205,12 @@ impl TokenVerifier {
 
     fn verify_uncached(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let claims: AccessClaims = self.verify_jws(token)?;
-        if claims.iss != self.issuer(claims.tid) {
+        let issuer = self.issuer(claims.tid);
+        if claims.iss != issuer {
             return Err(TokenError::WrongIssuer);
+        }
+        if claims.aud != issuer {
+            return Err(TokenError::WrongAudience);
         }
         Ok(claims)
     }
@@ -229,9 +265,10 @@ mod tests {
             sub: UserId::new(),
             tid,
             sid: SessionId::new(),
+            aud: v.audience(tid),
             iat: now,
             exp: now + exp_in,
-            nbf: None,
+            nbf: now,
             jti: "j".into(),
         }
     }
@@ -266,6 +303,41 @@ mod tests {
         let t = v.issue(&claims(&v, 60)).unwrap();
         assert!(v.verify(&t, Utc::now()).is_ok());
         assert_eq!(v.verify(&t, Utc::now() + D::seconds(60 + LEEWAY_SECONDS + 1)).unwrap_err(), TokenError::Expired);
+    }
+
+    #[test]
+    fn a_token_for_another_audience_or_not_yet_valid_is_refused() {
+        let v = verifier();
+        let mut c = claims(&v, 600);
+        c.aud = "tsr_ci_someone_else".into();
+        assert_eq!(v.verify(&v.issue(&c).unwrap(), Utc::now()).unwrap_err(), TokenError::WrongAudience);
+        let mut c = claims(&v, 600);
+        c.nbf += 120;
+        let t = v.issue(&c).unwrap();
+        assert_eq!(v.verify(&t, Utc::now()).unwrap_err(), TokenError::NotYetValid);
+        assert!(v.verify(&t, Utc::now() + D::seconds(120)).is_ok(), "valid once nbf is reached");
+    }
+
+    #[test]
+    fn an_id_token_never_passes_as_an_access_token() {
+        let v = verifier();
+        let c = claims(&v, 600);
+        let id = IdClaims {
+            iss: c.iss.clone(),
+            sub: c.sub,
+            aud: "tsr_ci_app".into(),
+            azp: "tsr_ci_app".into(),
+            iat: c.iat,
+            exp: c.exp,
+            auth_time: c.iat,
+            nonce: None,
+            profile: serde_json::Map::from_iter([
+                ("tid".to_owned(), serde_json::json!(c.tid)),
+                ("sid".to_owned(), serde_json::json!(c.sid)),
+            ]),
+        };
+        let t = v.issue_id_token(&id).unwrap();
+        assert!(matches!(v.verify(&t, Utc::now()), Err(TokenError::WrongAudience | TokenError::Malformed)));
     }
 
     #[test]

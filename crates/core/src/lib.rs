@@ -7,6 +7,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod oauth;
 pub mod patch;
 pub mod policy;
 pub mod tenant;

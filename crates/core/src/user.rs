@@ -82,6 +82,14 @@ pub enum Avatar {
 }
 
 impl Avatar {
+    /// Where clients fetch the avatar: its own URL, or Tessera's copy under `public_url`.
+    pub fn url(&self, public_url: &str) -> String {
+        match self {
+            Avatar::Url { url } => url.clone(),
+            Avatar::Stored { hash, kind } => format!("{public_url}/v1/avatars/{hash}.{}", kind.extension()),
+        }
+    }
+
     /// The stored image's hash, for garbage collection of unreferenced blobs.
     pub fn stored_hash(&self) -> Option<&str> {
         match self {
@@ -246,6 +254,9 @@ pub struct Session {
     pub revoked_at: Option<DateTime<Utc>>,
     pub user_agent: Option<String>,
     pub ip_address: Option<String>,
+    /// The OAuth client the session was granted to; `None` for a first-party sign-in. Its
+    /// refresh token is then the client's, and only that client may use it.
+    pub client_id: Option<String>,
 }
 
 impl Session {

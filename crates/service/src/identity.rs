@@ -55,8 +55,6 @@ const MFA_CHALLENGE_SECONDS: i64 = 300;
 const ACCOUNT_WINDOW_SECONDS: i64 = 900;
 /// The window over which failed second-factor codes of one user are counted.
 const MFA_WINDOW_SECONDS: i64 = 300;
-/// Failed authentications of one client id per window.
-const CLIENT_FAILURES: u32 = 20;
 
 fn token_error(e: TokenError) -> DomainError {
     match e {
@@ -85,6 +83,31 @@ impl Service {
         Ok(Principal { user, session_id: claims.sid })
     }
 
+    /// The user of a hosted-pages browser session (its cookie holds the session's refresh
+    /// token, which the pages never rotate), and when they signed in.
+    pub async fn authenticate_browser(
+        &self,
+        tenant: TenantId,
+        cookie: &str,
+    ) -> Result<(Principal, chrono::DateTime<chrono::Utc>)> {
+        let now = self.now();
+        let session = self
+            .store
+            .find_session_by_refresh(&hash_secret(cookie), now)
+            .await
+            .map_err(store_err)?
+            .filter(|s| s.tenant_id == tenant && s.client_id.is_none())
+            .ok_or(DomainError::Unauthenticated("not signed in"))?;
+        let user = self
+            .store
+            .find_user_for_session(tenant, session.user_id, session.id, now)
+            .await
+            .map_err(store_err)?
+            .ok_or(DomainError::Unauthenticated("the session has ended"))?;
+        ensure_usable(&user, now)?;
+        Ok((Principal { user, session_id: session.id }, session.created_at))
+    }
+
     /// The tenant a server key belongs to.
     pub async fn authenticate_server(&self, key: &str) -> Result<Tenant> {
         self.store
@@ -94,11 +117,19 @@ impl Service {
             .ok_or(DomainError::Unauthenticated("invalid server key"))
     }
 
-    async fn start_session(&self, tenant: &Tenant, user: User, client: &ClientInfo) -> Result<Tokens> {
+    /// Starts session `id` for `user`; `oauth_client` is the client it is granted to, if any.
+    pub(crate) async fn start_session(
+        &self,
+        tenant: &Tenant,
+        user: User,
+        client: &ClientInfo,
+        id: SessionId,
+        oauth_client: Option<&str>,
+    ) -> Result<Tokens> {
         let now = self.now();
         let refresh = random_token("tsr_rt_", 32);
         let session = Session {
-            id: SessionId::new(),
+            id,
             tenant_id: tenant.id,
             user_id: user.id,
             created_at: now,
@@ -107,6 +138,7 @@ impl Service {
             revoked_at: None,
             user_agent: client.user_agent.as_ref().map(|s| s.chars().take(512).collect()),
             ip_address: client.ip_address.clone(),
+            client_id: oauth_client.map(str::to_owned),
         };
         self.store.insert_session(&session, &hash_secret(&refresh)).await.map_err(store_err)?;
         let mut user = user;
@@ -122,9 +154,10 @@ impl Service {
             sub: user.id,
             tid: tenant.id,
             sid,
+            aud: self.tokens.audience(tenant.id),
             iat: now,
             exp: now + ttl,
-            nbf: None,
+            nbf: now,
             jti: random_token("", 12),
         };
         let access_token = self.tokens.issue(&claims).map_err(token_error)?;
@@ -187,7 +220,7 @@ impl Service {
             write.password_hash = Some(&hash);
             self.store.update_user(write).await.map_err(store_err)?;
             user.has_password = true;
-            return self.start_session(&tenant, user, client).await;
+            return self.start_session(&tenant, user, client, SessionId::new(), None).await;
         }
 
         let mut user = User::new(tenant_id, now);
@@ -200,7 +233,7 @@ impl Service {
             .insert_user(NewUser { user: &user, password_hash: Some(&hash), secure_metadata: &empty, new_image: None })
             .await
             .map_err(store_err)?;
-        self.start_session(&tenant, user, client).await
+        self.start_session(&tenant, user, client, SessionId::new(), None).await
     }
 
     /// Password sign-in. Unknown account and wrong password get the same error after the same
@@ -297,27 +330,7 @@ impl Service {
             user = self.modify_user(tenant.id, user.id, cancel, crate::me::Extras::default()).await?;
             tracing::info!(user = %user.id, "sign-in cancelled the scheduled account deletion");
         }
-        self.start_session(tenant, user, client).await
-    }
-
-    /// The tenant and service account a client id and secret belong to. Unknown client and
-    /// wrong secret look alike.
-    pub async fn authenticate_client(
-        &self,
-        client_id: &str,
-        client_secret: &str,
-    ) -> Result<(TenantId, tessera_core::UserId)> {
-        let now = self.now();
-        let key = format!("client:{client_id}");
-        self.limits.check(&key, CLIENT_FAILURES, ACCOUNT_WINDOW_SECONDS, now)?;
-        let found = self.store.find_client_credentials(client_id).await.map_err(store_err)?;
-        let ok = found
-            .filter(|(_, _, hash)| tessera_auth::secret::hashes_match(&hash_secret(client_secret), hash))
-            .map(|(t, u, _)| (t, u));
-        if ok.is_none() {
-            self.limits.record(&key, ACCOUNT_WINDOW_SECONDS, now);
-        }
-        ok.ok_or(DomainError::Unauthenticated("invalid client credentials"))
+        self.start_session(tenant, user, client, SessionId::new(), None).await
     }
 
     /// Every attempt from one client address counts against the tenant's per-minute limit.
@@ -334,27 +347,6 @@ impl Service {
         }
     }
 
-    /// OAuth2 client credentials (RFC 6749 §4.4) of a service account: a session whose access
-    /// token says who the machine is.
-    pub async fn client_credentials(
-        &self,
-        client_id: &str,
-        client_secret: &str,
-        client: &ClientInfo,
-    ) -> Result<Tokens> {
-        let (tenant_id, user_id) = self.authenticate_client(client_id, client_secret).await?;
-        let now = self.now();
-        let tenant = self.tenant(tenant_id).await?;
-        let user = self
-            .store
-            .find_user(tenant_id, user_id, now)
-            .await
-            .map_err(store_err)?
-            .ok_or(DomainError::Unauthenticated("invalid client credentials"))?;
-        ensure_usable(&user, now)?;
-        self.start_session(&tenant, user, client).await
-    }
-
     /// Creates an anonymous user and signs it in.
     pub async fn sign_in_anonymously(&self, tenant_id: TenantId, client: &ClientInfo) -> Result<Tokens> {
         let tenant = self.tenant(tenant_id).await?;
@@ -365,19 +357,28 @@ impl Service {
             .insert_user(NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None })
             .await
             .map_err(store_err)?;
-        self.start_session(&tenant, user, client).await
+        self.start_session(&tenant, user, client, SessionId::new(), None).await
     }
 
-    /// Rotates a refresh token. A token used twice revokes its whole session.
-    pub async fn refresh(&self, refresh_token: &str, tenant_header: Option<TenantId>) -> Result<Tokens> {
+    /// Rotates a refresh token. A token used twice revokes its whole session. A token granted
+    /// to an OAuth client is the client's: `client` must be that client (RFC 6749 §6).
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        tenant_header: Option<TenantId>,
+        client: Option<&tessera_core::oauth::OAuthClient>,
+    ) -> Result<Tokens> {
         let now = self.now();
         let old = hash_secret(refresh_token);
-        if let Some(expected) = tenant_header {
-            // Checked before the token is used up, so a mismatch changes nothing.
-            if let Some(s) = self.store.find_session_by_refresh(&old, now).await.map_err(store_err)?
-                && s.tenant_id != expected
-            {
+        // Checked before the token is used up, so a mismatch changes nothing.
+        if let Some(s) = self.store.find_session_by_refresh(&old, now).await.map_err(store_err)? {
+            if tenant_header.is_some_and(|t| t != s.tenant_id) {
                 return Err(DomainError::TenantMismatch);
+            }
+            if let Some(owner) = &s.client_id
+                && client.is_none_or(|c| &c.client_id != owner)
+            {
+                return Err(DomainError::Unauthenticated("the refresh token was issued to another client"));
             }
         }
         let new = random_token("tsr_rt_", 32);

@@ -9,6 +9,7 @@ mod identity;
 pub mod limits;
 mod me;
 mod mfa;
+pub mod oauth;
 mod server;
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use tessera_store::{Store, StoreError, constraints};
 pub use identity::{ClientInfo, SignUp, Tokens};
 pub use me::{Export, UpdateOptions};
 pub use mfa::TotpEnrolment;
-pub use server::{CreatedServiceAccount, CreatedTenant, NewSuspension, TeamInput};
+pub use server::{CreatedTenant, NewSuspension, TeamInput};
 pub use tessera_core::policy::Actor;
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;

@@ -64,14 +64,31 @@ impl Service {
         let b64 = STANDARD.encode(secret);
         let extras = Extras { totp_secret: Some(Some(&b64)), ..Extras::default() };
         self.modify_user(who.tenant_id(), who.user.id, |_| Ok(()), extras).await?;
-        let base32 = totp::base32_encode(&secret);
+        self.enrolment(who, &tenant.name, &secret)
+    }
+
+    /// The enrolment started and not yet confirmed, shown again (after a wrong code, say).
+    pub async fn pending_totp(&self, who: &Principal) -> Result<Option<TotpEnrolment>> {
+        if who.user.totp_enabled {
+            return Ok(None);
+        }
+        let Some((b64, _)) = self.store.find_totp(who.tenant_id(), who.user.id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let secret = STANDARD.decode(b64).map_err(DomainError::internal)?;
+        let tenant = self.tenant(who.tenant_id()).await?;
+        self.enrolment(who, &tenant.name, &secret).map(Some)
+    }
+
+    fn enrolment(&self, who: &Principal, tenant_name: &str, secret: &[u8]) -> Result<TotpEnrolment> {
+        let base32 = totp::base32_encode(secret);
         let account = who
             .user
             .primary_email
             .clone()
             .or_else(|| who.user.username.clone())
             .unwrap_or_else(|| who.user.id.to_string());
-        let issuer = uri_part(&tenant.name);
+        let issuer = uri_part(tenant_name);
         let otpauth_uri = format!(
             "otpauth://totp/{issuer}:{}?secret={base32}&issuer={issuer}&algorithm=SHA1&digits={}&period={}",
             uri_part(&account),

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tessera_auth::secret::{hash_secret, random_token};
+use tessera_core::oauth::{GrantType, OAuthClient};
 use tessera_core::patch::{Limits, UserPatch};
 use tessera_core::tenant::{Tenant, TenantSettings};
 use tessera_core::user::{AuthProvider, Suspension, Team, User};
@@ -11,6 +12,7 @@ use tessera_core::{DomainError, FieldError, SuspensionId, TeamId, TenantId, User
 use tessera_store::{ImageBlob, NewUser, UserFilter};
 
 use crate::me::Extras;
+use crate::oauth::CreatedOAuthClient;
 use crate::{Result, Service, store_err};
 
 /// A new tenant with its secrets, which are shown this once.
@@ -18,14 +20,6 @@ use crate::{Result, Service, store_err};
 pub struct CreatedTenant {
     pub tenant: Tenant,
     pub server_key: String,
-}
-
-/// A new service account with its credentials, which are shown this once.
-#[derive(Debug)]
-pub struct CreatedServiceAccount {
-    pub user: User,
-    pub client_id: String,
-    pub client_secret: String,
 }
 
 #[derive(Debug, Clone)]
@@ -181,20 +175,27 @@ impl Service {
         Ok(user)
     }
 
-    /// Creates a service account and its OAuth2 client credentials (the secret is shown once).
-    pub async fn create_service_account(&self, tenant_id: TenantId, username: &str) -> Result<CreatedServiceAccount> {
+    /// Creates a service account: a `client_credentials` client named after it, whose user
+    /// has the username (the secret is shown once).
+    pub async fn create_service_account(&self, tenant_id: TenantId, username: &str) -> Result<CreatedOAuthClient> {
         self.tenant(tenant_id).await?;
         let username = validate::username(username.trim()).map_err(|(c, m)| DomainError::field("username", c, m))?;
-        let mut user = User::new(tenant_id, self.now());
-        user.username = Some(username);
+        let now = self.now();
+        let mut user = User::new(tenant_id, now);
+        user.username = Some(username.clone());
         user.is_service_account = true;
         user.status = tessera_core::user::UserStatus::Active;
-        let client_id = random_token("tsr_ci_", 16);
-        let client_secret = random_token("tsr_cs_", 32);
-        let empty = Map::new();
-        let new = NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None };
-        self.store.insert_service_account(new, &client_id, &hash_secret(&client_secret)).await.map_err(store_err)?;
-        Ok(CreatedServiceAccount { user, client_id, client_secret })
+        let client = OAuthClient {
+            client_id: random_token("tsr_ci_", 16),
+            tenant_id,
+            name: username,
+            redirect_uris: Vec::new(),
+            grant_types: vec![GrantType::ClientCredentials],
+            is_public: false,
+            user_id: Some(user.id),
+            created_at: now,
+        };
+        self.insert_client(client, Some(user)).await
     }
 
     pub async fn get_user(&self, tenant_id: TenantId, id: UserId) -> Result<User> {

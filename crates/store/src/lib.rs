@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 pub use tessera_core::keys::SigningKeyRecord;
+use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
@@ -136,6 +137,17 @@ pub enum Rotation {
     Invalid,
 }
 
+/// What happened to an authorization code presented for redemption.
+#[derive(Debug)]
+pub enum Redemption {
+    /// The code was current and is now used up.
+    Redeemed(AuthorizationGrant),
+    /// The code had been used before: the session its first redemption started is now revoked.
+    Replayed,
+    /// Unknown or expired.
+    Invalid,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -162,10 +174,29 @@ pub trait Store: Send + Sync + 'static {
     async fn put_tenant_policies(&self, tenant: TenantId, source: &str, now: DateTime<Utc>) -> Result<()>;
 
     async fn insert_user(&self, new: NewUser<'_>) -> Result<()>;
-    /// A new user and its client credentials, in one transaction.
-    async fn insert_service_account(&self, new: NewUser<'_>, client_id: &str, secret_hash: &str) -> Result<()>;
-    /// The tenant, user and secret hash of a service account's client id.
-    async fn find_client_credentials(&self, client_id: &str) -> Result<Option<(TenantId, UserId, String)>>;
+    /// A new OAuth client, with its service-account user when it has one, in one transaction.
+    async fn insert_oauth_client(
+        &self,
+        client: &OAuthClient,
+        secret_hash: Option<&str>,
+        service_user: Option<NewUser<'_>>,
+    ) -> Result<()>;
+    /// A client and the hash of its secret (`None` for public clients).
+    async fn find_oauth_client(&self, client_id: &str) -> Result<Option<(OAuthClient, Option<String>)>>;
+    async fn list_oauth_clients(&self, tenant: TenantId) -> Result<Vec<OAuthClient>>;
+    /// Deletes a client, its codes, and its service-account user (whose sessions go with it).
+    async fn delete_oauth_client(&self, tenant: TenantId, client_id: &str) -> Result<bool>;
+    async fn insert_authorization_code(&self, code_hash: &str, grant: &AuthorizationGrant) -> Result<()>;
+    /// Uses a code up. `session` is the session the caller will start with it, remembered so
+    /// that a replay of the code can revoke it.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Redemption>;
+    /// Forgets codes that expired before `before`.
+    async fn delete_expired_codes(&self, before: DateTime<Utc>) -> Result<u64>;
     /// The user with `active_sessions` counted at `now`.
     async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>>;
     /// The hot path: the user, only if `session` is theirs and live at `now`. One statement.

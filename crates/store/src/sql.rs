@@ -13,13 +13,14 @@ use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
+use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::{Tenant, TenantSettings};
 use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, Team, User, UserStatus};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
 use crate::{
-    ImageBlob, Login, NewUser, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials, UserFilter,
-    UserWrite, constraints,
+    ImageBlob, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials,
+    UserFilter, UserWrite, constraints,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -170,8 +171,11 @@ static FIND_USER_FOR_SESSION_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+const OAUTH_CLIENT_COLUMNS: &str =
+    "client_id, tenant_id, name, redirect_uris, grant_types, is_public, user_id, created_at";
+
 const SESSION_COLUMNS: &str =
-    "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address";
+    "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address, client_id";
 
 macro_rules! impl_store {
     ($db:ty, $backend:expr, $share_lock:literal) => {
@@ -220,6 +224,20 @@ macro_rules! impl_store {
                     revoked_at: row.try_get::<Option<i64>, _>("revoked_at").map_err(map_err)?.map(from_ms),
                     user_agent: row.try_get("user_agent").map_err(map_err)?,
                     ip_address: row.try_get("ip_address").map_err(map_err)?,
+                    client_id: row.try_get("client_id").map_err(map_err)?,
+                })
+            }
+
+            fn oauth_client_from_row(row: &<$db as sqlx::Database>::Row) -> Result<OAuthClient> {
+                Ok(OAuthClient {
+                    client_id: row.try_get("client_id").map_err(map_err)?,
+                    tenant_id: parse_id(&row.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
+                    name: row.try_get("name").map_err(map_err)?,
+                    redirect_uris: parse_json(&row.try_get::<String, _>("redirect_uris").map_err(map_err)?)?,
+                    grant_types: parse_json(&row.try_get::<String, _>("grant_types").map_err(map_err)?)?,
+                    is_public: row.try_get("is_public").map_err(map_err)?,
+                    user_id: row.try_get::<Option<String>, _>("user_id").map_err(map_err)?.as_deref().map(parse_id).transpose()?,
+                    created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
                 })
             }
 
@@ -460,38 +478,138 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(map_err)
             }
 
-            async fn insert_service_account(&self, new: NewUser<'_>, client_id: &str, secret_hash: &str) -> Result<()> {
-                let user = new.user;
+            async fn insert_oauth_client(
+                &self,
+                c: &OAuthClient,
+                secret_hash: Option<&str>,
+                service_user: Option<NewUser<'_>>,
+            ) -> Result<()> {
                 let mut tx = self.write.begin().await.map_err(map_err)?;
-                Self::insert_user_in(&mut tx, new).await?;
+                if let Some(new) = service_user {
+                    Self::insert_user_in(&mut tx, new).await?;
+                }
                 sqlx::query(
-                    "INSERT INTO service_account_credentials (client_id, tenant_id, user_id, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO oauth_clients (client_id, tenant_id, name, redirect_uris, grant_types, is_public, secret_hash, user_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
-                .bind(client_id)
-                .bind(user.tenant_id.to_string())
-                .bind(user.id.to_string())
+                .bind(&c.client_id)
+                .bind(c.tenant_id.to_string())
+                .bind(&c.name)
+                .bind(json(&c.redirect_uris)?)
+                .bind(json(&c.grant_types)?)
+                .bind(c.is_public)
                 .bind(secret_hash)
-                .bind(ms(user.created_at))
+                .bind(c.user_id.map(|u| u.to_string()))
+                .bind(ms(c.created_at))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)
             }
 
-            async fn find_client_credentials(&self, client_id: &str) -> Result<Option<(TenantId, UserId, String)>> {
-                let row = sqlx::query("SELECT tenant_id, user_id, secret_hash FROM service_account_credentials WHERE client_id = $1")
-                    .bind(client_id)
-                    .fetch_optional(&self.read)
+            async fn find_oauth_client(&self, client_id: &str) -> Result<Option<(OAuthClient, Option<String>)>> {
+                let sql = format!("SELECT {OAUTH_CLIENT_COLUMNS}, secret_hash FROM oauth_clients WHERE client_id = $1");
+                let row = sqlx::query(&sql).bind(client_id).fetch_optional(&self.read).await.map_err(map_err)?;
+                row.map(|r| Ok((Self::oauth_client_from_row(&r)?, r.try_get("secret_hash").map_err(map_err)?)))
+                    .transpose()
+            }
+
+            async fn list_oauth_clients(&self, tenant: TenantId) -> Result<Vec<OAuthClient>> {
+                let sql = format!("SELECT {OAUTH_CLIENT_COLUMNS} FROM oauth_clients WHERE tenant_id = $1 ORDER BY created_at, client_id");
+                let rows = sqlx::query(&sql).bind(tenant.to_string()).fetch_all(&self.read).await.map_err(map_err)?;
+                rows.iter().map(Self::oauth_client_from_row).collect()
+            }
+
+            async fn delete_oauth_client(&self, tenant: TenantId, client_id: &str) -> Result<bool> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                let user: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT user_id FROM oauth_clients WHERE client_id = $1 AND tenant_id = $2")
+                        .bind(client_id)
+                        .bind(tenant.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                let Some(user) = user else { return Ok(false) };
+                sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await.map_err(map_err)?;
+                if let Some(user) = user {
+                    sqlx::query("DELETE FROM users WHERE id = $1").bind(user).execute(&mut *tx).await.map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn insert_authorization_code(&self, code_hash: &str, g: &AuthorizationGrant) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_codes (code_hash, tenant_id, client_id, user_id, grant_data, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(code_hash)
+                .bind(g.tenant_id.to_string())
+                .bind(&g.client_id)
+                .bind(g.user_id.to_string())
+                .bind(json(g)?)
+                .bind(ms(g.expires_at))
+                .execute(&self.write)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn redeem_authorization_code(
+                &self,
+                code_hash: &str,
+                session: SessionId,
+                now: DateTime<Utc>,
+            ) -> Result<Redemption> {
+                let mut tx = self.write.begin().await.map_err(map_err)?;
+                let row = sqlx::query("SELECT grant_data, expires_at, used_at FROM authorization_codes WHERE code_hash = $1")
+                    .bind(code_hash)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                row.map(|r| {
-                    Ok((
-                        parse_id(&r.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
-                        parse_id(&r.try_get::<String, _>("user_id").map_err(map_err)?)?,
-                        r.try_get("secret_hash").map_err(map_err)?,
-                    ))
-                })
-                .transpose()
+                let Some(row) = row else { return Ok(Redemption::Invalid) };
+                let used_at: Option<i64> = row.try_get("used_at").map_err(map_err)?;
+                let expires_at: i64 = row.try_get("expires_at").map_err(map_err)?;
+                if used_at.is_none() && expires_at <= ms(now) {
+                    return Ok(Redemption::Invalid);
+                }
+                // Conditional, so of two racing redemptions exactly one wins; the other is the
+                // replay it looks like.
+                let won = used_at.is_none()
+                    && sqlx::query("UPDATE authorization_codes SET used_at = $2, session_id = $3 WHERE code_hash = $1 AND used_at IS NULL")
+                        .bind(code_hash)
+                        .bind(ms(now))
+                        .bind(session.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected()
+                        == 1;
+                if !won {
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $2 WHERE revoked_at IS NULL \
+                         AND id = (SELECT session_id FROM authorization_codes WHERE code_hash = $1)",
+                    )
+                    .bind(code_hash)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    return Ok(Redemption::Replayed);
+                }
+                let grant: AuthorizationGrant = parse_json(&row.try_get::<String, _>("grant_data").map_err(map_err)?)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Redemption::Redeemed(grant))
+            }
+
+            async fn delete_expired_codes(&self, before: DateTime<Utc>) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+                    .bind(ms(before))
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected())
             }
 
             async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {
@@ -767,8 +885,8 @@ macro_rules! impl_store {
             async fn insert_session(&self, s: &Session, refresh_hash: &str) -> Result<()> {
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 sqlx::query(
-                    "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address, client_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(s.id.to_string())
                 .bind(s.tenant_id.to_string())
@@ -779,6 +897,7 @@ macro_rules! impl_store {
                 .bind(s.revoked_at.map(ms))
                 .bind(s.user_agent.as_deref())
                 .bind(s.ip_address.as_deref())
+                .bind(s.client_id.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;

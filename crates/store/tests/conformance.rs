@@ -17,13 +17,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
+use tessera_core::oauth::{AuthorizationGrant, GrantType, OAuthClient};
 use tessera_core::tenant::{Tenant, TenantSettings};
 use tessera_core::user::{AuthProvider, Avatar, Metadata, Profile, Session, Suspension, Team, User, UserStatus};
 use tessera_core::validate::{GeoPoint, ImageKind};
 use tessera_core::{SessionId, SuspensionId, TeamId, TenantId, UserId};
 use tessera_store::{
-    ImageBlob, Login, NewUser, RevokeSessions, Rotation, SigningKeyRecord, Store, StoreError, UserFilter, UserWrite,
-    constraints,
+    ImageBlob, Login, NewUser, Redemption, RevokeSessions, Rotation, SigningKeyRecord, Store, StoreError, UserFilter,
+    UserWrite, constraints,
 };
 use uuid::Uuid;
 
@@ -201,6 +202,7 @@ fn session_for(user: &User, created_at: DateTime<Utc>, ttl: Duration) -> Session
         revoked_at: None,
         user_agent: Some("conformance-suite/1".to_owned()),
         ip_address: Some("127.0.0.1".to_owned()),
+        client_id: Some("tsr_ci_app".to_owned()),
     }
 }
 
@@ -332,24 +334,150 @@ async fn tenant_is_found_by_id_server_key_hash_and_publishable_key(store: DynSto
     assert_eq!(store.find_tenant_by_publishable_key("pk_unknown").await.expect("find"), None);
 }
 
+fn oauth_client(tenant: TenantId, id: &str, user: Option<UserId>) -> OAuthClient {
+    OAuthClient {
+        client_id: id.to_owned(),
+        tenant_id: tenant,
+        name: format!("client {id}"),
+        redirect_uris: vec!["https://app.example.com/cb".into(), "http://localhost:9/cb".into()],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        is_public: false,
+        user_id: user,
+        created_at: now(),
+    }
+}
+
 async fn a_service_account_is_stored_with_its_credentials_atomically(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let mut bot = person(tenant.id, "bot@example.com", "bot");
     bot.is_service_account = true;
     let empty = Map::new();
-    let new = || NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None };
-    store.insert_service_account(new(), "tsr_ci_one", "hash-one").await.expect("insert");
-    let (t, u, hash) = store.find_client_credentials("tsr_ci_one").await.expect("find").expect("present");
-    assert_eq!((t, u, hash.as_str()), (tenant.id, bot.id, "hash-one"));
-    assert!(store.find_client_credentials("tsr_ci_none").await.expect("find").is_none());
-    // The same user again: the user insert fails, so no second credential is left behind.
-    assert!(store.insert_service_account(new(), "tsr_ci_two", "hash-two").await.is_err());
-    assert!(store.find_client_credentials("tsr_ci_two").await.expect("find").is_none(), "all or nothing");
+    let new = || Some(NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None });
+    let mut client = oauth_client(tenant.id, "tsr_ci_one", Some(bot.id));
+    client.grant_types = vec![GrantType::ClientCredentials];
+    store.insert_oauth_client(&client, Some("hash-one"), new()).await.expect("insert");
+    let (found, hash) = store.find_oauth_client("tsr_ci_one").await.expect("find").expect("present");
+    assert_eq!((found, hash.as_deref()), (client.clone(), Some("hash-one")));
+    assert_eq!(find(&store, &bot).await.id, bot.id);
+    assert!(store.find_oauth_client("tsr_ci_none").await.expect("find").is_none());
+    // The same user again: the user insert fails, so no second client is left behind.
+    let second = oauth_client(tenant.id, "tsr_ci_two", Some(bot.id));
+    assert!(store.insert_oauth_client(&second, Some("hash-two"), new()).await.is_err());
+    assert!(store.find_oauth_client("tsr_ci_two").await.expect("find").is_none(), "all or nothing");
     store.delete_user(tenant.id, bot.id).await.expect("delete");
+    assert!(store.find_oauth_client("tsr_ci_one").await.expect("find").is_none(), "the client goes with the account");
+}
+
+async fn oauth_clients_are_listed_per_tenant_and_deleted_with_their_service_user(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let other = new_tenant(&store).await;
+    let mut public = oauth_client(tenant.id, "tsr_ci_pub", None);
+    public.is_public = true;
+    store.insert_oauth_client(&public, None, None).await.expect("insert public");
+    let bot = person(tenant.id, "bot@example.com", "bot");
+    let empty = Map::new();
+    let machine = oauth_client(tenant.id, "tsr_ci_bot", Some(bot.id));
+    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None };
+    store.insert_oauth_client(&machine, Some("h"), Some(new)).await.expect("insert machine");
+    store.insert_oauth_client(&oauth_client(other.id, "tsr_ci_other", None), Some("h"), None).await.expect("insert");
+
+    let ids: Vec<String> =
+        store.list_oauth_clients(tenant.id).await.expect("list").into_iter().map(|c| c.client_id).collect();
+    assert_eq!(BTreeSet::from_iter(ids), BTreeSet::from(["tsr_ci_pub".to_owned(), "tsr_ci_bot".to_owned()]));
+    let (found, hash) = store.find_oauth_client("tsr_ci_pub").await.expect("find").expect("present");
+    assert!(found.is_public && hash.is_none());
+
+    assert!(!store.delete_oauth_client(other.id, "tsr_ci_bot").await.expect("delete"), "not across tenants");
+    assert!(store.delete_oauth_client(tenant.id, "tsr_ci_bot").await.expect("delete"));
+    assert!(store.find_oauth_client("tsr_ci_bot").await.expect("find").is_none());
+    assert!(store.find_user(tenant.id, bot.id, now()).await.expect("find").is_none(), "its user goes too");
+    assert!(!store.delete_oauth_client(tenant.id, "tsr_ci_bot").await.expect("delete again"));
+}
+
+fn grant_for(user: &User, client: &str, expires_at: DateTime<Utc>) -> AuthorizationGrant {
+    AuthorizationGrant {
+        tenant_id: user.tenant_id,
+        client_id: client.to_owned(),
+        user_id: user.id,
+        redirect_uri: "https://app.example.com/cb".into(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        scope: "openid email".into(),
+        auth_time: now().timestamp(),
+        expires_at,
+    }
+}
+
+async fn an_authorization_code_is_redeemed_once_and_its_replay_revokes_the_session(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "ann@example.com", "ann").await;
+    store.insert_oauth_client(&oauth_client(tenant.id, "tsr_ci_app", None), Some("h"), None).await.expect("client");
+    let grant = grant_for(&user, "tsr_ci_app", now() + Duration::seconds(60));
+    store.insert_authorization_code("code-hash", &grant).await.expect("insert code");
+
+    let session = session_for(&user, now(), Duration::days(30));
+    match store.redeem_authorization_code("code-hash", session.id, now()).await.expect("redeem") {
+        Redemption::Redeemed(g) => assert_eq!(g, grant),
+        other => panic!("expected the grant, got {other:?}"),
+    }
+    store.insert_session(&session, "rt-hash").await.expect("session");
+    assert!(store.find_user_for_session(tenant.id, user.id, session.id, now()).await.expect("find").is_some());
+
+    let other_session = SessionId::new();
+    assert!(matches!(
+        store.redeem_authorization_code("code-hash", other_session, now()).await.expect("replay"),
+        Redemption::Replayed
+    ));
     assert!(
-        store.find_client_credentials("tsr_ci_one").await.expect("find").is_none(),
-        "credentials go with the account"
+        store.find_user_for_session(tenant.id, user.id, session.id, now()).await.expect("find").is_none(),
+        "the replay revoked what the code issued"
     );
+    assert!(matches!(
+        store.redeem_authorization_code("no-such-code", other_session, now()).await.expect("unknown"),
+        Redemption::Invalid
+    ));
+}
+
+async fn an_expired_authorization_code_is_invalid_and_purged(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "ann@example.com", "ann").await;
+    store.insert_oauth_client(&oauth_client(tenant.id, "tsr_ci_app", None), Some("h"), None).await.expect("client");
+    let expires = now() + Duration::seconds(60);
+    store.insert_authorization_code("old", &grant_for(&user, "tsr_ci_app", expires)).await.expect("insert code");
+    let later = expires + Duration::seconds(1);
+    assert!(matches!(
+        store.redeem_authorization_code("old", SessionId::new(), later).await.expect("redeem"),
+        Redemption::Invalid
+    ));
+    assert_eq!(store.delete_expired_codes(expires).await.expect("purge"), 0, "not before it expires");
+    assert_eq!(store.delete_expired_codes(later).await.expect("purge"), 1);
+    assert!(matches!(
+        store.redeem_authorization_code("old", SessionId::new(), now()).await.expect("redeem"),
+        Redemption::Invalid
+    ));
+}
+
+async fn concurrent_redemptions_of_one_code_redeem_exactly_once(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "ann@example.com", "ann").await;
+    store.insert_oauth_client(&oauth_client(tenant.id, "tsr_ci_app", None), Some("h"), None).await.expect("client");
+    store
+        .insert_authorization_code("race", &grant_for(&user, "tsr_ci_app", now() + Duration::seconds(60)))
+        .await
+        .expect("insert code");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.redeem_authorization_code("race", SessionId::new(), now()).await })
+        })
+        .collect();
+    let mut redeemed = 0;
+    for t in tasks {
+        if let Redemption::Redeemed(_) = t.await.expect("join").expect("redeem") {
+            redeemed += 1;
+        }
+    }
+    assert_eq!(redeemed, 1);
 }
 
 async fn recovery_codes_are_replaced_whole_and_each_used_once(store: DynStore) {
@@ -1520,6 +1648,10 @@ macro_rules! conformance {
 conformance! {
     recovery_codes_are_replaced_whole_and_each_used_once,
     a_service_account_is_stored_with_its_credentials_atomically,
+    oauth_clients_are_listed_per_tenant_and_deleted_with_their_service_user,
+    an_authorization_code_is_redeemed_once_and_its_replay_revokes_the_session,
+    an_expired_authorization_code_is_invalid_and_purged,
+    concurrent_redemptions_of_one_code_redeem_exactly_once,
     tenant_policies_are_replaced_whole_and_kept_per_tenant,
     migrating_twice_is_harmless_and_the_store_answers_ping,
     instance_value_is_stored_once_and_never_overwritten,

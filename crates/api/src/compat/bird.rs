@@ -15,7 +15,6 @@ use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{CurrentUser, JsonObject};
-use crate::views::avatar_url;
 
 /// The PATCH body's fields; `phoneNumber` is shown but not writable in this contract.
 const FIELDS: FieldMap = &[
@@ -63,7 +62,7 @@ impl BirdUser {
             created_at: u.created_at,
             updated_at: u.updated_at,
             default_email: u.primary_email.clone(),
-            avatar_url: p.avatar.as_ref().map(|a| avatar_url(a, public_url)),
+            avatar_url: p.avatar.as_ref().map(|a| a.url(public_url)),
             phone_number: p.phone_number.clone(),
             locale: p.locale.clone(),
             timezone: p.timezone.clone(),

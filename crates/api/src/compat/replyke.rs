@@ -18,7 +18,7 @@ use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
-use crate::views::{SuspensionView, avatar_url};
+use crate::views::SuspensionView;
 
 const FIELDS: FieldMap = &[
     ("name", "display_name"),
@@ -55,7 +55,7 @@ impl ReplykeUser {
             id: u.id.to_string(),
             username: u.username.clone(),
             name: p.display_name.clone(),
-            avatar: p.avatar.as_ref().map(|a| avatar_url(a, public_url)),
+            avatar: p.avatar.as_ref().map(|a| a.url(public_url)),
             bio: p.bio.clone(),
             birthdate: p.birthdate.map(|d| format!("{}T00:00:00.000Z", d.format("%Y-%m-%d"))),
             location: p.location.map(|g| g.to_geojson()),

@@ -19,7 +19,6 @@ use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
-use crate::views::avatar_url;
 
 /// The contract's writable fields. Which of them a `client` may write is the policy engine's
 /// decision (`server-only-fields`), not this adapter's.
@@ -162,7 +161,7 @@ async fn render(state: &AppState, u: &User, access: Access) -> Result<StackUser,
         client_metadata: u.metadata.client.clone(),
         client_read_only_metadata: u.metadata.client_read_only.clone(),
         server_metadata: server.then(|| u.metadata.server.clone()),
-        profile_image_url: u.profile.avatar.as_ref().map(|a| avatar_url(a, &state.public_url)),
+        profile_image_url: u.profile.avatar.as_ref().map(|a| a.url(&state.public_url)),
         selected_team_id: u.profile.selected_team_id.map(|t| t.to_string()),
     })
 }

@@ -23,7 +23,6 @@ use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Client, CurrentUser, JsonObject};
-use crate::views::avatar_url;
 
 const FIELDS: FieldMap = &[
     ("name", "name"),
@@ -69,7 +68,7 @@ impl ZenUser {
             password: None,
             password_expired: Some(p.password_expired),
             name: p.name.clone(),
-            avatar_url: p.avatar.as_ref().map(|a| avatar_url(a, public_url)),
+            avatar_url: p.avatar.as_ref().map(|a| a.url(public_url)),
             company: p.company.clone(),
             job_title: p.job_title.clone(),
             metadata: Some(u.metadata.client.clone()),
@@ -260,7 +259,8 @@ async fn login(
             _ => basic_credentials(&headers)
                 .ok_or_else(|| value_error("client_credentials needs client_id and client_secret"))?,
         };
-        state.service.client_credentials(&id, &secret, &client).await?
+        let oauth_client = state.service.authenticate_client(None, &id, Some(&secret)).await?;
+        state.service.client_credentials(&oauth_client, &client).await?
     } else {
         let tenant = crate::extract::tenant_header(&headers)?
             .ok_or_else(|| value_error("X-Tenant-ID is required for a password login"))?;

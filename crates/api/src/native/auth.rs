@@ -126,7 +126,7 @@ pub async fn refresh(
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> ApiResult<Response> {
     let tenant = tenant_header(&headers)?;
-    let tokens = state.service.refresh(&req.refresh_token, tenant).await?;
+    let tokens = state.service.refresh(&req.refresh_token, tenant, None).await?;
     Ok(token_response(&state, tokens, StatusCode::OK))
 }
 

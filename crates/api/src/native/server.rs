@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{IfMatch, JsonBody, JsonObject, PathParams, QueryParams, ServerTenant};
 use crate::views::{Audience, SettingsView, SuspensionView, TeamView, UserUpdate, UserView};
+use tessera_core::DomainError;
 
 /// Creation takes every field of an update, plus these.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,10 +136,13 @@ pub async fn create_service_account(
     JsonBody(req): JsonBody<CreateServiceAccount>,
 ) -> ApiResult<(StatusCode, axum::Json<ServiceAccountCreated>)> {
     let created = state.service.create_service_account(tenant.id, &req.username).await?;
-    let user = UserView::new(&created.user, Audience::Server, &state.public_url, state.service.now());
+    let (Some(user), Some(client_secret)) = (created.user, created.client_secret) else {
+        return Err(DomainError::Internal("a service account has a user and a secret".into()).into());
+    };
+    let user = UserView::new(&user, Audience::Server, &state.public_url, state.service.now());
     Ok((
         StatusCode::CREATED,
-        axum::Json(ServiceAccountCreated { user, client_id: created.client_id, client_secret: created.client_secret }),
+        axum::Json(ServiceAccountCreated { user, client_id: created.client.client_id, client_secret }),
     ))
 }
 

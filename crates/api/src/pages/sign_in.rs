@@ -1,0 +1,249 @@
+//! Sign-in (password, then the TOTP step when the account has it) and sign-out. A successful
+//! sign-in starts a session whose token the browser keeps in an `HttpOnly` cookie, then goes
+//! back to where it came from: an authorization request or the account page.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tessera_core::DomainError;
+use tessera_store::Login;
+
+use super::{Ctx, FormErrors, Page, esc, input, safe_return_to};
+use crate::AppState;
+use crate::extract::{Client, PathParams};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SignInForm {
+    csrf: Option<String>,
+    /// An email address or a username: one field, whichever the person has.
+    email: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    return_to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MfaForm {
+    csrf: Option<String>,
+    mfa_token: Option<String>,
+    code: Option<String>,
+    return_to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// The sign-in form. `intro` says what the sign-in is for.
+pub fn render(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, intro: &str) -> Page {
+    let body = format!(
+        r#"<section class="card narrow">
+<h1>Sign in</h1>
+<p class="sub">{intro}</p>
+{banner}
+<form method="post" action="{base}/sign-in" novalidate>
+{csrf}
+<input type="hidden" name="return_to" value="{return_to}">
+{login}
+{password}
+<button type="submit" class="wide">Sign in</button>
+</form>
+</section>"#,
+        intro = esc(intro),
+        banner = errors.banner(),
+        base = ctx.base,
+        csrf = ctx.csrf_field(),
+        return_to = esc(return_to),
+        login = input(
+            "Email or username",
+            "email",
+            "text",
+            login,
+            r#"autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus"#,
+            errors
+        ),
+        password = input("Password", "password", "password", "", r#"autocomplete="current-password" required"#, errors),
+    );
+    let status =
+        if errors.form.is_some() || !errors.fields.is_empty() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    ctx.page(status, "Sign in", &body)
+}
+
+/// The second step: a code from the authenticator app, or a recovery code.
+fn render_mfa(ctx: &Ctx, mfa_token: &str, return_to: &str, errors: &FormErrors) -> Page {
+    let body = format!(
+        r#"<section class="card narrow">
+<h1>Two-step verification</h1>
+<p class="sub">Enter the 6-digit code from your authenticator app. Lost it? Enter one of your recovery codes instead.</p>
+{banner}
+<form method="post" action="{base}/sign-in/mfa" novalidate>
+{csrf}
+<input type="hidden" name="mfa_token" value="{token}">
+<input type="hidden" name="return_to" value="{return_to}">
+{code}
+<button type="submit" class="wide">Verify</button>
+</form>
+</section>"#,
+        banner = errors.banner(),
+        base = ctx.base,
+        csrf = ctx.csrf_field(),
+        token = esc(mfa_token),
+        return_to = esc(return_to),
+        code = input(
+            "Code",
+            "code",
+            "text",
+            "",
+            r#"class="code-input" inputmode="numeric" autocomplete="one-time-code" maxlength="32" required autofocus"#,
+            errors
+        ),
+    );
+    let status =
+        if errors.form.is_some() || !errors.fields.is_empty() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    ctx.page(status, "Two-step verification", &body)
+}
+
+fn no_issuer() -> Response {
+    (StatusCode::NOT_FOUND, "no such issuer").into_response()
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    PathParams(raw): PathParams<String>,
+    headers: HeaderMap,
+    Query(q): Query<ReturnTo>,
+) -> Response {
+    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
+    let return_to = safe_return_to(q.return_to.as_deref());
+    if ctx.signed_in(&state, &headers).await.is_some() {
+        return ctx.redirect(&return_to);
+    }
+    render(&ctx, &return_to, "", &FormErrors::default(), "Use your account to continue.").into_response()
+}
+
+/// Where a successful sign-in goes: the session cookie, then back to `return_to`.
+fn signed_in(ctx: &Ctx, tokens: &tessera_service::Tokens, return_to: &str) -> Response {
+    let mut res = ctx.redirect(return_to);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.session_cookie(&tokens.refresh_token)) {
+        res.headers_mut().append(axum::http::header::SET_COOKIE, v);
+    }
+    res
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    PathParams(raw): PathParams<String>,
+    headers: HeaderMap,
+    Client(client): Client,
+    form: Result<Form<SignInForm>, FormRejection>,
+) -> Response {
+    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
+    let Form(f) = form.unwrap_or_default();
+    if !ctx.csrf_ok(f.csrf.as_deref()) {
+        return ctx.csrf_failed();
+    }
+    let return_to = safe_return_to(f.return_to.as_deref());
+    let login_value = f.email.or(f.username).unwrap_or_default();
+    let login_value = login_value.trim();
+    let password = f.password.unwrap_or_default();
+    let intro = "Use your account to continue.";
+    if login_value.is_empty() || password.is_empty() {
+        let mut errors = FormErrors::default();
+        if login_value.is_empty() {
+            errors.fields.push(("email".into(), "Enter your email address or username.".into()));
+        }
+        if password.is_empty() {
+            errors.fields.push(("password".into(), "Enter your password.".into()));
+        }
+        return render(&ctx, &return_to, login_value, &errors, intro).into_response();
+    }
+    let login = if login_value.contains('@') { Login::Email(login_value) } else { Login::Username(login_value) };
+    match state.service.sign_in(ctx.tenant, login, password, &client).await {
+        Ok(tokens) => signed_in(&ctx, &tokens, &return_to),
+        Err(DomainError::MfaRequired { mfa_token }) => {
+            render_mfa(&ctx, &mfa_token, &return_to, &FormErrors::default()).into_response()
+        }
+        Err(DomainError::Unauthenticated(_)) => {
+            let errors = FormErrors::form("The email, username or password is not right.");
+            render(&ctx, &return_to, login_value, &errors, intro).into_response()
+        }
+        Err(e) => {
+            if let DomainError::Internal(_) = e {
+                tracing::error!(error = %e, "hosted sign-in failed");
+            }
+            render(&ctx, &return_to, login_value, &FormErrors::from_domain(&e), intro).into_response()
+        }
+    }
+}
+
+pub async fn second_factor(
+    State(state): State<AppState>,
+    PathParams(raw): PathParams<String>,
+    headers: HeaderMap,
+    Client(client): Client,
+    form: Result<Form<MfaForm>, FormRejection>,
+) -> Response {
+    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
+    let Form(f) = form.unwrap_or_default();
+    if !ctx.csrf_ok(f.csrf.as_deref()) {
+        return ctx.csrf_failed();
+    }
+    let return_to = safe_return_to(f.return_to.as_deref());
+    let token = f.mfa_token.unwrap_or_default();
+    let code = f.code.unwrap_or_default();
+    if code.trim().is_empty() {
+        let errors = FormErrors::field("code", "Enter the code from your authenticator app.");
+        return render_mfa(&ctx, &token, &return_to, &errors).into_response();
+    }
+    match state.service.complete_mfa(&token, &code, &client).await {
+        Ok(tokens) if tokens.user.tenant_id == ctx.tenant => signed_in(&ctx, &tokens, &return_to),
+        Ok(_) => {
+            ctx.error_page(StatusCode::BAD_REQUEST, "Sign in", "This sign-in belongs to another site.").into_response()
+        }
+        Err(DomainError::Validation(fields)) => {
+            let message = match fields.first().map(|f| f.code) {
+                Some("code_reused") => "This code was already used. Wait for the next one.",
+                _ => "That code is not right. Check the time on your device and try again.",
+            };
+            render_mfa(&ctx, &token, &return_to, &FormErrors::field("code", message)).into_response()
+        }
+        Err(DomainError::Unauthenticated(why)) => {
+            // The challenge expired or is not valid: start over.
+            render(&ctx, &return_to, "", &FormErrors::form(format!("{why}.")), "Use your account to continue.")
+                .into_response()
+        }
+        Err(e) => render_mfa(&ctx, &token, &return_to, &FormErrors::from_domain(&e)).into_response(),
+    }
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    PathParams(raw): PathParams<String>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
+    let Form(f) = form.unwrap_or_default();
+    if !ctx.csrf_ok(f.csrf.as_deref()) {
+        return ctx.csrf_failed();
+    }
+    if let Some((who, _)) = ctx.signed_in(&state, &headers).await
+        && let Err(e) = state.service.sign_out(&who).await
+    {
+        tracing::error!(error = %e, "hosted sign-out failed");
+    }
+    let body = format!(
+        r#"<section class="card narrow"><h1>Signed out</h1><p class="sub">You have been signed out on this device.</p>
+<a class="button" href="{}/account">Sign in again</a></section>"#,
+        ctx.base
+    );
+    ctx.page(StatusCode::OK, "Signed out", &body).with_cookie(ctx.clear_session_cookie()).into_response()
+}
