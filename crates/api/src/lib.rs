@@ -111,6 +111,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(server::create_user, server::list_users))
         .routes(routes!(server::get_user, server::patch_user, server::delete_user))
         .routes(routes!(server::create_service_account))
+        .routes(routes!(server::create_oauth_client, server::list_oauth_clients))
+        .routes(routes!(server::delete_oauth_client))
         .routes(routes!(server::suspend_user))
         .routes(routes!(server::lift_suspension))
         .routes(routes!(server::create_team, server::list_teams))

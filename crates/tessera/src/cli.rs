@@ -48,6 +48,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage OAuth 2.0 / OpenID Connect clients.
+    #[command(subcommand, name = "oauth-client")]
+    OauthClient(OauthClientCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -107,6 +110,38 @@ pub enum UserCommand {
         id: UserId,
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OauthClientCommand {
+    /// Register a client and print its id and secret (shown once; public clients have none).
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        /// Shown to people on the consent page.
+        #[arg(long)]
+        name: String,
+        /// An exact redirect URI; repeat for several.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// authorization_code, refresh_token or client_credentials; repeat for several.
+        #[arg(long = "grant-type", default_values_t = ["authorization_code".to_owned(), "refresh_token".to_owned()])]
+        grant_types: Vec<String>,
+        /// A public client (browser or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+    },
+    /// List a tenant's clients.
+    List {
+        #[arg(long)]
+        tenant: TenantId,
+    },
+    /// Delete a client.
+    Delete {
+        #[arg(long)]
+        tenant: TenantId,
+        client_id: String,
     },
 }
 
@@ -235,6 +270,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let service = admin_service(&settings).await?;
             user_command(&service, cmd, j).await?;
         }
+        Command::OauthClient(cmd) => {
+            let service = admin_service(&settings).await?;
+            oauth_client_command(&service, cmd, j).await?;
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let service = admin_service(&settings).await?;
             let kid = service.rotate_signing_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -246,14 +285,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::Result<()> {
-    let err = |e: tessera_core::DomainError| match e {
+/// A domain error as the CLI reports it, naming each rejected field.
+fn err(e: tessera_core::DomainError) -> anyhow::Error {
+    match e {
         tessera_core::DomainError::Validation(fields) => anyhow::anyhow!(
             "invalid: {}",
             fields.iter().map(|f| format!("{} ({}: {})", f.field, f.code, f.message)).collect::<Vec<_>>().join("; ")
         ),
         other => anyhow::anyhow!("{other}"),
-    };
+    }
+}
+
+fn client_json(c: &tessera_core::oauth::OAuthClient) -> serde_json::Value {
+    json!({
+        "client_id": c.client_id, "name": c.name, "redirect_uris": c.redirect_uris,
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(), "public": c.is_public,
+        "user_id": c.user_id,
+    })
+}
+
+async fn oauth_client_command(service: &Service, cmd: OauthClientCommand, j: bool) -> anyhow::Result<()> {
+    match cmd {
+        OauthClientCommand::Create { tenant, name, redirect_uris, grant_types, public } => {
+            let new = tessera_service::oauth::NewOAuthClient { name, redirect_uris, grant_types, public };
+            let created = service.create_oauth_client(tenant, new).await.map_err(err)?;
+            let mut v = client_json(&created.client);
+            v["client_secret"] = json!(created.client_secret);
+            let c = &created.client;
+            print(j, v, || match &created.client_secret {
+                Some(secret) => {
+                    format!("client {}\n  name:   {}\n  secret: {secret} (shown once)", c.client_id, c.name)
+                }
+                None => format!("public client {}\n  name:   {}", c.client_id, c.name),
+            });
+        }
+        OauthClientCommand::List { tenant } => {
+            let clients = service.list_oauth_clients(tenant).await.map_err(err)?;
+            print(j, json!(clients.iter().map(client_json).collect::<Vec<_>>()), || {
+                clients.iter().map(|c| format!("{}  {}", c.client_id, c.name)).collect::<Vec<_>>().join("\n")
+            });
+        }
+        OauthClientCommand::Delete { tenant, client_id } => {
+            service.delete_oauth_client(tenant, &client_id).await.map_err(err)?;
+            print(j, json!({"deleted": client_id}), || format!("deleted client {client_id}"));
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::Result<()> {
     match cmd {
         UserCommand::List { tenant, limit, email } => {
             let users =

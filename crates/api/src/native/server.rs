@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tessera_core::{SuspensionId, TeamId, UserId};
+use tessera_service::oauth::NewOAuthClient;
 use tessera_service::{Actor, NewSuspension, TeamInput, UpdateOptions};
 use tessera_store::UserFilter;
 use utoipa::{IntoParams, ToSchema};
@@ -144,6 +145,103 @@ pub async fn create_service_account(
         StatusCode::CREATED,
         axum::Json(ServiceAccountCreated { user, client_id: created.client.client_id, client_secret }),
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOAuthClient {
+    /// Shown to people on the consent page. 1–100 characters.
+    pub name: String,
+    /// Exact redirect URIs: https, http on a loopback host, or a reverse-domain app scheme.
+    /// Required for `authorization_code`.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Any of `authorization_code`, `refresh_token`, `client_credentials`.
+    pub grant_types: Vec<String>,
+    /// A public client (browser or native app) has no secret and must use PKCE S256.
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// A registered OAuth client. `client_secret` appears only in the answer to its creation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthClientView {
+    pub client_id: String,
+    /// Shown once for confidential clients; Tessera keeps only its hash. Absent for public ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<&'static str>,
+    pub public: bool,
+    /// The service-account user a `client_credentials` client acts as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl OAuthClientView {
+    fn new(c: &tessera_core::oauth::OAuthClient, client_secret: Option<String>) -> Self {
+        Self {
+            client_id: c.client_id.clone(),
+            client_secret,
+            name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            grant_types: c.grant_types.iter().map(|g| g.as_str()).collect(),
+            public: c.is_public,
+            user_id: c.user_id.map(|u| u.0),
+            created_at: c.created_at.timestamp_millis(),
+        }
+    }
+}
+
+/// Register an OAuth 2.0 / OpenID Connect client of this tenant. Confidential clients get a
+/// secret, shown once; public clients get none and must use PKCE.
+#[utoipa::path(post, path = "/v1/oauth/clients", tag = "server", security(("server_key" = [])),
+    request_body = CreateOAuthClient,
+    responses(
+        (status = 201, description = "The client, with its secret if confidential", body = OAuthClientView),
+        (status = 400, description = "Invalid name, redirect URI or grant type", body = ErrorBody),
+    ))]
+pub async fn create_oauth_client(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    JsonBody(req): JsonBody<CreateOAuthClient>,
+) -> ApiResult<(StatusCode, axum::Json<OAuthClientView>)> {
+    let new = NewOAuthClient {
+        name: req.name,
+        redirect_uris: req.redirect_uris,
+        grant_types: req.grant_types,
+        public: req.public,
+    };
+    let created = state.service.create_oauth_client(tenant.id, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(OAuthClientView::new(&created.client, created.client_secret))))
+}
+
+/// The tenant's OAuth clients, oldest first (without secrets).
+#[utoipa::path(get, path = "/v1/oauth/clients", tag = "server", security(("server_key" = [])),
+    responses((status = 200, description = "The clients", body = [OAuthClientView])))]
+pub async fn list_oauth_clients(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+) -> ApiResult<axum::Json<Vec<OAuthClientView>>> {
+    let clients = state.service.list_oauth_clients(tenant.id).await?;
+    Ok(axum::Json(clients.iter().map(|c| OAuthClientView::new(c, None)).collect()))
+}
+
+/// Delete a client: its codes and refresh tokens stop working; a `client_credentials`
+/// client's service-account user is deleted with it.
+#[utoipa::path(delete, path = "/v1/oauth/clients/{client_id}", tag = "server", security(("server_key" = [])),
+    params(("client_id" = String, Path, description = "The client")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such client", body = ErrorBody)))]
+pub async fn delete_oauth_client(
+    State(state): State<AppState>,
+    ServerTenant(tenant): ServerTenant,
+    PathParams(client_id): PathParams<String>,
+) -> ApiResult<StatusCode> {
+    state.service.delete_oauth_client(tenant.id, &client_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Read a user.
