@@ -238,3 +238,87 @@ pub fn signed_in(tenant: &str, email: &str, v: &Value) -> SignedIn {
         session_id: v["session_id"].as_str().unwrap().into(),
     }
 }
+
+/// A minimal browser for the hosted forms, as any HTTP client could drive them: it keeps
+/// cookies and follows no redirects, so every step can be checked.
+pub struct FormClient {
+    base: String,
+    http: reqwest::Client,
+    cookies: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+/// A response of the hosted pages.
+pub struct Html {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Html {
+    /// Where a redirect points, made absolute.
+    pub fn location(&self, base: &str) -> String {
+        let l = self.headers.get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        if l.starts_with('/') { format!("{base}{l}") } else { l }
+    }
+
+    /// The value of the hidden (or any) input `name`, HTML-unescaped.
+    pub fn input(&self, name: &str) -> Option<String> {
+        let at = self.text.find(&format!(r#"name="{name}""#))?;
+        let tag_start = self.text[..at].rfind('<')?;
+        let tag = &self.text[tag_start..at + self.text[at..].find('>')?];
+        let v = tag.split(r#"value=""#).nth(1)?.split('"').next()?;
+        Some(
+            v.replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    }
+}
+
+impl FormClient {
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Self { base: base.to_owned(), http, cookies: Default::default() }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.lock().unwrap().get(name).cloned()
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Html {
+        let jar = self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let req = if jar.is_empty() { req } else { req.header("cookie", jar) };
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        for c in headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") || v.is_empty() {
+                self.cookies.lock().unwrap().remove(k);
+            } else {
+                self.cookies.lock().unwrap().insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Html { status, headers, text: res.text().await.unwrap() }
+    }
+
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with('/') { format!("{}{url}", self.base) } else { url.to_owned() }
+    }
+
+    pub async fn get(&self, url: &str) -> Html {
+        self.send(self.http.get(self.absolute(url))).await
+    }
+
+    pub async fn post(&self, url: &str, form: &[(&str, &str)]) -> Html {
+        self.send(self.http.post(self.absolute(url)).form(form)).await
+    }
+}

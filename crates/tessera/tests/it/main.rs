@@ -17,6 +17,7 @@ mod deletion;
 mod hook;
 mod isolation;
 mod me;
+mod oauth;
 mod oidc;
 mod ops;
 mod reliability;
