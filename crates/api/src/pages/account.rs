@@ -188,7 +188,7 @@ async fn render(
                     "code",
                     "text",
                     "",
-                    r#"class="code-input" inputmode="numeric" autocomplete="one-time-code" maxlength="6""#,
+                    r#"class="code-input" inputmode="numeric" autocomplete="one-time-code" maxlength="6" autofocus"#,
                     te
                 ),
             )

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod cli;
 mod contract_bird;
 mod contract_jitsudo;

@@ -1,0 +1,169 @@
+//! The account page in a real browser: headless Chromium, driven through chromedriver with
+//! the `fantoccini` WebDriver client, does what a new user would — signs in, changes the
+//! display name, uploads an avatar, turns on two-step verification with a code computed here
+//! from the secret the page shows, and signs out another session. Each step is checked
+//! through the API as well, and screenshots are saved under
+//! `$CARGO_TARGET_TMPDIR/screenshots/` as test artefacts.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian packages; `scripts/test` installs them).
+//! Set `TESSERA_SKIP_BROWSER=1` to skip it on a machine without them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+struct Driver {
+    _child: Child,
+    port: u16,
+}
+
+async fn start_chromedriver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver must be installed (apt-get install -y chromium chromium-driver)");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("http://127.0.0.1:{port}/status")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Driver { _child: child, port };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not become ready");
+}
+
+async fn chromium(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                "--window-size=1100,1400", format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+fn artefacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(artefacts().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| {
+        panic!("{css} did not appear: {e}");
+    })
+}
+
+#[tokio::test]
+async fn a_new_user_manages_the_account_page_in_headless_chromium() {
+    if std::env::var_os("TESSERA_SKIP_BROWSER").is_some() {
+        eprintln!("skipped: TESSERA_SKIP_BROWSER is set");
+        return;
+    }
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    // Another device, to be signed out from the page.
+    let (_, other) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    let other_access = other["access_token"].as_str().unwrap().to_owned();
+    let other_session = other["session_id"].as_str().unwrap().to_owned();
+
+    let driver = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+    let account = app.url(&format!("/oidc/{}/account", t.id));
+
+    // Signing in.
+    c.goto(&account).await.unwrap();
+    wait_for(&c, "input[name=email]").await.send_keys(&u.email).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    shot(&c, "01-sign-in").await;
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#profile").await;
+    assert_eq!(c.current_url().await.unwrap().as_str(), account);
+    shot(&c, "02-account").await;
+
+    // The display name.
+    let name = c.find(Locator::Css("#f-display_name")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("Ada Lovelace").await.unwrap();
+    c.find(Locator::Css("#profile button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#flash").await;
+    assert_eq!(c.find(Locator::Css("#shown-name")).await.unwrap().text().await.unwrap(), "Ada Lovelace");
+    assert_eq!(app.get_me(&u.access).await.1["display_name"], "Ada Lovelace");
+
+    // The avatar, from a file on disk.
+    use base64::Engine;
+    let png = profile.path().join("me.png");
+    std::fs::write(&png, base64::engine::general_purpose::STANDARD.decode(PNG_1X1).unwrap()).unwrap();
+    c.find(Locator::Css("#f-avatar")).await.unwrap().send_keys(png.to_str().unwrap()).await.unwrap();
+    c.find(Locator::Css("#picture button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#flash").await;
+    let src = wait_for(&c, "img#avatar").await.attr("src").await.unwrap().unwrap();
+    let me = app.get_me(&u.access).await.1;
+    assert_eq!(me["avatar_url"].as_str(), Some(src.as_str()));
+    assert_eq!(app.client.get(&src).send().await.unwrap().status(), StatusCode::OK);
+    shot(&c, "03-profile-and-avatar").await;
+
+    // Two-step verification: scan (read the key), type the code, see the recovery codes.
+    c.find(Locator::Css("#totp-begin")).await.unwrap().click().await.unwrap();
+    let secret = wait_for(&c, "#totp-secret").await.text().await.unwrap();
+    c.find(Locator::Css(".qr svg")).await.expect("the QR code is on the page");
+    shot(&c, "04-totp-qr").await;
+    let key = tessera_auth::totp::base32_decode(&secret).unwrap();
+    let code =
+        format!("{:06}", tessera_auth::totp::code_at(&key, tessera_auth::totp::step_of(app.clock.now_unix()), 6));
+    c.find(Locator::Css("#two-step input[name=code]")).await.unwrap().send_keys(&code).await.unwrap();
+    c.find(Locator::Css("#two-step button[type=submit]")).await.unwrap().click().await.unwrap();
+    let codes = wait_for(&c, "#recovery-codes").await.find_all(Locator::Css("li")).await.unwrap();
+    assert_eq!(codes.len(), 10);
+    shot(&c, "05-recovery-codes").await;
+    let (status, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("mfa_required")), "{v}");
+
+    // The other device's session, signed out from the list.
+    c.find(Locator::Css("#two-step a.button")).await.unwrap().click().await.unwrap();
+    let row = wait_for(&c, &format!("tr[data-session='{other_session}']")).await;
+    row.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#flash").await;
+    assert!(c.find(Locator::Css(&format!("tr[data-session='{other_session}']"))).await.is_err());
+    assert_eq!(app.get_me(&other_access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get_me(&u.access).await.0, StatusCode::OK, "the API session was not touched");
+    shot(&c, "06-sessions").await;
+
+    // Readable on a phone: the same page at 390 px wide, without sideways scrolling.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&account).await.unwrap();
+    wait_for(&c, "#profile").await;
+    let overflow = c
+        .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(overflow.as_i64(), Some(0), "the page scrolls sideways on a phone");
+    shot(&c, "07-phone").await;
+    c.close().await.unwrap();
+}
