@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 struct ExtraMeta {
@@ -65,7 +65,7 @@ async fn register(app: &TestApp, t: &Tenant, body: Value) -> (String, Option<Str
     (c["client_id"].as_str().unwrap().to_owned(), c["client_secret"].as_str().map(str::to_owned))
 }
 
-async fn confidential(app: &TestApp, t: &Tenant) -> (String, String) {
+pub(crate) async fn confidential(app: &TestApp, t: &Tenant) -> (String, String) {
     let body =
         json!({"name": "Notes", "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"]});
     let (id, secret) = register(app, t, body).await;
@@ -74,7 +74,13 @@ async fn confidential(app: &TestApp, t: &Tenant) -> (String, String) {
 
 /// The person's part: open the authorization URL, sign in on the hosted form (and give a TOTP
 /// code when asked), approve on the consent page. Returns where the browser is sent.
-async fn approve(app: &TestApp, browser: &FormClient, auth_url: &str, login: &str, code: Option<String>) -> String {
+pub(crate) async fn approve(
+    app: &TestApp,
+    browser: &FormClient,
+    auth_url: &str,
+    login: &str,
+    code: Option<String>,
+) -> String {
     let page = browser.get(auth_url).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert!(page.text.contains(r#"name="password""#), "the sign-in form is shown: {}", page.text);
@@ -110,7 +116,7 @@ async fn approve(app: &TestApp, browser: &FormClient, auth_url: &str, login: &st
     done.location(&app.base)
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
@@ -759,4 +765,42 @@ async fn oauth_clients_are_validated_listed_and_deleted_by_the_server() {
         StatusCode::BAD_REQUEST,
         "a deleted client is unknown"
     );
+}
+
+#[tokio::test]
+async fn another_tenants_clients_and_codes_reach_nothing() {
+    let app = spawn_app().await;
+    let a = app.tenant().await;
+    let b = app.tenant().await;
+    app.sign_up(&a, "ada@example.com").await;
+    app.sign_up(&b, "ada@example.com").await;
+    let (id, secret) = confidential(&app, &a).await;
+    // A's client is unknown at B's issuer, for authorization and for tokens.
+    let url = format!("{}/authorize?response_type=code&client_id={id}&redirect_uri={REDIRECT}", issuer(&app, &b));
+    assert_eq!(FormClient::new(&app.base).get(&url).await.status, StatusCode::BAD_REQUEST);
+    let (status, v) = redeem(&app, &b, &id, &secret, "tsr_ac_whatever", None).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    // A code issued at A cannot be redeemed at B, even by a client of B.
+    let code = code_for(&app, &a, &id, None, "ada@example.com").await;
+    let (b_id, b_secret) = confidential(&app, &b).await;
+    assert_eq!(redeem(&app, &b, &b_id, &b_secret, &code, None).await.1["error"], "invalid_grant");
+    // B's browser session is not A's: signed in at A, the account page of B asks to sign in.
+    let browser = FormClient::new(&app.base);
+    let page = browser.get(&format!("{}/sign-in?return_to=account", issuer(&app, &a))).await;
+    browser
+        .post(
+            &format!("{}/sign-in", issuer(&app, &a)),
+            &[
+                ("csrf", &page.input("csrf").unwrap()),
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("return_to", "account"),
+            ],
+        )
+        .await;
+    assert_eq!(browser.get(&format!("{}/account", issuer(&app, &a))).await.status, StatusCode::OK);
+    assert_eq!(browser.get(&format!("{}/account", issuer(&app, &b))).await.status, StatusCode::SEE_OTHER);
+    // B's server key sees none of A's clients.
+    let (_, list) = app.server(Method::GET, &b, "/v1/oauth/clients", None).await;
+    assert!(list.as_array().unwrap().iter().all(|c| c["client_id"] != id.as_str()));
 }

@@ -77,6 +77,32 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
         .unwrap();
     keep(&body(res).await.1);
 
+    // The authorization-code flow: a password posted to a hosted form, the browser session
+    // cookie, the code, the client secret, the tokens.
+    let ben = app.sign_up(&t, "ben@example.com").await;
+    let (oauth_id, oauth_secret) = crate::oauth::confidential(&app, &t).await;
+    let browser = FormClient::new(&app.base);
+    let authorize = format!(
+        "{}/authorize?response_type=code&scope=openid%20email&client_id={oauth_id}&redirect_uri={}",
+        app.url(&format!("/oidc/{}", t.id)),
+        crate::oauth::REDIRECT
+    );
+    let back = crate::oauth::approve(&app, &browser, &authorize, &ben.email, None).await;
+    let code = crate::oauth::query_param(&back, "code").unwrap();
+    let cookie = browser.cookie("tessera_session").unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/oidc/{}/token", t.id)))
+        .basic_auth(&oauth_id, Some(&oauth_secret))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", crate::oauth::REDIRECT)])
+        .send()
+        .await
+        .unwrap();
+    let granted = body(res).await.1;
+    let id_token = granted["id_token"].as_str().unwrap().to_owned();
+    let account = browser.get(&app.url(&format!("/oidc/{}/account", t.id))).await;
+    responses.push(account.text);
+
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request"), "the capture works: {}", &logs[..logs.len().min(500)]);
     for (what, secret) in [
@@ -90,6 +116,10 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
         ("refresh token", u.refresh.as_str()),
         ("access token", u.access.as_str()),
         ("password hash", "$argon2id$"),
+        ("OAuth client secret", oauth_secret.as_str()),
+        ("authorization code", code.as_str()),
+        ("browser session cookie", cookie.as_str()),
+        ("ID token", id_token.as_str()),
     ] {
         assert!(!logs.contains(secret), "the {what} is in the logs");
         for r in &responses {
