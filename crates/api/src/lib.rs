@@ -74,6 +74,29 @@ struct ApiDoc;
 
 struct SecuritySchemes;
 
+/// Every operation may also answer with the native error body for a status it does not list:
+/// 401 and 403 for credentials, 404, 405, 408, 413, 415, 429 from the HTTP layer and the
+/// limits, 500 and 503. A `default` response says so, so that the document describes every
+/// answer the server can give (schemathesis checks it).
+struct ErrorResponses;
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let default = ResponseBuilder::new()
+            .description("An error, in the native error body (`code`, `message`, `details`)")
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            for op in
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                op.responses.responses.entry("default".to_owned()).or_insert_with(|| default.clone().into());
+            }
+        }
+    }
+}
+
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -127,6 +150,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI 3.1 document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_routes().split_for_parts().1;
+    // After the routes are in: a modifier on `ApiDoc` would run before there are any paths.
+    utoipa::Modify::modify(&ErrorResponses, &mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }

@@ -109,6 +109,8 @@ pub struct ValidAuthorization {
     pub code_challenge: Option<String>,
     /// `prompt=none`: no page may be shown; without a signed-in user the answer is an error.
     pub prompt_none: bool,
+    /// `prompt=login`: the user must sign in again, even with a session.
+    pub prompt_login: bool,
 }
 
 impl ValidAuthorization {
@@ -358,13 +360,15 @@ impl Service {
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
             None => return Err(AuthorizeError::Show("redirect_uri is missing".into())),
         };
+        let prompts: Vec<&str> = req.prompt.as_deref().unwrap_or("").split(' ').collect();
         let mut valid = ValidAuthorization {
             redirect_uri,
             scope: granted_scope(req.scope.as_deref()),
             state: req.state.clone(),
             nonce: req.nonce.clone(),
             code_challenge: req.code_challenge.clone(),
-            prompt_none: req.prompt.as_deref().is_some_and(|p| p.split(' ').any(|p| p == "none")),
+            prompt_none: prompts.contains(&"none"),
+            prompt_login: prompts.contains(&"login"),
             client,
         };
         if !valid.client.allows(GrantType::AuthorizationCode) {

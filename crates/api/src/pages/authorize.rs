@@ -137,13 +137,9 @@ pub async fn start(
         Err(e) => return refuse(&state, &ctx, e),
     };
     let signed_in = ctx.signed_in(&state, &headers).await;
-    let fresh_needed = serde_urlencoded::from_str::<AuthorizationRequest>(&query)
-        .ok()
-        .and_then(|r| r.prompt)
-        .is_some_and(|p| p.split(' ').any(|p| p == "login"));
     let now = state.service.now();
     match signed_in {
-        Some((who, since)) if !fresh_needed || (now - since).num_seconds() <= FRESH_SIGN_IN_SECONDS => {
+        Some((who, since)) if !v.prompt_login || (now - since).num_seconds() <= FRESH_SIGN_IN_SECONDS => {
             if v.prompt_none {
                 // Consent is asked every time, so it can never be given without a page.
                 return refuse(&state, &ctx, v.refuse("consent_required", "the user must approve this client"));

@@ -380,6 +380,10 @@ async fn tokens_signed_after_a_key_rotation_verify_and_old_ones_still_do() {
     assert_ne!(kid(&before.access), kid(&after.access), "the new key signs");
     assert_eq!(app.get_me(&before.access).await.0, StatusCode::OK, "the retired key still verifies");
     assert_eq!(app.get_me(&after.access).await.0, StatusCode::OK);
+    // Both keys are published, so other verifiers accept both too.
+    let (_, jwks) = body(app.client.get(app.url(&format!("/oidc/{}/jwks", t.id))).send().await.unwrap()).await;
+    let kids: Vec<&serde_json::Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
+    assert!(kids.contains(&&kid(&before.access)) && kids.contains(&&kid(&after.access)), "{jwks}");
 }
 
 /// The TOTP code of `secret` at the test clock's time plus `offset_steps`.

@@ -107,10 +107,7 @@ pub(crate) async fn approve(
     assert!(consent.text.contains("Allow"), "{}", consent.text);
     let request = consent.input("request").unwrap();
     let done = browser
-        .post(
-            &auth_url.split('?').next().unwrap().to_owned(),
-            &[("csrf", &csrf), ("request", &request), ("decision", "approve")],
-        )
+        .post(auth_url.split('?').next().unwrap(), &[("csrf", &csrf), ("request", &request), ("decision", "approve")])
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
     done.location(&app.base)
