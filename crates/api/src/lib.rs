@@ -34,6 +34,9 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// How long a request may take, reading its body included, unless configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Bodies larger than this are refused with `413` (avatar uploads have their own cap).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub(crate) const MAX_AVATAR_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -163,11 +166,11 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole HTTP application.
 pub fn router(service: Arc<Service>) -> Router {
-    router_with(service, &compat::Prefixes::default())
+    router_with(service, &compat::Prefixes::default(), DEFAULT_REQUEST_TIMEOUT)
 }
 
 /// The whole HTTP application, with the seed contracts under the given prefixes.
-pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes) -> Router {
+pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes, request_timeout: Duration) -> Router {
     let public_url: Arc<str> = service.config.public_url.trim_end_matches('/').into();
     let (api, _) = api_routes().split_for_parts();
     let doc = openapi();
@@ -210,9 +213,11 @@ pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes) -> Router
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(panic_response))
+                // Bounds the whole request, body included: a client trickling its body is cut
+                // off with 408 (and nothing half-read is acted on).
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
-                    Duration::from_secs(30),
+                    request_timeout,
                 ))
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,

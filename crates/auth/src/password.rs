@@ -58,6 +58,25 @@ pub fn hash_blocking(params: &Params, password: &str) -> Result<String, HashErro
         .map_err(|e| HashError::Hash(e.to_string()))
 }
 
+/// A well-formed argon2id hash with the configured parameters, a random salt and a random
+/// output: verifying against it costs exactly a real verification and never succeeds. Made
+/// without hashing, so start-up does not pay for an argon2id run.
+fn decoy_hash(params: &Params) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let (mut salt, mut output) = ([0u8; 16], [0u8; 32]);
+    crate::secret::fill_random(&mut salt);
+    crate::secret::fill_random(&mut output);
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        b64.encode(salt),
+        b64.encode(output)
+    )
+}
+
 fn verify_blocking(params: &Params, password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| argon(params).verify_password(password.as_bytes(), &parsed).is_ok())
 }
@@ -68,7 +87,7 @@ const QUEUE: usize = 1024;
 impl PasswordHasher {
     /// Starts `threads` hashing threads. They end when the last clone of the hasher is dropped.
     pub fn new(threads: usize, params: Params) -> Result<Self, HashError> {
-        let decoy = hash_blocking(&params, &crate::secret::random_token("", 24))?;
+        let decoy = decoy_hash(&params);
         let (tx, rx) = tokio::sync::mpsc::channel::<Job>(QUEUE);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let threads = threads.max(1);
@@ -129,5 +148,19 @@ mod tests {
         assert!(hasher.verify("correct horse battery staple".into(), Some(h.clone())).await.unwrap());
         assert!(!hasher.verify("wrong".into(), Some(h)).await.unwrap());
         assert!(!hasher.verify("anything".into(), None).await.unwrap());
+    }
+
+    #[test]
+    fn the_decoy_is_a_well_formed_hash_with_the_same_parameters_that_nothing_matches() {
+        let params = owasp_params();
+        let decoy = decoy_hash(&params);
+        let parsed = PasswordHash::new(&decoy).expect("the decoy parses as a PHC string");
+        let real = hash_blocking(&params, "x").unwrap();
+        let real = PasswordHash::new(&real).unwrap();
+        assert_eq!((parsed.algorithm, parsed.version), (real.algorithm, real.version));
+        assert_eq!(parsed.params, real.params, "the same cost as a real verification");
+        assert_eq!(parsed.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        assert!(!verify_blocking(&params, "", &decoy));
+        assert!(!verify_blocking(&params, "correct horse battery staple", &decoy));
     }
 }

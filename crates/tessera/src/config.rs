@@ -39,6 +39,9 @@ pub struct Settings {
     /// A client must send its request headers within this time, or the connection is closed
     /// (slow-header clients, "slowloris", cannot hold connections open).
     pub header_read_timeout_seconds: u64,
+    /// A whole request, body included, must be read and answered within this time, or it gets
+    /// `408` (slow-body clients cannot hold a request open).
+    pub request_timeout_seconds: u64,
     /// Where each seed contract is mounted (`TESSERA_COMPAT__BIRD=/bird`, or a `[compat]` table).
     pub compat: tessera_api::compat::Prefixes,
 }
@@ -59,6 +62,7 @@ impl Default for Settings {
             log_format: "text".into(),
             shutdown_grace_seconds: 30,
             header_read_timeout_seconds: 10,
+            request_timeout_seconds: 30,
             compat: tessera_api::compat::Prefixes::default(),
         }
     }

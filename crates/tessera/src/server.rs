@@ -92,7 +92,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let (service, generated_root_key) = build_service(settings, store, clock, public_url).await?;
 
     let (tx, rx) = watch::channel(false);
-    let app = tessera_api::router_with(Arc::clone(&service), &settings.compat);
+    let request_timeout = Duration::from_secs(settings.request_timeout_seconds.max(1));
+    let app = tessera_api::router_with(Arc::clone(&service), &settings.compat, request_timeout);
     let header_timeout = Duration::from_secs(settings.header_read_timeout_seconds.max(1));
     let server = tokio::spawn(serve(listener, app, header_timeout, rx.clone()));
     let purge_every = Duration::from_secs(settings.purge_interval_seconds.max(1));

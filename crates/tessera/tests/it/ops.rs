@@ -111,3 +111,31 @@ async fn a_client_sending_its_headers_too_slowly_is_disconnected() {
     let res = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "well-behaved clients are still served");
 }
+
+#[tokio::test]
+async fn a_client_sending_its_body_too_slowly_gets_408_and_changes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.request_timeout_seconds = 1).await;
+    let (_, u) = app.user().await;
+    let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let body = br#"{"display_name": "Trickled"}"#;
+    let head = format!(
+        "PATCH /v1/me HTTP/1.1\r\nHost: tessera\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        u.access,
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // A few bytes of the body, then the rest far too late.
+    slow.write_all(&body[..5]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("the server answers within the request timeout")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let _ = slow.write_all(&body[5..]).await;
+    let (_, me) = app.get_me(&u.access).await;
+    assert!(me["display_name"].is_null(), "nothing of the cut-off request was applied: {me}");
+}
