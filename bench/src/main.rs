@@ -22,8 +22,10 @@ fn main() -> std::process::ExitCode {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
+                // The server's code exactly: one worker per thread, its memory reused.
+                let mut worker = tessera_auth::password::Worker::new(params.clone());
                 while !stop.load(Ordering::Relaxed) {
-                    if tessera_auth::password::hash_blocking(&params, "correct horse battery staple").is_ok() {
+                    if worker.hash("correct horse battery staple").is_ok() {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                 }
