@@ -138,9 +138,9 @@ fn decoy_hash(params: &Params) -> String {
 }
 
 /// How much less CPU a busy hashing thread gets than a request thread when both want it
-/// (Linux nice 10: about a tenth of the weight). Alone, hashing still uses every idle cycle, so
+/// (Linux nice 5: about a third of the weight). Alone, hashing still uses every idle cycle, so
 /// sign-in throughput is unchanged; in a sign-in storm, `GET /me` is served first.
-const HASH_THREAD_NICE: i32 = 10;
+const HASH_THREAD_NICE: i32 = 5;
 
 /// Lowers the calling thread's priority by `HASH_THREAD_NICE` (on Linux the nice value is per
 /// thread). Failing to is
