@@ -62,10 +62,19 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .foreign_keys(true);
         // SQLite has one writer. Writes go through a pool of exactly one connection, so they
         // queue in the pool (fairly, without spinning on the lock) instead of contending.
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(other)?;
+        // No ping before each acquire (sqlx's default): an embedded database connection does not
+        // go stale, and the ping is one more round trip to the connection's worker thread on
+        // every query — on `GET /me` the profile showed thread hand-offs as the main cost.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(other)?;
         let read = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .min_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(other)?;
