@@ -5,8 +5,7 @@
 //! under the surface name `hosted`), then redirects back with a message, or shows the page
 //! again with the errors next to their fields.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Multipart, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -352,6 +351,30 @@ pub async fn page(
     render(&state, &ctx, &who, q.done.as_deref().and_then(flash), None, totp).await
 }
 
+/// A posted account form, past the checks every one of them needs: the issuer exists, the
+/// CSRF token is this browser's, and someone is signed in. Otherwise the answer is the page
+/// that says so (or the redirect to sign in).
+pub struct AccountPost {
+    ctx: Ctx,
+    who: Principal,
+    form: AccountForm,
+}
+
+impl FromRequest<AppState> for AccountPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let PathParams(raw) =
+            PathParams::<String>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Form(form) =
+            Form::<AccountForm>::from_request(Request::from_parts(parts, body), state).await.unwrap_or_default();
+        let (ctx, who) = begin(state, &raw, &headers, form.csrf.as_deref()).await?;
+        Ok(Self { ctx, who, form })
+    }
+}
+
 /// The common start of every account form: issuer, CSRF, signed-in user.
 async fn begin(
     state: &AppState,
@@ -386,17 +409,7 @@ async fn update(state: &AppState, who: &Principal, body: Map<String, Value>) -> 
     state.service.update_user(Actor::SelfService, who.tenant_id(), who.user.id, &body, &opts).await.map(|_| ())
 }
 
-pub async fn profile(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<AccountForm>, FormRejection>,
-) -> Response {
-    let Form(f) = form.unwrap_or_default();
-    let (ctx, who) = match begin(&state, &raw, &headers, f.csrf.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn profile(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
     let body = Map::from_iter([
         ("display_name".to_owned(), text_or_null(f.display_name)),
         ("first_name".to_owned(), text_or_null(f.first_name)),
@@ -465,17 +478,7 @@ pub async fn avatar(
     }
 }
 
-pub async fn password(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<AccountForm>, FormRejection>,
-) -> Response {
-    let Form(f) = form.unwrap_or_default();
-    let (ctx, who) = match begin(&state, &raw, &headers, f.csrf.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn password(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
     let current = f.current_password.unwrap_or_default();
     let new = f.new_password.unwrap_or_default();
     match state.service.change_password(&who, current, new).await {
@@ -497,34 +500,14 @@ pub async fn password(
     }
 }
 
-pub async fn totp_begin(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<AccountForm>, FormRejection>,
-) -> Response {
-    let Form(f) = form.unwrap_or_default();
-    let (ctx, who) = match begin(&state, &raw, &headers, f.csrf.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn totp_begin(State(state): State<AppState>, AccountPost { ctx, who, .. }: AccountPost) -> Response {
     match state.service.begin_totp(&who).await {
         Ok(e) => render(&state, &ctx, &who, None, None, TotpView::Enrolling(e)).await,
         Err(e) => failed(&state, &ctx, &who, Section::Totp, &e).await,
     }
 }
 
-pub async fn totp_confirm(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<AccountForm>, FormRejection>,
-) -> Response {
-    let Form(f) = form.unwrap_or_default();
-    let (ctx, who) = match begin(&state, &raw, &headers, f.csrf.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn totp_confirm(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
     match state.service.confirm_totp(&who, f.code.as_deref().unwrap_or("")).await {
         Ok(codes) => {
             let mut who = who;
@@ -547,17 +530,7 @@ pub async fn totp_confirm(
     }
 }
 
-pub async fn totp_disable(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<AccountForm>, FormRejection>,
-) -> Response {
-    let Form(f) = form.unwrap_or_default();
-    let (ctx, who) = match begin(&state, &raw, &headers, f.csrf.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn totp_disable(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
     let code = f.code.filter(|c| !c.trim().is_empty());
     let password = f.password.filter(|p| !p.is_empty());
     if code.is_none() && password.is_none() {
@@ -574,17 +547,7 @@ pub async fn totp_disable(
     }
 }
 
-pub async fn revoke_session(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<AccountForm>, FormRejection>,
-) -> Response {
-    let Form(f) = form.unwrap_or_default();
-    let (ctx, who) = match begin(&state, &raw, &headers, f.csrf.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn revoke_session(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
     let Some(id) = f.session_id.and_then(|s| s.parse().ok()) else {
         let e = FormErrors::form("That session does not exist.");
         return render(&state, &ctx, &who, None, Some((Section::Sessions, e)), TotpView::Normal).await;
@@ -595,17 +558,7 @@ pub async fn revoke_session(
     }
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<AccountForm>, FormRejection>,
-) -> Response {
-    let Form(f) = form.unwrap_or_default();
-    let (ctx, who) = match begin(&state, &raw, &headers, f.csrf.as_deref()).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn delete(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
     if f.confirm.as_deref() != Some("yes") {
         let e = FormErrors::field("confirm", "Tick the box to confirm.");
         return render(&state, &ctx, &who, None, Some((Section::Delete, e)), TotpView::Normal).await;
