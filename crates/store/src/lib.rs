@@ -5,6 +5,7 @@
 //! `StoreError::Conflict`), optimistic concurrency (`version` checked in the `UPDATE` itself) and
 //! transactions: every multi-step write is one transaction.
 
+mod inline;
 mod sql;
 
 use async_trait::async_trait;

@@ -18,6 +18,7 @@ use tessera_core::tenant::{Tenant, TenantSettings};
 use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, Team, User, UserStatus};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
+use crate::inline::InlineReads;
 use crate::{
     ImageBlob, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials,
     UserFilter, UserWrite, constraints,
@@ -51,7 +52,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .connect_with(options)
             .await
             .map_err(other)?;
-        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool }))
+        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool, inline: None }))
     } else {
         let options = SqliteConnectOptions::from_str(&opts.url)
             .map_err(other)?
@@ -75,16 +76,21 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .max_connections(opts.max_connections.max(1))
             .min_connections(1)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(other)?;
-        Ok(Arc::new(SqlStore::<Sqlite> { read, write }))
+        let file = options.get_filename();
+        let inline = (file != std::path::Path::new(":memory:"))
+            .then(|| InlineReads::new(file.to_path_buf(), opts.max_connections as usize));
+        Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline }))
     }
 }
 
 pub struct SqlStore<DB: sqlx::Database> {
     read: Pool<DB>,
     write: Pool<DB>,
+    /// SQLite on a file: the hot reads, without sqlx's thread hand-off (`inline.rs`).
+    inline: Option<InlineReads>,
 }
 
 fn other(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -149,6 +155,68 @@ struct StoredDoc {
     suspensions: Vec<Suspension>,
 }
 
+/// A row of either driver read by column name: sqlx's rows, and rusqlite's for the reads that
+/// run inline (`inline.rs`). `user_from` is written once against it.
+pub(crate) trait Columns {
+    fn text(&self, c: &str) -> Result<String>;
+    fn opt_text(&self, c: &str) -> Result<Option<String>>;
+    fn int(&self, c: &str) -> Result<i64>;
+    fn opt_int(&self, c: &str) -> Result<Option<i64>>;
+    fn flag(&self, c: &str) -> Result<bool>;
+}
+
+macro_rules! sqlx_columns {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, c: &str) -> Result<String> {
+                self.try_get(c).map_err(map_err)
+            }
+            fn opt_text(&self, c: &str) -> Result<Option<String>> {
+                self.try_get(c).map_err(map_err)
+            }
+            fn int(&self, c: &str) -> Result<i64> {
+                self.try_get(c).map_err(map_err)
+            }
+            fn opt_int(&self, c: &str) -> Result<Option<i64>> {
+                self.try_get(c).map_err(map_err)
+            }
+            fn flag(&self, c: &str) -> Result<bool> {
+                self.try_get(c).map_err(map_err)
+            }
+        }
+    };
+}
+sqlx_columns!(sqlx::sqlite::SqliteRow);
+sqlx_columns!(sqlx::postgres::PgRow);
+
+/// A user from a row holding `USER_COLUMNS` and `active_sessions`.
+fn user_from(row: &impl Columns) -> Result<User> {
+    let doc: StoredDoc = parse_json(&row.text("profile")?)?;
+    let mut profile = doc.profile;
+    profile.selected_team_id = row.opt_text("selected_team_id")?.map(|s| parse_id(&s)).transpose()?;
+    Ok(User {
+        id: parse_id(&row.text("id")?)?,
+        tenant_id: parse_id(&row.text("tenant_id")?)?,
+        version: row.int("version")?,
+        username: row.opt_text("username")?,
+        primary_email: row.opt_text("primary_email")?,
+        primary_email_verified: row.flag("primary_email_verified")?,
+        status: UserStatus::parse(&row.text("status")?).unwrap_or_default(),
+        auth_provider: AuthProvider::parse(&row.text("auth_provider")?).unwrap_or_default(),
+        is_service_account: row.flag("is_service_account")?,
+        is_anonymous: row.flag("is_anonymous")?,
+        has_password: row.flag("has_password")?,
+        totp_enabled: row.flag("totp_enabled")?,
+        profile,
+        metadata: doc.metadata,
+        suspensions: doc.suspensions,
+        created_at: from_ms(row.int("created_at")?),
+        updated_at: from_ms(row.int("updated_at")?),
+        deletion_due_at: row.opt_int("deletion_due_at")?.map(from_ms),
+        active_sessions: row.int("active_sessions")?,
+    })
+}
+
 /// The JSON document a user's `profile` column holds.
 fn stored_doc(u: &User) -> Result<String> {
     json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })
@@ -156,7 +224,7 @@ fn stored_doc(u: &User) -> Result<String> {
 
 const USER_COLUMNS: &str = "u.id, u.tenant_id, u.version, u.username, u.primary_email, u.primary_email_verified, \
      u.status, u.auth_provider, u.is_service_account, u.is_anonymous, \
-     CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS has_password, u.totp_enabled, \
+     (u.password_hash IS NOT NULL) AS has_password, u.totp_enabled, \
      u.selected_team_id, u.profile, u.created_at, u.updated_at, u.deletion_due_at";
 
 /// Counts live sessions inside the user read, so `active_sessions` costs no second query.
@@ -189,39 +257,6 @@ const SESSION_COLUMNS: &str =
 macro_rules! impl_store {
     ($db:ty, $backend:expr, $share_lock:literal) => {
         impl SqlStore<$db> {
-            fn user_from_row(row: &<$db as sqlx::Database>::Row) -> Result<User> {
-                let doc: StoredDoc = parse_json(&row.try_get::<String, _>("profile").map_err(map_err)?)?;
-                let mut profile = doc.profile;
-                profile.selected_team_id = row
-                    .try_get::<Option<String>, _>("selected_team_id")
-                    .map_err(map_err)?
-                    .map(|s| parse_id(&s))
-                    .transpose()?;
-                let status: String = row.try_get("status").map_err(map_err)?;
-                let provider: String = row.try_get("auth_provider").map_err(map_err)?;
-                Ok(User {
-                    id: parse_id(&row.try_get::<String, _>("id").map_err(map_err)?)?,
-                    tenant_id: parse_id(&row.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
-                    version: row.try_get("version").map_err(map_err)?,
-                    username: row.try_get("username").map_err(map_err)?,
-                    primary_email: row.try_get("primary_email").map_err(map_err)?,
-                    primary_email_verified: row.try_get("primary_email_verified").map_err(map_err)?,
-                    status: UserStatus::parse(&status).unwrap_or_default(),
-                    auth_provider: AuthProvider::parse(&provider).unwrap_or_default(),
-                    is_service_account: row.try_get("is_service_account").map_err(map_err)?,
-                    is_anonymous: row.try_get("is_anonymous").map_err(map_err)?,
-                    has_password: row.try_get::<i32, _>("has_password").map_err(map_err)? != 0,
-                    totp_enabled: row.try_get("totp_enabled").map_err(map_err)?,
-                    profile,
-                    metadata: doc.metadata,
-                    suspensions: doc.suspensions,
-                    created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
-                    updated_at: from_ms(row.try_get("updated_at").map_err(map_err)?),
-                    deletion_due_at: row.try_get::<Option<i64>, _>("deletion_due_at").map_err(map_err)?.map(from_ms),
-                    active_sessions: row.try_get("active_sessions").map_err(map_err)?,
-                })
-            }
-
             fn session_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Session> {
                 Ok(Session {
                     id: parse_id(&row.try_get::<String, _>("id").map_err(map_err)?)?,
@@ -622,26 +657,35 @@ macro_rules! impl_store {
             }
 
             async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {
+                let (tenant, id, now) = (tenant.to_string(), id.to_string(), ms(now));
+                if let Some(inline) = &self.inline {
+                    return inline.query_row(&FIND_USER_SQL, &[("$1", &tenant), ("$2", &id), ("$3", &now)], |r| user_from(r));
+                }
                 let row = sqlx::query(&FIND_USER_SQL)
-                    .bind(tenant.to_string())
-                    .bind(id.to_string())
-                    .bind(ms(now))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(now)
                     .fetch_optional(&self.read)
                     .await
                     .map_err(map_err)?;
-                row.as_ref().map(Self::user_from_row).transpose()
+                row.as_ref().map(user_from).transpose()
             }
 
             async fn find_user_for_session(&self, tenant: TenantId, id: UserId, session: SessionId, now: DateTime<Utc>) -> Result<Option<User>> {
+                let (tenant, id, now, session) = (tenant.to_string(), id.to_string(), ms(now), session.to_string());
+                if let Some(inline) = &self.inline {
+                    let params: [(&str, &dyn rusqlite::ToSql); 4] = [("$1", &tenant), ("$2", &id), ("$3", &now), ("$4", &session)];
+                    return inline.query_row(&FIND_USER_FOR_SESSION_SQL, &params, |r| user_from(r));
+                }
                 let row = sqlx::query(&FIND_USER_FOR_SESSION_SQL)
-                    .bind(tenant.to_string())
-                    .bind(id.to_string())
-                    .bind(ms(now))
-                    .bind(session.to_string())
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(now)
+                    .bind(session)
                     .fetch_optional(&self.read)
                     .await
                     .map_err(map_err)?;
-                row.as_ref().map(Self::user_from_row).transpose()
+                row.as_ref().map(user_from).transpose()
             }
 
             async fn find_user_credentials(&self, tenant: TenantId, login: Login<'_>, now: DateTime<Utc>) -> Result<Option<UserCredentials>> {
@@ -662,7 +706,7 @@ macro_rules! impl_store {
                     .map_err(map_err)?;
                 row.as_ref()
                     .map(|r| {
-                        Ok(UserCredentials { user: Self::user_from_row(r)?, password_hash: r.try_get("password_hash").map_err(map_err)? })
+                        Ok(UserCredentials { user: user_from(r)?, password_hash: r.try_get("password_hash").map_err(map_err)? })
                     })
                     .transpose()
             }
@@ -842,7 +886,7 @@ macro_rules! impl_store {
                 }
                 q.push(" ORDER BY u.id LIMIT ").push_bind(i64::from(f.limit));
                 let rows = q.build().fetch_all(&self.read).await.map_err(map_err)?;
-                rows.iter().map(Self::user_from_row).collect()
+                rows.iter().map(user_from).collect()
             }
 
             async fn purge_due_users(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, UserId)>> {
