@@ -18,7 +18,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Row, ToSql};
 
 use crate::sql::Columns;
-use crate::{Result, StoreError};
+use crate::Result;
+use crate::writer::map_err as other;
 
 pub(crate) struct InlineReads {
     path: PathBuf,
@@ -71,10 +72,6 @@ impl InlineReads {
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }
-}
-
-fn other(e: rusqlite::Error) -> StoreError {
-    StoreError::Other(Box::new(e))
 }
 
 impl Columns for Row<'_> {

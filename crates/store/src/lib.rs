@@ -7,6 +7,7 @@
 
 mod inline;
 mod sql;
+mod writer;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

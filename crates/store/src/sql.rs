@@ -19,6 +19,7 @@ use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, T
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
 use crate::inline::InlineReads;
+use crate::writer::Writer;
 use crate::{
     ImageBlob, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials,
     UserFilter, UserWrite, constraints,
@@ -52,7 +53,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .connect_with(options)
             .await
             .map_err(other)?;
-        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool, inline: None }))
+        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool, inline: None, writer: None }))
     } else {
         let options = SqliteConnectOptions::from_str(&opts.url)
             .map_err(other)?
@@ -80,9 +81,13 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .await
             .map_err(other)?;
         let file = options.get_filename();
-        let inline = (file != std::path::Path::new(":memory:"))
-            .then(|| InlineReads::new(file.to_path_buf(), opts.max_connections as usize));
-        Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline }))
+        let (inline, writer) = if file == std::path::Path::new(":memory:") {
+            (None, None)
+        } else {
+            let inline = InlineReads::new(file.to_path_buf(), opts.max_connections as usize);
+            (Some(inline), Some(Writer::start(file, opts.sqlite_sync_full, write.clone())?))
+        };
+        Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline, writer }))
     }
 }
 
@@ -91,6 +96,8 @@ pub struct SqlStore<DB: sqlx::Database> {
     write: Pool<DB>,
     /// SQLite on a file: the hot reads, without sqlx's thread hand-off (`inline.rs`).
     inline: Option<InlineReads>,
+    /// SQLite on a file: user writes, committed in groups on one thread (`writer.rs`).
+    writer: Option<Writer>,
 }
 
 fn other(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -109,7 +116,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
 
 /// PostgreSQL names the violated index; SQLite names its columns ("UNIQUE constraint failed:
 /// users.tenant_id, users.primary_email"). Both map to the same stable name.
-fn conflict_name(said: &str) -> &'static str {
+pub(crate) fn conflict_name(said: &str) -> &'static str {
     if said.contains("email") {
         constraints::USER_EMAIL
     } else if said.contains("username") {
@@ -217,6 +224,118 @@ fn user_from(row: &impl Columns) -> Result<User> {
     })
 }
 
+/// A statement parameter, owned, so that a write can be described once and run by either
+/// driver: sqlx (PostgreSQL, and SQLite's other writes) or SQLite's group-commit writer thread.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+    Bytes(Vec<u8>),
+}
+
+/// The parameters `$1`–`$16` a user INSERT and UPDATE share, in one order.
+fn user_params(u: &User, password_hash: Option<&str>, doc: String) -> Vec<Param> {
+    use Param::{Bool, Int, Text};
+    vec![
+        Text(Some(u.id.to_string())),
+        Text(Some(u.tenant_id.to_string())),
+        Int(Some(u.version)),
+        Text(u.username.clone()),
+        Text(u.username.as_ref().map(|n| n.to_lowercase())),
+        // Stored lower-case, as `users_email` and every email lookup assume: uniqueness and
+        // sign-in ignore case whatever the caller passed.
+        Text(u.primary_email.as_ref().map(|e| e.to_lowercase())),
+        Bool(u.primary_email_verified),
+        Text(Some(u.status.as_str().to_owned())),
+        Text(Some(u.auth_provider.as_str().to_owned())),
+        Bool(u.is_service_account),
+        Bool(u.is_anonymous),
+        Text(password_hash.map(str::to_owned)),
+        Bool(u.totp_enabled),
+        Text(u.profile.selected_team_id.map(|t| t.to_string())),
+        Text(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()).map(str::to_owned)),
+        Text(Some(doc)),
+    ]
+}
+
+// DO UPDATE (not DO NOTHING) touches the row, so an image re-used here is both locked against
+// and fresh for a concurrent garbage collection.
+pub(crate) const INSERT_IMAGE_SQL: &str = "INSERT INTO images (hash, content_type, bytes, created_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (hash) DO UPDATE SET created_at = excluded.created_at";
+
+fn image_params(img: ImageBlob<'_>, now: DateTime<Utc>) -> Vec<Param> {
+    vec![
+        Param::Text(Some(img.hash.to_owned())),
+        Param::Text(Some(img.content_type.to_owned())),
+        Param::Bytes(img.bytes.to_vec()),
+        Param::Int(Some(ms(now))),
+    ]
+}
+
+/// The membership check of a user write; PostgreSQL appends its share lock (`impl_store!`).
+macro_rules! membership_sql {
+    () => {
+        "SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2"
+    };
+}
+pub(crate) use membership_sql;
+
+pub(crate) const UPDATE_USER_SQL: &str = "UPDATE users SET version = $3, username = $4, username_lower = $5, \
+     primary_email = $6, primary_email_verified = $7, status = $8, auth_provider = $9, is_service_account = $10, \
+     is_anonymous = $11, password_hash = COALESCE($12, password_hash), totp_enabled = $13, selected_team_id = $14, \
+     avatar_hash = $15, profile = $16, secure_metadata = COALESCE($17, secure_metadata), updated_at = $18, \
+     deletion_due_at = $19, totp_secret = CASE WHEN $21 THEN $22 ELSE totp_secret END, \
+     totp_last_step = CASE WHEN $21 THEN NULL ELSE totp_last_step END \
+     WHERE id = $1 AND tenant_id = $2 AND version = $20";
+
+pub(crate) const USER_EXISTS_SQL: &str = "SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2";
+
+pub(crate) const REVOKE_SESSIONS_SQL: &str =
+    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)";
+
+/// A `UserWrite` as the parameters of its statements, in the order they run in one
+/// transaction: the membership check, the image, the versioned UPDATE (and, when it matched
+/// nothing, the existence check that tells `Stale` from `NotFound`), the session revocation.
+pub(crate) struct UserWritePlan {
+    pub membership: Option<Vec<Param>>,
+    pub image: Option<Vec<Param>>,
+    pub update: Vec<Param>,
+    pub exists: Vec<Param>,
+    pub revoke: Option<Vec<Param>>,
+}
+
+impl UserWritePlan {
+    fn new(w: &UserWrite<'_>) -> Result<Self> {
+        let u = w.user;
+        let mut update = user_params(u, w.password_hash, stored_doc(u)?);
+        update.extend([
+            Param::Text(w.secure_metadata.map(json).transpose()?),
+            Param::Int(Some(ms(u.updated_at))),
+            Param::Int(u.deletion_due_at.map(ms)),
+            Param::Int(Some(w.expected_version)),
+            Param::Bool(w.totp_secret.is_some()),
+            Param::Text(w.totp_secret.flatten().map(str::to_owned)),
+        ]);
+        let ids = || vec![Param::Text(Some(u.tenant_id.to_string())), Param::Text(Some(u.id.to_string()))];
+        Ok(Self {
+            membership: w
+                .require_membership
+                .map(|team| vec![Param::Text(Some(team.to_string())), Param::Text(Some(u.id.to_string()))]),
+            image: w.new_image.map(|img| image_params(img, w.now)),
+            update,
+            exists: ids(),
+            revoke: w.revoke_sessions.map(|r| {
+                vec![
+                    Param::Text(Some(u.id.to_string())),
+                    Param::Int(Some(ms(w.now))),
+                    Param::Text(r.except.map(|s| s.to_string())),
+                ]
+            }),
+        })
+    }
+}
+
 /// The JSON document a user's `profile` column holds.
 fn stored_doc(u: &User) -> Result<String> {
     json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })
@@ -306,31 +425,19 @@ macro_rules! impl_store {
                 parse_json(&row.try_get::<String, _>("doc").map_err(map_err)?)
             }
 
-            /// Binds `$1`–`$16`, the columns a user INSERT and UPDATE share, in one order.
-            fn bind_user<'q>(
-                q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                u: &'q User,
-                password_hash: Option<&'q str>,
-                doc: String,
+            fn bind_params<'q>(
+                mut q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                params: Vec<Param>,
             ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-                q.bind(u.id.to_string())
-                    .bind(u.tenant_id.to_string())
-                    .bind(u.version)
-                    .bind(u.username.as_deref())
-                    .bind(u.username.as_ref().map(|n| n.to_lowercase()))
-                    // Stored lower-case, as `users_email` and every email lookup assume: uniqueness
-                    // and sign-in ignore case whatever the caller passed.
-                    .bind(u.primary_email.as_ref().map(|e| e.to_lowercase()))
-                    .bind(u.primary_email_verified)
-                    .bind(u.status.as_str())
-                    .bind(u.auth_provider.as_str())
-                    .bind(u.is_service_account)
-                    .bind(u.is_anonymous)
-                    .bind(password_hash)
-                    .bind(u.totp_enabled)
-                    .bind(u.profile.selected_team_id.map(|t| t.to_string()))
-                    .bind(u.profile.avatar.as_ref().and_then(|a| a.stored_hash()))
-                    .bind(doc)
+                for p in params {
+                    q = match p {
+                        Param::Text(v) => q.bind(v),
+                        Param::Int(v) => q.bind(v),
+                        Param::Bool(v) => q.bind(v),
+                        Param::Bytes(v) => q.bind(v),
+                    };
+                }
+                q
             }
 
             /// The user row (and its image), inside the caller's transaction.
@@ -340,37 +447,28 @@ macro_rules! impl_store {
                 if let Some(img) = new.new_image {
                     Self::insert_image(tx, img, u.created_at).await?;
                 }
+                let mut params = user_params(u, new.password_hash, doc);
+                params.extend([
+                    Param::Text(Some(json(new.secure_metadata)?)),
+                    Param::Int(Some(ms(u.created_at))),
+                    Param::Int(Some(ms(u.updated_at))),
+                    Param::Int(u.deletion_due_at.map(ms)),
+                ]);
                 let insert = sqlx::query(
                     "INSERT INTO users (id, tenant_id, version, username, username_lower, primary_email, primary_email_verified, \
                      status, auth_provider, is_service_account, is_anonymous, password_hash, totp_enabled, selected_team_id, \
                      avatar_hash, profile, secure_metadata, created_at, updated_at, deletion_due_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                 );
-                Self::bind_user(insert, u, new.password_hash, doc)
-                .bind(json(new.secure_metadata)?)
-                .bind(ms(u.created_at))
-                .bind(ms(u.updated_at))
-                .bind(u.deletion_due_at.map(ms))
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
+                Self::bind_params(insert, params).execute(&mut **tx).await.map_err(map_err)?;
                 Ok(())
             }
 
             async fn insert_image(tx: &mut sqlx::Transaction<'_, $db>, img: ImageBlob<'_>, now: DateTime<Utc>) -> Result<()> {
-                // DO UPDATE (not DO NOTHING) touches the row, so an image re-used here is both
-                // locked against and fresh for a concurrent garbage collection.
-                sqlx::query(
-                    "INSERT INTO images (hash, content_type, bytes, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (hash) DO UPDATE SET created_at = excluded.created_at",
-                )
-                .bind(img.hash)
-                .bind(img.content_type)
-                .bind(img.bytes)
-                .bind(ms(now))
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
+                Self::bind_params(sqlx::query(INSERT_IMAGE_SQL), image_params(img, now))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
                 Ok(())
             }
         }
@@ -732,20 +830,16 @@ macro_rules! impl_store {
             }
 
             async fn update_user(&self, w: UserWrite<'_>) -> Result<()> {
-                let u = w.user;
-                let doc = stored_doc(u)?;
-                let secure = w.secure_metadata.map(json).transpose()?;
+                let plan = UserWritePlan::new(&w)?;
+                if let Some(writer) = &self.writer {
+                    return writer.write(move |conn| crate::writer::run_user_write(conn, plan)).await;
+                }
                 let mut tx = self.write.begin().await.map_err(map_err)?;
-                if let Some(team) = w.require_membership {
+                if let Some(params) = plan.membership {
                     // The membership row is share-locked where the backend has row locks, so a concurrent
                     // removal waits for this write and then clears the selection it made. (SQLite's
                     // single writer serialises the two anyway.)
-                    let member: Option<i32> = sqlx::query_scalar(concat!(
-                        "SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2",
-                        $share_lock
-                    ))
-                        .bind(team.to_string())
-                        .bind(u.id.to_string())
+                    let member = Self::bind_params(sqlx::query(concat!(membership_sql!(), $share_lock)), params)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(map_err)?;
@@ -753,45 +847,22 @@ macro_rules! impl_store {
                         return Err(StoreError::Conflict { constraint: constraints::TEAM_MEMBERSHIP });
                     }
                 }
-                if let Some(img) = w.new_image {
-                    Self::insert_image(&mut tx, img, w.now).await?;
+                if let Some(params) = plan.image {
+                    Self::bind_params(sqlx::query(INSERT_IMAGE_SQL), params).execute(&mut *tx).await.map_err(map_err)?;
                 }
-                let update = sqlx::query(
-                    "UPDATE users SET version = $3, username = $4, username_lower = $5, primary_email = $6, \
-                     primary_email_verified = $7, status = $8, auth_provider = $9, is_service_account = $10, is_anonymous = $11, \
-                     password_hash = COALESCE($12, password_hash), totp_enabled = $13, selected_team_id = $14, avatar_hash = $15, \
-                     profile = $16, secure_metadata = COALESCE($17, secure_metadata), updated_at = $18, deletion_due_at = $19, \
-                     totp_secret = CASE WHEN $21 THEN $22 ELSE totp_secret END, \
-                     totp_last_step = CASE WHEN $21 THEN NULL ELSE totp_last_step END \
-                     WHERE id = $1 AND tenant_id = $2 AND version = $20",
-                );
-                let done = Self::bind_user(update, u, w.password_hash, doc)
-                .bind(secure)
-                .bind(ms(u.updated_at))
-                .bind(u.deletion_due_at.map(ms))
-                .bind(w.expected_version)
-                .bind(w.totp_secret.is_some())
-                .bind(w.totp_secret.flatten())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                let done = Self::bind_params(sqlx::query(UPDATE_USER_SQL), plan.update)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                 if done.rows_affected() == 0 {
-                    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2")
-                        .bind(u.tenant_id.to_string())
-                        .bind(u.id.to_string())
+                    let exists = Self::bind_params(sqlx::query(USER_EXISTS_SQL), plan.exists)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(map_err)?;
                     return Err(if exists.is_some() { StoreError::Stale } else { StoreError::NotFound });
                 }
-                if let Some(revoke) = w.revoke_sessions {
-                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)")
-                        .bind(u.id.to_string())
-                        .bind(ms(w.now))
-                        .bind(revoke.except.map(|s| s.to_string()))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                if let Some(params) = plan.revoke {
+                    Self::bind_params(sqlx::query(REVOKE_SESSIONS_SQL), params).execute(&mut *tx).await.map_err(map_err)?;
                 }
                 tx.commit().await.map_err(map_err)
             }

@@ -1,0 +1,228 @@
+//! SQLite's user writes on one thread, committed in groups.
+//!
+//! SQLite has one writer. Through sqlx every statement of a write transaction is a round trip
+//! to the connection's worker thread, and the write lock is held across all of them: a
+//! `PATCH /me` (BEGIN, UPDATE, COMMIT) held it for about a millisecond of wake-ups while the
+//! CPU sat half idle (BENCHMARKS.md). Here, user writes are sent to one thread that owns a
+//! rusqlite connection, takes every write waiting, runs each under its own SAVEPOINT inside one
+//! `BEGIN IMMEDIATE` … `COMMIT`, and only then answers them all. A write that fails rolls back
+//! its savepoint alone; a failed COMMIT fails the whole group. Nobody is answered before the
+//! COMMIT that contains their write has returned, so an acknowledged write is exactly as
+//! durable as before (`synchronous` is the same setting).
+//!
+//! The other writes keep sqlx's single write connection. That connection is the lock both
+//! paths take: the thread holds it (acquired from the pool) while its group runs, so the two
+//! never race for SQLite's write lock (which would cost busy-waits, or `SQLITE_BUSY_SNAPSHOT`
+//! for a deferred transaction that read first).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::LazyLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OpenFlags, Statement, ToSql};
+use tokio::sync::oneshot;
+
+use crate::sql::{Param, REVOKE_SESSIONS_SQL, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan, membership_sql};
+use crate::{Result, StoreError, constraints};
+
+/// The most writes one COMMIT carries: enough to absorb a burst from every connection of a
+/// busy server, small enough that the first of them does not wait long for the last.
+const MAX_GROUP: usize = 128;
+
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    /// Opens the writer's connection and starts its thread. `gate` is sqlx's write pool.
+    pub(crate) fn start(path: &Path, sync_full: bool, gate: sqlx::Pool<sqlx::Sqlite>) -> Result<Self> {
+        let conn = open(path, sync_full).map_err(map_err)?;
+        let runtime = tokio::runtime::Handle::current();
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tessera-sqlite-writer".into())
+            .spawn(move || run(&conn, &queue, &gate, &runtime))
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` in the next group and returns its result once that group has committed.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Box::new(Call { f: Some(f), out: None, reply: Some(reply) })).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Other("the SQLite writer has stopped".into())
+}
+
+fn open(path: &Path, sync_full: bool) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // Per connection, so the same as sqlx's (`sql::connect`); the journal mode is the file's.
+    conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+/// The thread: waits for a write, takes every other one waiting, commits them together, answers.
+fn run(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    gate: &sqlx::Pool<sqlx::Sqlite>,
+    runtime: &tokio::runtime::Handle,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        // Inside the runtime, because sqlx returns a pooled connection by spawning a task.
+        let committed = runtime.block_on(async {
+            let _write_lock = gate.acquire().await.map_err(|e| e.to_string())?;
+            commit_group(conn, &mut group)
+        });
+        for job in group {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+fn commit_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> std::result::Result<(), String> {
+    let step = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(|e| e.to_string());
+    step("BEGIN IMMEDIATE")?;
+    for job in group.iter_mut() {
+        let group_ok = step("SAVEPOINT job").and_then(|()| {
+            if job.run(conn) { step("RELEASE job") } else { step("ROLLBACK TO job").and_then(|()| step("RELEASE job")) }
+        });
+        if let Err(e) = group_ok {
+            let _ = step("ROLLBACK");
+            return Err(e);
+        }
+    }
+    step("COMMIT").inspect_err(|_| {
+        let _ = step("ROLLBACK");
+    })
+}
+
+/// A write waiting in the queue, with its caller's reply.
+trait Job: Send {
+    /// Runs the write inside the group's transaction; `false` rolls its savepoint back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the group's COMMIT has returned.
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
+}
+
+struct Call<T, F> {
+    f: Option<F>,
+    out: Option<Result<T>>,
+    reply: Option<oneshot::Sender<Result<T>>>,
+}
+
+impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> Job for Call<T, F> {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        // A panicking write fails alone; the thread, and every other write, go on.
+        let out = catch_unwind(AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Other("a write panicked".into())));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(mut self: Box<Self>, committed: std::result::Result<(), String>) {
+        let out = match (self.out.take(), committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(StoreError::Other(format!("group commit failed: {e}").into())),
+            (None, Ok(())) => Err(StoreError::Other("the write did not run".into())),
+        };
+        if let Some(reply) = self.reply.take() {
+            // The caller may have gone (its request was cancelled); the write stands regardless.
+            let _ = reply.send(out);
+        }
+    }
+}
+
+/// One user write (`Store::update_user`), the same statements sqlx runs for PostgreSQL.
+pub(crate) fn run_user_write(conn: &Connection, plan: UserWritePlan) -> Result<()> {
+    if let Some(params) = plan.membership
+        && !returns_row(conn, membership_sql!(), &params)?
+    {
+        return Err(StoreError::Conflict { constraint: constraints::TEAM_MEMBERSHIP });
+    }
+    if let Some(params) = plan.image {
+        execute(conn, crate::sql::INSERT_IMAGE_SQL, &params)?;
+    }
+    if execute(conn, UPDATE_USER_SQL, &plan.update)? == 0 {
+        return Err(if returns_row(conn, USER_EXISTS_SQL, &plan.exists)? {
+            StoreError::Stale
+        } else {
+            StoreError::NotFound
+        });
+    }
+    if let Some(params) = plan.revoke {
+        execute(conn, REVOKE_SESSIONS_SQL, &params)?;
+    }
+    Ok(())
+}
+
+fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
+    bind(&mut stmt, params)?;
+    stmt.raw_execute().map_err(map_err)
+}
+
+fn returns_row(conn: &Connection, sql: &str, params: &[Param]) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
+    bind(&mut stmt, params)?;
+    Ok(stmt.raw_query().next().map_err(map_err)?.is_some())
+}
+
+/// `$n` placeholders are named parameters to SQLite, numbered by first appearance rather than
+/// by `n`; they are bound by name.
+fn bind(stmt: &mut Statement<'_>, params: &[Param]) -> Result<()> {
+    static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| (1..=32).map(|n| format!("${n}")).collect());
+    for (name, param) in NAMES.iter().zip(params) {
+        if let Some(index) = stmt.parameter_index(name).map_err(map_err)? {
+            stmt.raw_bind_parameter(index, param).map_err(map_err)?;
+        }
+    }
+    Ok(())
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Param::Text(v) => v.to_sql(),
+            Param::Int(v) => v.to_sql(),
+            Param::Bool(v) => v.to_sql(),
+            Param::Bytes(v) => v.to_sql(),
+        }
+    }
+}
+
+/// rusqlite's errors as the store's: a unique violation is a `Conflict`, as sqlx's are.
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, message)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict { constraint: crate::sql::conflict_name(message.as_deref().unwrap_or_default()) }
+        }
+        _ => StoreError::Other(Box::new(e)),
+    }
+}
