@@ -798,6 +798,59 @@ async fn update_with_stale_version_is_rejected_and_changes_nothing(store: DynSto
     ));
 }
 
+/// Writes that arrive together (SQLite commits them as one group) still succeed or fail each on
+/// its own: a stale, conflicting or missing-user write changes nothing and costs the others
+/// nothing.
+async fn concurrent_user_writes_commit_or_fail_each_on_its_own(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(insert_person(&store, tenant.id, &format!("u{i}@example.com"), &format!("u{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let mut next = next_version(user);
+        next.profile.display_name = Some(format!("written {i}"));
+        // Every third write expects a version the user no longer has; one takes a taken email.
+        let expected = if i % 3 == 2 { user.version + 7 } else { user.version };
+        if i == 4 {
+            next.primary_email = Some("u0@example.com".to_owned());
+        }
+        let store = Arc::clone(&store);
+        // Each write also stores an image, so a failed one has something to roll back.
+        let hash = format!("{i:064x}");
+        tasks.push(tokio::spawn(async move {
+            let image = ImageBlob { hash: &hash, content_type: "image/png", bytes: b"png" };
+            store.update_user(UserWrite { new_image: Some(image), ..UserWrite::new(&next, expected, now()) }).await
+        }));
+    }
+    let ghost = next_version(&person(tenant.id, "ghost@example.com", "ghost"));
+    let ghost_store = Arc::clone(&store);
+    let ghost_task = tokio::spawn(async move { ghost_store.update_user(UserWrite::new(&ghost, 1, now())).await });
+
+    for (i, (task, user)) in tasks.into_iter().zip(&users).enumerate() {
+        let outcome = task.await.expect("the write task");
+        let stored = find(&store, user).await;
+        match i {
+            4 => assert!(
+                matches!(outcome, Err(StoreError::Conflict { constraint: constraints::USER_EMAIL })),
+                "{i}: {outcome:?}"
+            ),
+            _ if i % 3 == 2 => assert!(matches!(outcome, Err(StoreError::Stale)), "{i}: {outcome:?}"),
+            _ => {
+                assert!(outcome.is_ok(), "{i}: {outcome:?}");
+                assert_eq!(stored.profile.display_name.as_deref(), Some(format!("written {i}").as_str()));
+                assert_eq!(stored.version, user.version + 1);
+                continue;
+            }
+        }
+        assert_eq!(stored, *user, "{i}: a failed write changed the user");
+        let image = store.find_image(&format!("{i:064x}")).await.expect("find image");
+        assert!(image.is_none(), "{i}: a failed write stored its image");
+    }
+    assert!(matches!(ghost_task.await.expect("the write task"), Err(StoreError::NotFound)));
+}
+
 async fn update_of_a_missing_user_is_not_found(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let ghost = person(tenant.id, "ghost@example.com", "ghost");
@@ -1646,6 +1699,7 @@ macro_rules! conformance {
 }
 
 conformance! {
+    concurrent_user_writes_commit_or_fail_each_on_its_own,
     recovery_codes_are_replaced_whole_and_each_used_once,
     a_service_account_is_stored_with_its_credentials_atomically,
     oauth_clients_are_listed_per_tenant_and_deleted_with_their_service_user,
