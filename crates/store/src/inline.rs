@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Row, ToSql};
 
-use crate::sql::Columns;
 use crate::Result;
+use crate::sql::Columns;
 use crate::writer::map_err as other;
 
 pub(crate) struct InlineReads {

@@ -197,7 +197,7 @@ sqlx_columns!(sqlx::sqlite::SqliteRow);
 sqlx_columns!(sqlx::postgres::PgRow);
 
 /// A user from a row holding `USER_COLUMNS` and `active_sessions`.
-fn user_from(row: &impl Columns) -> Result<User> {
+fn user_from(row: &(impl Columns + ?Sized)) -> Result<User> {
     let doc: StoredDoc = parse_json(&row.text("profile")?)?;
     let mut profile = doc.profile;
     profile.selected_team_id = row.opt_text("selected_team_id")?.map(|s| parse_id(&s)).transpose()?;
@@ -336,6 +336,46 @@ impl UserWritePlan {
     }
 }
 
+/// An OAuth client from a row holding `OAUTH_CLIENT_COLUMNS`.
+fn oauth_client_from(row: &(impl Columns + ?Sized)) -> Result<OAuthClient> {
+    Ok(OAuthClient {
+        client_id: row.text("client_id")?,
+        tenant_id: parse_id(&row.text("tenant_id")?)?,
+        name: row.text("name")?,
+        redirect_uris: parse_json(&row.text("redirect_uris")?)?,
+        grant_types: parse_json(&row.text("grant_types")?)?,
+        is_public: row.flag("is_public")?,
+        user_id: row.opt_text("user_id")?.as_deref().map(parse_id).transpose()?,
+        created_at: from_ms(row.int("created_at")?),
+    })
+}
+
+const INSERT_SESSION_SQL: &str = "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_refreshed_at, \
+     expires_at, revoked_at, user_agent, ip_address, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+const INSERT_REFRESH_TOKEN_SQL: &str = "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)";
+
+/// Statements that run in order in one transaction, all or nothing.
+pub(crate) type Steps = Vec<(&'static str, Vec<Param>)>;
+
+fn insert_session_steps(s: &Session, refresh_hash: &str) -> Steps {
+    use Param::{Int, Text};
+    let session = vec![
+        Text(Some(s.id.to_string())),
+        Text(Some(s.tenant_id.to_string())),
+        Text(Some(s.user_id.to_string())),
+        Int(Some(ms(s.created_at))),
+        Int(Some(ms(s.last_refreshed_at))),
+        Int(Some(ms(s.expires_at))),
+        Int(s.revoked_at.map(ms)),
+        Text(s.user_agent.clone()),
+        Text(s.ip_address.clone()),
+        Text(s.client_id.clone()),
+    ];
+    let refresh = vec![Text(Some(refresh_hash.to_owned())), Text(Some(s.id.to_string())), Int(Some(ms(s.created_at)))];
+    vec![(INSERT_SESSION_SQL, session), (INSERT_REFRESH_TOKEN_SQL, refresh)]
+}
+
 /// The JSON document a user's `profile` column holds.
 fn stored_doc(u: &User) -> Result<String> {
     json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })
@@ -370,6 +410,9 @@ static FIND_USER_FOR_SESSION_SQL: LazyLock<String> = LazyLock::new(|| {
 const OAUTH_CLIENT_COLUMNS: &str =
     "client_id, tenant_id, name, redirect_uris, grant_types, is_public, user_id, created_at";
 
+static FIND_OAUTH_CLIENT_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {OAUTH_CLIENT_COLUMNS}, secret_hash FROM oauth_clients WHERE client_id = $1"));
+
 const SESSION_COLUMNS: &str =
     "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address, client_id";
 
@@ -388,19 +431,6 @@ macro_rules! impl_store {
                     user_agent: row.try_get("user_agent").map_err(map_err)?,
                     ip_address: row.try_get("ip_address").map_err(map_err)?,
                     client_id: row.try_get("client_id").map_err(map_err)?,
-                })
-            }
-
-            fn oauth_client_from_row(row: &<$db as sqlx::Database>::Row) -> Result<OAuthClient> {
-                Ok(OAuthClient {
-                    client_id: row.try_get("client_id").map_err(map_err)?,
-                    tenant_id: parse_id(&row.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
-                    name: row.try_get("name").map_err(map_err)?,
-                    redirect_uris: parse_json(&row.try_get::<String, _>("redirect_uris").map_err(map_err)?)?,
-                    grant_types: parse_json(&row.try_get::<String, _>("grant_types").map_err(map_err)?)?,
-                    is_public: row.try_get("is_public").map_err(map_err)?,
-                    user_id: row.try_get::<Option<String>, _>("user_id").map_err(map_err)?.as_deref().map(parse_id).transpose()?,
-                    created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
                 })
             }
 
@@ -650,16 +680,18 @@ macro_rules! impl_store {
             }
 
             async fn find_oauth_client(&self, client_id: &str) -> Result<Option<(OAuthClient, Option<String>)>> {
-                let sql = format!("SELECT {OAUTH_CLIENT_COLUMNS}, secret_hash FROM oauth_clients WHERE client_id = $1");
-                let row = sqlx::query(&sql).bind(client_id).fetch_optional(&self.read).await.map_err(map_err)?;
-                row.map(|r| Ok((Self::oauth_client_from_row(&r)?, r.try_get("secret_hash").map_err(map_err)?)))
-                    .transpose()
+                let found = |r: &dyn Columns| Ok((oauth_client_from(r)?, r.opt_text("secret_hash")?));
+                if let Some(inline) = &self.inline {
+                    return inline.query_row(&FIND_OAUTH_CLIENT_SQL, &[("$1", &client_id)], |r| found(r));
+                }
+                let row = sqlx::query(&FIND_OAUTH_CLIENT_SQL).bind(client_id).fetch_optional(&self.read).await.map_err(map_err)?;
+                row.as_ref().map(|r| found(r)).transpose()
             }
 
             async fn list_oauth_clients(&self, tenant: TenantId) -> Result<Vec<OAuthClient>> {
                 let sql = format!("SELECT {OAUTH_CLIENT_COLUMNS} FROM oauth_clients WHERE tenant_id = $1 ORDER BY created_at, client_id");
                 let rows = sqlx::query(&sql).bind(tenant.to_string()).fetch_all(&self.read).await.map_err(map_err)?;
-                rows.iter().map(Self::oauth_client_from_row).collect()
+                rows.iter().map(oauth_client_from).collect()
             }
 
             async fn delete_oauth_client(&self, tenant: TenantId, client_id: &str) -> Result<bool> {
@@ -1007,31 +1039,14 @@ macro_rules! impl_store {
             }
 
             async fn insert_session(&self, s: &Session, refresh_hash: &str) -> Result<()> {
+                let steps = insert_session_steps(s, refresh_hash);
+                if let Some(writer) = &self.writer {
+                    return writer.write(move |conn| crate::writer::run_steps(conn, &steps)).await;
+                }
                 let mut tx = self.write.begin().await.map_err(map_err)?;
-                sqlx::query(
-                    "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address, client_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(s.id.to_string())
-                .bind(s.tenant_id.to_string())
-                .bind(s.user_id.to_string())
-                .bind(ms(s.created_at))
-                .bind(ms(s.last_refreshed_at))
-                .bind(ms(s.expires_at))
-                .bind(s.revoked_at.map(ms))
-                .bind(s.user_agent.as_deref())
-                .bind(s.ip_address.as_deref())
-                .bind(s.client_id.as_deref())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                sqlx::query("INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)")
-                    .bind(refresh_hash)
-                    .bind(s.id.to_string())
-                    .bind(ms(s.created_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                for (sql, params) in steps {
+                    Self::bind_params(sqlx::query(sql), params).execute(&mut *tx).await.map_err(map_err)?;
+                }
                 tx.commit().await.map_err(map_err)
             }
 

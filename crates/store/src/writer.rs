@@ -25,7 +25,7 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OpenFlags, Statement, ToSql};
 use tokio::sync::oneshot;
 
-use crate::sql::{Param, REVOKE_SESSIONS_SQL, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan, membership_sql};
+use crate::sql::{Param, REVOKE_SESSIONS_SQL, Steps, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan, membership_sql};
 use crate::{Result, StoreError, constraints};
 
 /// The most writes one COMMIT carries: enough to absorb a burst from every connection of a
@@ -101,7 +101,8 @@ fn run(
 }
 
 fn commit_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> std::result::Result<(), String> {
-    let step = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(|e| e.to_string());
+    let step =
+        |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(|e| e.to_string());
     step("BEGIN IMMEDIATE")?;
     for job in group.iter_mut() {
         let group_ok = step("SAVEPOINT job").and_then(|()| {
@@ -175,6 +176,14 @@ pub(crate) fn run_user_write(conn: &Connection, plan: UserWritePlan) -> Result<(
     }
     if let Some(params) = plan.revoke {
         execute(conn, REVOKE_SESSIONS_SQL, &params)?;
+    }
+    Ok(())
+}
+
+/// `Steps` in order; the group's savepoint makes them all or nothing.
+pub(crate) fn run_steps(conn: &Connection, steps: &Steps) -> Result<()> {
+    for (sql, params) in steps {
+        execute(conn, sql, params)?;
     }
     Ok(())
 }
