@@ -32,6 +32,7 @@ pub struct SignUp {
 pub struct Tokens {
     pub user: User,
     pub access_token: String,
+    /// Empty when none is issued: client credentials (RFC 6749 §4.4.3).
     pub refresh_token: String,
     pub expires_in: i64,
     pub session_id: SessionId,
@@ -146,7 +147,13 @@ impl Service {
         self.tokens_for(tenant, user, session.id, refresh)
     }
 
-    fn tokens_for(&self, tenant: &Tenant, user: User, sid: SessionId, refresh_token: String) -> Result<Tokens> {
+    pub(crate) fn tokens_for(
+        &self,
+        tenant: &Tenant,
+        user: User,
+        sid: SessionId,
+        refresh_token: String,
+    ) -> Result<Tokens> {
         let now = self.now().timestamp();
         let ttl = tenant.settings.access_token_ttl_seconds;
         let claims = AccessClaims {

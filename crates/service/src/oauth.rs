@@ -333,7 +333,25 @@ impl Service {
             .map_err(store_err)?
             .ok_or_else(|| OAuthError::new("invalid_client", "the client's account is gone"))?;
         ensure_usable(&user, now).map_err(|e| OAuthError::new("invalid_grant", e.to_string()))?;
-        Ok(self.start_session(&tenant, user, info, SessionId::new(), Some(&client.client_id)).await?)
+        // One session per client, reused by every grant while it outlives the token it would
+        // carry: a machine asking for a token every minute must not pile up a session row per
+        // grant (and counting its sessions on every read). Revoking it, or deleting the client,
+        // still ends every token issued on it; the next grant then starts a new one.
+        let outlives = now + chrono::Duration::seconds(tenant.settings.access_token_ttl_seconds);
+        let reusable = self
+            .store
+            .list_sessions(tenant.id, user_id, now)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .find(|s| s.client_id.as_deref() == Some(client.client_id.as_str()) && s.expires_at > outlives);
+        let mut tokens = match reusable {
+            Some(session) => self.tokens_for(&tenant, user, session.id, String::new())?,
+            None => self.start_session(&tenant, user, info, SessionId::new(), Some(&client.client_id)).await?,
+        };
+        // RFC 6749 §4.4.3: no refresh token for client credentials.
+        tokens.refresh_token.clear();
+        Ok(tokens)
     }
 
     /// Checks an authorization request in the order RFC 6749 §4.1.2.1 demands: until the

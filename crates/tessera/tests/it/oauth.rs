@@ -304,6 +304,39 @@ async fn client_credentials_through_openidconnect_reach_seed_001_and_native_me()
     );
 }
 
+#[tokio::test]
+async fn client_credentials_grants_share_one_session_until_it_is_revoked() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let (id, secret) = register(&app, &t, json!({"name": "Poller", "grant_types": ["client_credentials"]})).await;
+    let client = CoreClient::from_provider_metadata(
+        discover(&app, &t).await,
+        ClientId::new(id),
+        Some(ClientSecret::new(secret.unwrap())),
+    );
+    let mut access = Vec::new();
+    for _ in 0..3 {
+        let tokens = client.exchange_client_credentials().unwrap().request_async(&http()).await.unwrap();
+        assert!(tokens.refresh_token().is_none(), "RFC 6749 §4.4.3: no refresh token");
+        access.push(tokens.access_token().secret().clone());
+    }
+    assert_eq!(access.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "each grant is a new token");
+    for token in &access {
+        let (status, me) = app.get_me(token).await;
+        assert_eq!((status, me["active_sessions"].as_i64()), (StatusCode::OK, Some(1)), "grants pile up sessions");
+    }
+
+    // Revoking one of them ends the session, so every token issued on it.
+    let revoked = app.client.post(format!("{}/revoke", issuer(&app, &t))).form(&[("token", &access[0])]).send().await;
+    assert_eq!(revoked.unwrap().status(), StatusCode::OK);
+    for token in &access {
+        assert_eq!(app.get_me(token).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let tokens = client.exchange_client_credentials().unwrap().request_async(&http()).await.unwrap();
+    let (status, me) = app.get_me(tokens.access_token().secret()).await;
+    assert_eq!((status, me["active_sessions"].as_i64()), (StatusCode::OK, Some(1)));
+}
+
 /// An authorization request by hand, approved through the forms; returns the code.
 async fn code_for(app: &TestApp, t: &Tenant, client_id: &str, challenge: Option<&str>, login: &str) -> String {
     let mut params = vec![
