@@ -8,18 +8,19 @@
 //! idle list and put back. A WAL reader never waits for the writer, so the thread is held for
 //! the lookup only — tens of microseconds — which is less than the hand-off it replaces.
 //!
-//! Only reads go here. Writes keep sqlx's single write connection, its transactions and its
-//! error mapping; a connection here is `query_only`, so a write sent to it by mistake fails.
+//! Only reads go here; the statements and their `Param`s are the ones sqlx runs for
+//! PostgreSQL. Writes go through sqlx's single write connection or `writer.rs`; a connection
+//! here is `query_only`, so a write sent to it by mistake fails.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Row, ToSql};
+use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::Result;
-use crate::sql::Columns;
-use crate::writer::map_err as other;
+use crate::sql::{Columns, Param};
+use crate::writer::{bind, map_err as other};
 
 pub(crate) struct InlineReads {
     path: PathBuf,
@@ -32,17 +33,18 @@ impl InlineReads {
         Self { path, idle: Mutex::new(Vec::new()), max_idle: max_idle.max(1) }
     }
 
-    /// The first row `sql` returns with `params` bound by their `$n` names, mapped by `map`.
+    /// The first row `sql` returns with `params` bound to `$1`, `$2`, …, mapped by `map`.
     pub(crate) fn query_row<T>(
         &self,
         sql: &str,
-        params: &[(&str, &dyn ToSql)],
+        params: &[Param],
         map: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let conn = self.take()?;
         let found = (|| {
             let mut stmt = conn.prepare_cached(sql).map_err(other)?;
-            let mut rows = stmt.query(params).map_err(other)?;
+            bind(&mut stmt, params)?;
+            let mut rows = stmt.raw_query();
             rows.next().map_err(other)?.map(map).transpose()
         })();
         self.give_back(conn);

@@ -234,12 +234,19 @@ pub(crate) enum Param {
     Bytes(Vec<u8>),
 }
 
+impl Param {
+    /// A non-null text parameter: an id, a key, a name.
+    fn text(v: impl ToString) -> Self {
+        Self::Text(Some(v.to_string()))
+    }
+}
+
 /// The parameters `$1`–`$16` a user INSERT and UPDATE share, in one order.
 fn user_params(u: &User, password_hash: Option<&str>, doc: String) -> Vec<Param> {
     use Param::{Bool, Int, Text};
     vec![
-        Text(Some(u.id.to_string())),
-        Text(Some(u.tenant_id.to_string())),
+        Param::text(u.id),
+        Param::text(u.tenant_id),
         Int(Some(u.version)),
         Text(u.username.clone()),
         Text(u.username.as_ref().map(|n| n.to_lowercase())),
@@ -247,8 +254,8 @@ fn user_params(u: &User, password_hash: Option<&str>, doc: String) -> Vec<Param>
         // sign-in ignore case whatever the caller passed.
         Text(u.primary_email.as_ref().map(|e| e.to_lowercase())),
         Bool(u.primary_email_verified),
-        Text(Some(u.status.as_str().to_owned())),
-        Text(Some(u.auth_provider.as_str().to_owned())),
+        Param::text(u.status.as_str()),
+        Param::text(u.auth_provider.as_str()),
         Bool(u.is_service_account),
         Bool(u.is_anonymous),
         Text(password_hash.map(str::to_owned)),
@@ -266,8 +273,8 @@ pub(crate) const INSERT_IMAGE_SQL: &str = "INSERT INTO images (hash, content_typ
 
 fn image_params(img: ImageBlob<'_>, now: DateTime<Utc>) -> Vec<Param> {
     vec![
-        Param::Text(Some(img.hash.to_owned())),
-        Param::Text(Some(img.content_type.to_owned())),
+        Param::text(img.hash),
+        Param::text(img.content_type),
         Param::Bytes(img.bytes.to_vec()),
         Param::Int(Some(ms(now))),
     ]
@@ -317,20 +324,13 @@ impl UserWritePlan {
             Param::Bool(w.totp_secret.is_some()),
             Param::Text(w.totp_secret.flatten().map(str::to_owned)),
         ]);
-        let ids = || vec![Param::Text(Some(u.tenant_id.to_string())), Param::Text(Some(u.id.to_string()))];
         Ok(Self {
-            membership: w
-                .require_membership
-                .map(|team| vec![Param::Text(Some(team.to_string())), Param::Text(Some(u.id.to_string()))]),
+            membership: w.require_membership.map(|team| vec![Param::text(team), Param::text(u.id)]),
             image: w.new_image.map(|img| image_params(img, w.now)),
             update,
-            exists: ids(),
+            exists: vec![Param::text(u.tenant_id), Param::text(u.id)],
             revoke: w.revoke_sessions.map(|r| {
-                vec![
-                    Param::Text(Some(u.id.to_string())),
-                    Param::Int(Some(ms(w.now))),
-                    Param::Text(r.except.map(|s| s.to_string())),
-                ]
+                vec![Param::text(u.id), Param::Int(Some(ms(w.now))), Param::Text(r.except.map(|s| s.to_string()))]
             }),
         })
     }
@@ -361,9 +361,9 @@ pub(crate) type Steps = Vec<(&'static str, Vec<Param>)>;
 fn insert_session_steps(s: &Session, refresh_hash: &str) -> Steps {
     use Param::{Int, Text};
     let session = vec![
-        Text(Some(s.id.to_string())),
-        Text(Some(s.tenant_id.to_string())),
-        Text(Some(s.user_id.to_string())),
+        Param::text(s.id),
+        Param::text(s.tenant_id),
+        Param::text(s.user_id),
         Int(Some(ms(s.created_at))),
         Int(Some(ms(s.last_refreshed_at))),
         Int(Some(ms(s.expires_at))),
@@ -372,7 +372,7 @@ fn insert_session_steps(s: &Session, refresh_hash: &str) -> Steps {
         Text(s.ip_address.clone()),
         Text(s.client_id.clone()),
     ];
-    let refresh = vec![Text(Some(refresh_hash.to_owned())), Text(Some(s.id.to_string())), Int(Some(ms(s.created_at)))];
+    let refresh = vec![Param::text(refresh_hash), Param::text(s.id), Int(Some(ms(s.created_at)))];
     vec![(INSERT_SESSION_SQL, session), (INSERT_REFRESH_TOKEN_SQL, refresh)]
 }
 
@@ -457,7 +457,7 @@ macro_rules! impl_store {
 
             fn bind_params<'q>(
                 mut q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                params: Vec<Param>,
+                params: impl IntoIterator<Item = Param>,
             ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
                 for p in params {
                     q = match p {
@@ -682,7 +682,7 @@ macro_rules! impl_store {
             async fn find_oauth_client(&self, client_id: &str) -> Result<Option<(OAuthClient, Option<String>)>> {
                 let found = |r: &dyn Columns| Ok((oauth_client_from(r)?, r.opt_text("secret_hash")?));
                 if let Some(inline) = &self.inline {
-                    return inline.query_row(&FIND_OAUTH_CLIENT_SQL, &[("$1", &client_id)], |r| found(r));
+                    return inline.query_row(&FIND_OAUTH_CLIENT_SQL, &[Param::text(client_id)], |r| found(r));
                 }
                 let row = sqlx::query(&FIND_OAUTH_CLIENT_SQL).bind(client_id).fetch_optional(&self.read).await.map_err(map_err)?;
                 row.as_ref().map(|r| found(r)).transpose()
@@ -787,14 +787,11 @@ macro_rules! impl_store {
             }
 
             async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {
-                let (tenant, id, now) = (tenant.to_string(), id.to_string(), ms(now));
+                let params = [Param::text(tenant), Param::text(id), Param::Int(Some(ms(now)))];
                 if let Some(inline) = &self.inline {
-                    return inline.query_row(&FIND_USER_SQL, &[("$1", &tenant), ("$2", &id), ("$3", &now)], |r| user_from(r));
+                    return inline.query_row(&FIND_USER_SQL, &params, |r| user_from(r));
                 }
-                let row = sqlx::query(&FIND_USER_SQL)
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(now)
+                let row = Self::bind_params(sqlx::query(&FIND_USER_SQL), params)
                     .fetch_optional(&self.read)
                     .await
                     .map_err(map_err)?;
@@ -802,16 +799,11 @@ macro_rules! impl_store {
             }
 
             async fn find_user_for_session(&self, tenant: TenantId, id: UserId, session: SessionId, now: DateTime<Utc>) -> Result<Option<User>> {
-                let (tenant, id, now, session) = (tenant.to_string(), id.to_string(), ms(now), session.to_string());
+                let params = [Param::text(tenant), Param::text(id), Param::Int(Some(ms(now))), Param::text(session)];
                 if let Some(inline) = &self.inline {
-                    let params: [(&str, &dyn rusqlite::ToSql); 4] = [("$1", &tenant), ("$2", &id), ("$3", &now), ("$4", &session)];
                     return inline.query_row(&FIND_USER_FOR_SESSION_SQL, &params, |r| user_from(r));
                 }
-                let row = sqlx::query(&FIND_USER_FOR_SESSION_SQL)
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(now)
-                    .bind(session)
+                let row = Self::bind_params(sqlx::query(&FIND_USER_FOR_SESSION_SQL), params)
                     .fetch_optional(&self.read)
                     .await
                     .map_err(map_err)?;

@@ -202,7 +202,7 @@ fn returns_row(conn: &Connection, sql: &str, params: &[Param]) -> Result<bool> {
 
 /// `$n` placeholders are named parameters to SQLite, numbered by first appearance rather than
 /// by `n`; they are bound by name.
-fn bind(stmt: &mut Statement<'_>, params: &[Param]) -> Result<()> {
+pub(crate) fn bind(stmt: &mut Statement<'_>, params: &[Param]) -> Result<()> {
     static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| (1..=32).map(|n| format!("${n}")).collect());
     for (name, param) in NAMES.iter().zip(params) {
         if let Some(index) = stmt.parameter_index(name).map_err(map_err)? {
