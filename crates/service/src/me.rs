@@ -50,6 +50,13 @@ pub struct Export {
     pub teams: Vec<Team>,
 }
 
+/// The user an update changes: by id (read first), or as authentication has just read it.
+#[derive(Clone, Copy)]
+enum Target<'u> {
+    Id(UserId),
+    Read(&'u User),
+}
+
 /// Attempts of an unconditional update that lost a race before it is reported.
 const UNCONDITIONAL_RETRIES: usize = 5;
 
@@ -73,6 +80,25 @@ impl Service {
         body: &Map<String, Value>,
         opts: &UpdateOptions,
     ) -> Result<User> {
+        self.update(actor, tenant_id, user_id, None, body, opts).await
+    }
+
+    /// `update_user` for the signed-in user's own account. Authentication has just read the
+    /// user, so that read is the first attempt's starting point instead of a second one; the
+    /// versioned write still catches any change in between.
+    pub async fn update_me(&self, who: &Principal, body: &Map<String, Value>, opts: &UpdateOptions) -> Result<User> {
+        self.update(Actor::SelfService, who.tenant_id(), who.user.id, Some(&who.user), body, opts).await
+    }
+
+    async fn update(
+        &self,
+        actor: Actor,
+        tenant_id: TenantId,
+        user_id: UserId,
+        mut known: Option<&User>,
+        body: &Map<String, Value>,
+        opts: &UpdateOptions,
+    ) -> Result<User> {
         let tenant = self.tenant(tenant_id).await?;
         let mut limits = Limits {
             display_name_max: opts.display_name_max.unwrap_or(256),
@@ -89,7 +115,8 @@ impl Service {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.apply_patch(actor, tenant_id, user_id, patch.clone(), body, opts).await {
+            let target = known.take().map_or(Target::Id(user_id), Target::Read);
+            match self.apply_patch(actor, tenant_id, target, patch.clone(), body, opts).await {
                 Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
                     continue;
                 }
@@ -102,19 +129,22 @@ impl Service {
         &self,
         actor: Actor,
         tenant_id: TenantId,
-        user_id: UserId,
+        target: Target<'_>,
         patch: UserPatch,
         change: &Map<String, Value>,
         opts: &UpdateOptions,
     ) -> Result<User> {
         let if_match = opts.if_match;
         let now = self.now();
-        let current = self
-            .store
-            .find_user(tenant_id, user_id, now)
-            .await
-            .map_err(store_err)?
-            .ok_or(DomainError::NotFound("user"))?;
+        let current = match target {
+            Target::Read(user) => user.clone(),
+            Target::Id(user_id) => self
+                .store
+                .find_user(tenant_id, user_id, now)
+                .await
+                .map_err(store_err)?
+                .ok_or(DomainError::NotFound("user"))?,
+        };
         if if_match.is_some_and(|v| v != current.version) {
             return Err(DomainError::PreconditionFailed);
         }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tessera_core::DomainError;
 use tessera_core::user::{Avatar, User};
-use tessera_service::{Actor, Principal, UpdateOptions};
+use tessera_service::{Principal, UpdateOptions};
 use uuid::Uuid;
 
 use super::{FieldMap, to_native, to_wire};
@@ -140,10 +140,6 @@ async fn put_profile(
         ..UpdateOptions::default()
     };
     let native = to_native(body, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
-    let user = state
-        .service
-        .update_user(Actor::SelfService, who.tenant_id(), who.user.id, &native, &opts)
-        .await
-        .map_err(|e| to_wire(e.into(), FIELDS))?;
+    let user = state.service.update_me(&who, &native, &opts).await.map_err(|e| to_wire(e.into(), FIELDS))?;
     Ok(axum::Json(profile(&state, &user).await?))
 }

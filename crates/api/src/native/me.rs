@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tessera_core::DomainError;
-use tessera_service::{Actor, Principal, UpdateOptions};
+use tessera_service::{Principal, UpdateOptions};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -35,7 +35,7 @@ async fn update_me(
     body: &Map<String, Value>,
     opts: UpdateOptions,
 ) -> ApiResult<Response> {
-    let user = state.service.update_user(Actor::SelfService, who.tenant_id(), who.user.id, body, &opts).await?;
+    let user = state.service.update_me(who, body, &opts).await?;
     Ok(user_response(state, &user, Audience::SelfUser, StatusCode::OK))
 }
 

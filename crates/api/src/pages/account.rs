@@ -12,7 +12,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tessera_core::DomainError;
-use tessera_service::{Actor, Principal, TotpEnrolment, UpdateOptions};
+use tessera_service::{Principal, TotpEnrolment, UpdateOptions};
 
 use super::{Ctx, FormErrors, esc, input};
 use crate::AppState;
@@ -406,7 +406,7 @@ fn text_or_null(v: Option<String>) -> Value {
 
 async fn update(state: &AppState, who: &Principal, body: Map<String, Value>) -> Result<(), DomainError> {
     let opts = UpdateOptions { surface: SURFACE, ..UpdateOptions::default() };
-    state.service.update_user(Actor::SelfService, who.tenant_id(), who.user.id, &body, &opts).await.map(|_| ())
+    state.service.update_me(who, &body, &opts).await.map(|_| ())
 }
 
 pub async fn profile(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
