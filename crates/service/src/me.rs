@@ -114,8 +114,12 @@ impl Service {
         }
         let mut attempt = 0;
         loop {
-            attempt += 1;
             let target = known.take().map_or(Target::Id(user_id), Target::Read);
+            // A start from authentication's read is not one of the retries: under contention it
+            // is the likeliest to be stale, and it must not use up the fresh reads.
+            if matches!(target, Target::Id(_)) {
+                attempt += 1;
+            }
             match self.apply_patch(actor, tenant_id, target, patch.clone(), body, opts).await {
                 Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
                     continue;
