@@ -131,7 +131,6 @@ impl PolicyEngine {
                 Entities::from_entities([me, server], None)
                     .map_err(|e| DomainError::Internal(format!("policy entities: {e}").into()))
             })?;
-        let (resource, action) = (user_uid, UPDATE_ACTION.clone());
         let authorizer = Authorizer::new();
         let mut denied = Vec::new();
         let mut notices: Vec<String> = Vec::new();
@@ -145,7 +144,7 @@ impl PolicyEngine {
                 ),
             ])
             .map_err(|e| DomainError::Internal(format!("policy context: {e}").into()))?;
-            let request = Request::new(principal.clone(), action.clone(), resource.clone(), context, None)
+            let request = Request::new(principal.clone(), UPDATE_ACTION.clone(), user_uid.clone(), context, None)
                 .map_err(|e| DomainError::Internal(format!("policy request: {e}").into()))?;
             let response = authorizer.is_authorized(&request, &self.set, &entities);
             if response.decision() == Decision::Allow {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::Result;
-use crate::sql::{Columns, Param};
+use crate::sql::Param;
 use crate::writer::{bind, map_err as other};
 
 pub(crate) struct InlineReads {
@@ -73,23 +73,5 @@ impl InlineReads {
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
-    }
-}
-
-impl Columns for Row<'_> {
-    fn text(&self, c: &str) -> Result<String> {
-        self.get(c).map_err(other)
-    }
-    fn opt_text(&self, c: &str) -> Result<Option<String>> {
-        self.get(c).map_err(other)
-    }
-    fn int(&self, c: &str) -> Result<i64> {
-        self.get(c).map_err(other)
-    }
-    fn opt_int(&self, c: &str) -> Result<Option<i64>> {
-        self.get(c).map_err(other)
-    }
-    fn flag(&self, c: &str) -> Result<bool> {
-        self.get(c).map_err(other)
     }
 }

@@ -172,29 +172,31 @@ pub(crate) trait Columns {
     fn flag(&self, c: &str) -> Result<bool>;
 }
 
-macro_rules! sqlx_columns {
-    ($row:ty) => {
+/// `Columns` for a driver's row type: `$get` reads a column by name, `$err` maps its error.
+macro_rules! impl_columns {
+    ($row:ty, $get:ident, $err:path) => {
         impl Columns for $row {
             fn text(&self, c: &str) -> Result<String> {
-                self.try_get(c).map_err(map_err)
+                self.$get(c).map_err($err)
             }
             fn opt_text(&self, c: &str) -> Result<Option<String>> {
-                self.try_get(c).map_err(map_err)
+                self.$get(c).map_err($err)
             }
             fn int(&self, c: &str) -> Result<i64> {
-                self.try_get(c).map_err(map_err)
+                self.$get(c).map_err($err)
             }
             fn opt_int(&self, c: &str) -> Result<Option<i64>> {
-                self.try_get(c).map_err(map_err)
+                self.$get(c).map_err($err)
             }
             fn flag(&self, c: &str) -> Result<bool> {
-                self.try_get(c).map_err(map_err)
+                self.$get(c).map_err($err)
             }
         }
     };
 }
-sqlx_columns!(sqlx::sqlite::SqliteRow);
-sqlx_columns!(sqlx::postgres::PgRow);
+impl_columns!(sqlx::sqlite::SqliteRow, try_get, map_err);
+impl_columns!(sqlx::postgres::PgRow, try_get, map_err);
+impl_columns!(rusqlite::Row<'_>, get, crate::writer::map_err);
 
 /// A user from a row holding `USER_COLUMNS` and `active_sessions`.
 fn user_from(row: &(impl Columns + ?Sized)) -> Result<User> {
@@ -432,6 +434,20 @@ macro_rules! impl_store {
                     ip_address: row.try_get("ip_address").map_err(map_err)?,
                     client_id: row.try_get("client_id").map_err(map_err)?,
                 })
+            }
+
+            /// One optional row, mapped by `map`: inline on SQLite (`inline.rs`), else through sqlx.
+            async fn fetch_optional<T, const N: usize>(
+                &self,
+                sql: &str,
+                params: [Param; N],
+                map: fn(&dyn Columns) -> Result<T>,
+            ) -> Result<Option<T>> {
+                if let Some(inline) = &self.inline {
+                    return inline.query_row(sql, &params, |r| map(r));
+                }
+                let row = Self::bind_params(sqlx::query(sql), params).fetch_optional(&self.read).await.map_err(map_err)?;
+                row.as_ref().map(|r| map(r)).transpose()
             }
 
             fn tenant_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Tenant> {
@@ -680,12 +696,10 @@ macro_rules! impl_store {
             }
 
             async fn find_oauth_client(&self, client_id: &str) -> Result<Option<(OAuthClient, Option<String>)>> {
-                let found = |r: &dyn Columns| Ok((oauth_client_from(r)?, r.opt_text("secret_hash")?));
-                if let Some(inline) = &self.inline {
-                    return inline.query_row(&FIND_OAUTH_CLIENT_SQL, &[Param::text(client_id)], |r| found(r));
-                }
-                let row = sqlx::query(&FIND_OAUTH_CLIENT_SQL).bind(client_id).fetch_optional(&self.read).await.map_err(map_err)?;
-                row.as_ref().map(|r| found(r)).transpose()
+                self.fetch_optional(&FIND_OAUTH_CLIENT_SQL, [Param::text(client_id)], |r| {
+                    Ok((oauth_client_from(r)?, r.opt_text("secret_hash")?))
+                })
+                .await
             }
 
             async fn list_oauth_clients(&self, tenant: TenantId) -> Result<Vec<OAuthClient>> {
@@ -788,26 +802,12 @@ macro_rules! impl_store {
 
             async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {
                 let params = [Param::text(tenant), Param::text(id), Param::Int(Some(ms(now)))];
-                if let Some(inline) = &self.inline {
-                    return inline.query_row(&FIND_USER_SQL, &params, |r| user_from(r));
-                }
-                let row = Self::bind_params(sqlx::query(&FIND_USER_SQL), params)
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(user_from).transpose()
+                self.fetch_optional(&FIND_USER_SQL, params, |r| user_from(r)).await
             }
 
             async fn find_user_for_session(&self, tenant: TenantId, id: UserId, session: SessionId, now: DateTime<Utc>) -> Result<Option<User>> {
                 let params = [Param::text(tenant), Param::text(id), Param::Int(Some(ms(now))), Param::text(session)];
-                if let Some(inline) = &self.inline {
-                    return inline.query_row(&FIND_USER_FOR_SESSION_SQL, &params, |r| user_from(r));
-                }
-                let row = Self::bind_params(sqlx::query(&FIND_USER_FOR_SESSION_SQL), params)
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(user_from).transpose()
+                self.fetch_optional(&FIND_USER_FOR_SESSION_SQL, params, |r| user_from(r)).await
             }
 
             async fn find_user_credentials(&self, tenant: TenantId, login: Login<'_>, now: DateTime<Utc>) -> Result<Option<UserCredentials>> {

@@ -25,7 +25,10 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OpenFlags, Statement, ToSql};
 use tokio::sync::oneshot;
 
-use crate::sql::{Param, REVOKE_SESSIONS_SQL, Steps, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan, membership_sql};
+use crate::sql::{
+    INSERT_IMAGE_SQL, Param, REVOKE_SESSIONS_SQL, Steps, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan,
+    membership_sql,
+};
 use crate::{Result, StoreError, constraints};
 
 /// The most writes one COMMIT carries: enough to absorb a burst from every connection of a
@@ -165,7 +168,7 @@ pub(crate) fn run_user_write(conn: &Connection, plan: UserWritePlan) -> Result<(
         return Err(StoreError::Conflict { constraint: constraints::TEAM_MEMBERSHIP });
     }
     if let Some(params) = plan.image {
-        execute(conn, crate::sql::INSERT_IMAGE_SQL, &params)?;
+        execute(conn, INSERT_IMAGE_SQL, &params)?;
     }
     if execute(conn, UPDATE_USER_SQL, &plan.update)? == 0 {
         return Err(if returns_row(conn, USER_EXISTS_SQL, &plan.exists)? {
