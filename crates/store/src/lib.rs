@@ -7,6 +7,7 @@
 
 mod inline;
 mod sql;
+mod user_cache;
 mod writer;
 
 use async_trait::async_trait;

@@ -19,6 +19,7 @@ use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, T
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
 use crate::inline::InlineReads;
+use crate::user_cache::{Touch, Touching, UserCache};
 use crate::writer::Writer;
 use crate::{
     ImageBlob, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials,
@@ -42,6 +43,10 @@ pub struct ConnectOptions {
     /// SQLite only: fsync the WAL on every commit (`synchronous=FULL`). Off, a commit survives a
     /// crash of the process (kill -9) but not of the machine.
     pub sqlite_sync_full: bool,
+    /// SQLite on a file: how long a user read for a session may be served again from memory
+    /// (`user_cache.rs`); zero turns the cache off. Writes made by this process are seen at
+    /// once regardless; this bounds how long another process's writes go unseen.
+    pub user_cache_max_age: Duration,
 }
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
@@ -53,7 +58,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .connect_with(options)
             .await
             .map_err(other)?;
-        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool, inline: None, writer: None }))
+        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool, inline: None, writer: None, users: None }))
     } else {
         let options = SqliteConnectOptions::from_str(&opts.url)
             .map_err(other)?
@@ -81,13 +86,14 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .await
             .map_err(other)?;
         let file = options.get_filename();
-        let (inline, writer) = if file == std::path::Path::new(":memory:") {
-            (None, None)
+        let (inline, writer, users) = if file == std::path::Path::new(":memory:") {
+            (None, None, None)
         } else {
             let inline = InlineReads::new(file.to_path_buf(), opts.max_connections as usize);
-            (Some(inline), Some(Writer::start(file, opts.sqlite_sync_full, write.clone())?))
+            let writer = Writer::start(file, opts.sqlite_sync_full, write.clone())?;
+            (Some(inline), Some(writer), UserCache::new(opts.user_cache_max_age))
         };
-        Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline, writer }))
+        Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline, writer, users }))
     }
 }
 
@@ -98,6 +104,16 @@ pub struct SqlStore<DB: sqlx::Database> {
     inline: Option<InlineReads>,
     /// SQLite on a file: user writes, committed in groups on one thread (`writer.rs`).
     writer: Option<Writer>,
+    /// SQLite on a file: users read for a session, until a write touches them (`user_cache.rs`).
+    users: Option<UserCache>,
+}
+
+impl<DB: sqlx::Database> SqlStore<DB> {
+    /// A guard every write that changes what `find_user_for_session` returns holds until it
+    /// has committed (or failed): its drop outdates the cached users it touched.
+    fn touching(&self, what: Touch) -> Touching<'_> {
+        UserCache::touching(self.users.as_ref(), what)
+    }
 }
 
 fn other(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -400,12 +416,16 @@ fn active_sessions_column(now: &str) -> String {
 static FIND_USER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {USER_COLUMNS}, {} FROM users u WHERE u.tenant_id = $1 AND u.id = $2", active_sessions_column("$3"))
 });
+/// Also the earliest expiry among the user's live sessions (`next_expiry`): until then the
+/// row, `active_sessions` included, stays what it is unless a write touches it (`user_cache.rs`).
+/// Both come from one scan of the user's sessions.
 static FIND_USER_FOR_SESSION_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {USER_COLUMNS}, {} FROM users u \
+        "SELECT {USER_COLUMNS}, a.active_sessions, a.next_expiry FROM users u, \
+           (SELECT COUNT(*) AS active_sessions, MIN(s.expires_at) AS next_expiry FROM sessions s \
+            WHERE s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3) a \
          WHERE u.tenant_id = $1 AND u.id = $2 AND EXISTS (SELECT 1 FROM sessions s \
-           WHERE s.id = $4 AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $3)",
-        active_sessions_column("$3")
+           WHERE s.id = $4 AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $3)"
     )
 });
 
@@ -709,6 +729,8 @@ macro_rules! impl_store {
             }
 
             async fn delete_oauth_client(&self, tenant: TenantId, client_id: &str) -> Result<bool> {
+                // Deletes the client's service-account user, if it has one.
+                let _touch = self.touching(Touch::All);
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 let user: Option<Option<String>> =
                     sqlx::query_scalar("SELECT user_id FROM oauth_clients WHERE client_id = $1 AND tenant_id = $2")
@@ -774,6 +796,7 @@ macro_rules! impl_store {
                         .rows_affected()
                         == 1;
                 if !won {
+                    let _touch = self.touching(Touch::All);
                     sqlx::query(
                         "UPDATE sessions SET revoked_at = $2 WHERE revoked_at IS NULL \
                          AND id = (SELECT session_id FROM authorization_codes WHERE code_hash = $1)",
@@ -806,8 +829,22 @@ macro_rules! impl_store {
             }
 
             async fn find_user_for_session(&self, tenant: TenantId, id: UserId, session: SessionId, now: DateTime<Utc>) -> Result<Option<User>> {
+                let cache = self.users.as_ref();
+                if let Some(user) = cache.and_then(|c| c.get(tenant, id, session, now)) {
+                    return Ok(Some(user));
+                }
+                // Taken before the read, so that a write committing during it outdates the entry.
+                let stamp = cache.map(|c| c.stamp(id));
                 let params = [Param::text(tenant), Param::text(id), Param::Int(Some(ms(now))), Param::text(session)];
-                self.fetch_optional(&FIND_USER_FOR_SESSION_SQL, params, |r| user_from(r)).await
+                let found = self
+                    .fetch_optional(&FIND_USER_FOR_SESSION_SQL, params, |r| Ok((user_from(r)?, r.opt_int("next_expiry")?)))
+                    .await?;
+                Ok(found.map(|(user, next_expiry)| {
+                    if let (Some(c), Some(stamp), Some(until)) = (cache, stamp, next_expiry) {
+                        c.put(session, stamp, until, &user);
+                    }
+                    user
+                }))
             }
 
             async fn find_user_credentials(&self, tenant: TenantId, login: Login<'_>, now: DateTime<Utc>) -> Result<Option<UserCredentials>> {
@@ -854,6 +891,7 @@ macro_rules! impl_store {
             }
 
             async fn update_user(&self, w: UserWrite<'_>) -> Result<()> {
+                let _touch = self.touching(Touch::User(w.user.id));
                 let plan = UserWritePlan::new(&w)?;
                 if let Some(writer) = &self.writer {
                     return writer.write(move |conn| crate::writer::run_user_write(conn, plan)).await;
@@ -946,6 +984,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
+                let _touch = self.touching(Touch::User(id));
                 let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.to_string())
                     .bind(id.to_string())
@@ -994,6 +1033,7 @@ macro_rules! impl_store {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                let _touch = (!rows.is_empty()).then(|| self.touching(Touch::All));
                 let mut purged = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let tenant: String = row.try_get("tenant_id").map_err(map_err)?;
@@ -1031,6 +1071,8 @@ macro_rules! impl_store {
             }
 
             async fn insert_session(&self, s: &Session, refresh_hash: &str) -> Result<()> {
+                // The user's `active_sessions` grows.
+                let _touch = self.touching(Touch::User(s.user_id));
                 let steps = insert_session_steps(s, refresh_hash);
                 if let Some(writer) = &self.writer {
                     return writer.write(move |conn| crate::writer::run_steps(conn, &steps)).await;
@@ -1066,6 +1108,7 @@ macro_rules! impl_store {
                         .rows_affected()
                         == 1;
                 if !won {
+                    let _touch = self.touching(Touch::All);
                     sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                         .bind(&session_id)
                         .bind(ms(now))
@@ -1125,6 +1168,7 @@ macro_rules! impl_store {
             }
 
             async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool> {
+                let _touch = self.touching(Touch::User(user));
                 let done = sqlx::query("UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL")
                     .bind(tenant.to_string())
                     .bind(user.to_string())
@@ -1179,6 +1223,8 @@ macro_rules! impl_store {
             }
 
             async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
+                // Clears the selection of every member, whoever they are.
+                let _touch = self.touching(Touch::All);
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 sqlx::query("UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND selected_team_id = $2")
                     .bind(tenant.to_string())
@@ -1227,6 +1273,7 @@ macro_rules! impl_store {
             }
 
             async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool> {
+                let _touch = self.touching(Touch::User(user));
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 let done = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
                     .bind(tenant.to_string())

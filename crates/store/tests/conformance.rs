@@ -42,9 +42,14 @@ mod harness {
     use tessera_store::{ConnectOptions, Store};
 
     async fn open(url: String) -> Arc<dyn Store> {
-        let store = tessera_store::connect(&ConnectOptions { url, max_connections: 4, sqlite_sync_full: false })
-            .await
-            .expect("connect to the test database");
+        let store = tessera_store::connect(&ConnectOptions {
+            url,
+            max_connections: 4,
+            sqlite_sync_full: false,
+            user_cache_max_age: std::time::Duration::from_secs(60),
+        })
+        .await
+        .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");
         store
     }
@@ -1115,6 +1120,102 @@ async fn find_user_for_session_returns_none_after_revocation_expiry_or_for_anoth
     assert!(!store.revoke_session(tenant.id, user.id, others.id, t0).await.expect("revoke"));
 }
 
+/// `GET /me`'s read may be answered from memory on SQLite (`user_cache.rs`): every write that
+/// changes what it returns must be seen by the very next read, and so must time passing a
+/// session's expiry. Each step reads first, so that the read after the write could be a stale
+/// copy if the write failed to outdate it.
+async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "uma@example.com", "uma").await;
+    let t0 = now();
+    let session = start_session(&store, &user, "uma-1").await;
+    let read = |at: DateTime<Utc>| {
+        let store = store.clone();
+        async move { store.find_user_for_session(tenant.id, user.id, session.id, at).await.expect("find") }
+    };
+    assert_eq!(read(t0).await.expect("live").active_sessions, 1);
+
+    // A change to the user.
+    let mut renamed = next_version(&user);
+    renamed.profile.display_name = Some("Uma".into());
+    update(&store, &renamed, user.version).await;
+    assert_eq!(read(t0).await.expect("live").profile.display_name.as_deref(), Some("Uma"));
+
+    // Another session starts, then ends by revocation; a third ends by expiring.
+    let second = start_session(&store, &user, "uma-2").await;
+    assert_eq!(read(t0).await.expect("live").active_sessions, 2);
+    assert!(store.revoke_session(tenant.id, user.id, second.id, t0).await.expect("revoke"));
+    assert_eq!(read(t0).await.expect("live").active_sessions, 1);
+    let short = session_for(&user, t0, Duration::minutes(1));
+    store.insert_session(&short, "uma-3").await.expect("insert session");
+    assert_eq!(read(t0).await.expect("live").active_sessions, 2);
+    assert_eq!(read(t0 + Duration::minutes(1)).await.expect("live").active_sessions, 1, "expired on its own");
+
+    // The selected team, cleared by leaving it, then by its deletion.
+    let team = new_team(&store, tenant.id, "Crew").await;
+    for step in ["leave", "delete"] {
+        store.add_member(tenant.id, team.id, user.id, t0).await.expect("add member");
+        let current = read(t0).await.expect("live");
+        let mut selecting = next_version(&current);
+        selecting.profile.selected_team_id = Some(team.id);
+        update(&store, &selecting, current.version).await;
+        assert_eq!(read(t0).await.expect("live").profile.selected_team_id, Some(team.id));
+        if step == "leave" {
+            assert!(store.remove_member(tenant.id, team.id, user.id, t0).await.expect("remove"));
+        } else {
+            assert!(store.delete_team(tenant.id, team.id, t0).await.expect("delete team"));
+        }
+        assert_eq!(read(t0).await.expect("live").profile.selected_team_id, None, "after {step}");
+    }
+
+    // A refresh token used twice revokes its session.
+    rotated(store.rotate_refresh_token("uma-1", "uma-1b", t0).await.expect("rotate"));
+    assert!(read(t0).await.is_some(), "a rotation keeps the session");
+    assert!(matches!(store.rotate_refresh_token("uma-1", "uma-1c", t0).await.expect("reuse"), Rotation::Reused));
+    assert_eq!(read(t0).await, None, "reuse revoked it");
+
+    // A password change ends the other sessions in the same write.
+    let kept = start_session(&store, &user, "uma-4").await;
+    let gone = start_session(&store, &user, "uma-5").await;
+    let find_in = |s: SessionId| {
+        let store = store.clone();
+        async move { store.find_user_for_session(tenant.id, user.id, s, t0).await.expect("find") }
+    };
+    let current = find_in(gone.id).await.expect("live");
+    let mut write = UserWrite::new(&current, current.version, t0);
+    let changed = next_version(&current);
+    write.user = &changed;
+    write.password_hash = Some("new-hash");
+    write.revoke_sessions = Some(RevokeSessions { except: Some(kept.id) });
+    store.update_user(write).await.expect("password change");
+    assert_eq!(find_in(gone.id).await, None);
+    assert!(find_in(kept.id).await.is_some());
+
+    // Deletion, by the user and by the purge.
+    assert!(store.delete_user(tenant.id, user.id).await.expect("delete"));
+    assert_eq!(find_in(kept.id).await, None);
+    let mut leaving = person(tenant.id, "vic@example.com", "vic");
+    leaving.deletion_due_at = Some(t0);
+    insert(&store, &leaving).await;
+    let last = start_session(&store, &leaving, "vic-1").await;
+    assert!(store.find_user_for_session(tenant.id, leaving.id, last.id, t0).await.expect("find").is_some());
+    assert_eq!(store.purge_due_users(t0, 10).await.expect("purge").len(), 1);
+    assert_eq!(store.find_user_for_session(tenant.id, leaving.id, last.id, t0).await.expect("find"), None);
+
+    // A service account, deleted with its client.
+    let bot = person(tenant.id, "bot@example.com", "bot");
+    let empty = Map::new();
+    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None };
+    store
+        .insert_oauth_client(&oauth_client(tenant.id, "tsr_ci_bot", Some(bot.id)), Some("h"), Some(new))
+        .await
+        .expect("client");
+    let bots = start_session(&store, &bot, "bot-1").await;
+    assert!(store.find_user_for_session(tenant.id, bot.id, bots.id, t0).await.expect("find").is_some());
+    assert!(store.delete_oauth_client(tenant.id, "tsr_ci_bot").await.expect("delete client"));
+    assert_eq!(store.find_user_for_session(tenant.id, bot.id, bots.id, t0).await.expect("find"), None);
+}
+
 async fn user_write_revoking_sessions_keeps_only_the_excepted_one(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "tess@example.com", "tess").await;
@@ -1730,6 +1831,7 @@ conformance! {
     delete_user_removes_the_user_and_reports_whether_it_existed,
     live_sessions_are_listed_newest_first_and_counted_on_the_user,
     find_user_for_session_returns_none_after_revocation_expiry_or_for_anothers_session,
+    every_write_a_session_read_depends_on_is_seen_by_the_next_read,
     user_write_revoking_sessions_keeps_only_the_excepted_one,
     refresh_token_rotates_once_and_its_reuse_revokes_the_session,
     unknown_refresh_token_is_invalid_and_changes_nothing,

@@ -28,6 +28,9 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// SQLite: fsync every commit (survives power loss, not just a crash of the process).
     pub sqlite_sync_full: bool,
+    /// SQLite: how long a user read for a session may be served from memory; 0 turns it off.
+    /// This process's own writes are seen at once; the bound is for other processes' writes.
+    pub sqlite_user_cache_ms: u64,
     /// argon2id hashes at once; default: the number of CPUs.
     pub hash_concurrency: Option<usize>,
     /// How often erasure of accounts past their deletion grace period runs.
@@ -57,6 +60,7 @@ impl Default for Settings {
             public_url: None,
             db_max_connections: 16,
             sqlite_sync_full: false,
+            sqlite_user_cache_ms: 1000,
             hash_concurrency: None,
             purge_interval_seconds: 60,
             log_format: "text".into(),

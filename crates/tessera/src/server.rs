@@ -23,6 +23,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         url: settings.store_url(),
         max_connections: settings.db_max_connections,
         sqlite_sync_full: settings.sqlite_sync_full,
+        user_cache_max_age: Duration::from_millis(settings.sqlite_user_cache_ms),
     })
     .await
     .context("connecting to the database")?;
