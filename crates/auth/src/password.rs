@@ -139,12 +139,13 @@ fn decoy_hash(params: &Params) -> String {
 
 /// How much less CPU a busy hashing thread gets than a request thread when both want it
 /// (Linux nice 5: about a third of the weight). Alone, hashing still uses every idle cycle, so
-/// sign-in throughput is unchanged; in a sign-in storm, `GET /me` is served first.
+/// sign-in throughput is unchanged; in a sign-in storm, `GET /me` is served first. Nice 10 was
+/// tried (BENCHMARKS.md): `GET /me`'s p99 during a storm moved within the machine's noise
+/// (9.0–10.6 ms against 8.7–10.5 ms over three runs each), while sign-ins fell from 33 to 27/s.
 const HASH_THREAD_NICE: i32 = 5;
 
 /// Lowers the calling thread's priority by `HASH_THREAD_NICE` (on Linux the nice value is per
-/// thread). Failing to is
-/// harmless: hashing then competes as an equal.
+/// thread). Failing to is harmless: hashing then competes as an equal.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
