@@ -90,8 +90,9 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             (None, None, None)
         } else {
             let inline = InlineReads::new(file.to_path_buf(), opts.max_connections as usize);
-            let writer = Writer::start(file, opts.sqlite_sync_full, write.clone())?;
-            (Some(inline), Some(writer), UserCache::new(opts.user_cache_max_age))
+            let users = UserCache::new(opts.user_cache_max_age).map(Arc::new);
+            let writer = Writer::start(file, opts.sqlite_sync_full, write.clone(), users.clone())?;
+            (Some(inline), Some(writer), users)
         };
         Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline, writer, users }))
     }
@@ -105,14 +106,14 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// SQLite on a file: user writes, committed in groups on one thread (`writer.rs`).
     writer: Option<Writer>,
     /// SQLite on a file: users read for a session, until a write touches them (`user_cache.rs`).
-    users: Option<UserCache>,
+    users: Option<Arc<UserCache>>,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
     /// A guard every write that changes what `find_user_for_session` returns holds until it
     /// has committed (or failed): its drop outdates the cached users it touched.
     fn touching(&self, what: Touch) -> Touching<'_> {
-        UserCache::touching(self.users.as_ref(), what)
+        UserCache::touching(self.users.as_deref(), what)
     }
 }
 
@@ -506,6 +507,18 @@ macro_rules! impl_store {
                 q
             }
 
+            /// One statement that changes what `find_user_for_session` may return for `touches`:
+            /// on SQLite through the writer thread (which outdates the cached users after the
+            /// COMMIT, even if this caller is cancelled meanwhile); the rows it changed.
+            async fn execute_user_write(&self, touches: Touch, sql: &'static str, params: Vec<Param>) -> Result<u64> {
+                if let Some(writer) = &self.writer {
+                    return writer.write(touches, move |conn| crate::writer::execute(conn, sql, &params)).await.map(|n| n as u64);
+                }
+                let _touch = self.touching(touches);
+                let done = Self::bind_params(sqlx::query(sql), params).execute(&self.write).await.map_err(map_err)?;
+                Ok(done.rows_affected())
+            }
+
             /// The user row (and its image), inside the caller's transaction.
             async fn insert_user_in(tx: &mut sqlx::Transaction<'_, $db>, new: NewUser<'_>) -> Result<()> {
                 let u = new.user;
@@ -829,7 +842,7 @@ macro_rules! impl_store {
             }
 
             async fn find_user_for_session(&self, tenant: TenantId, id: UserId, session: SessionId, now: DateTime<Utc>) -> Result<Option<User>> {
-                let cache = self.users.as_ref();
+                let cache = self.users.as_deref();
                 if let Some(user) = cache.and_then(|c| c.get(tenant, id, session, now)) {
                     return Ok(Some(user));
                 }
@@ -891,10 +904,9 @@ macro_rules! impl_store {
             }
 
             async fn update_user(&self, w: UserWrite<'_>) -> Result<()> {
-                let _touch = self.touching(Touch::User(w.user.id));
                 let plan = UserWritePlan::new(&w)?;
                 if let Some(writer) = &self.writer {
-                    return writer.write(move |conn| crate::writer::run_user_write(conn, plan)).await;
+                    return writer.write(Touch::User(w.user.id), move |conn| crate::writer::run_user_write(conn, plan)).await;
                 }
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 if let Some(params) = plan.membership {
@@ -984,14 +996,9 @@ macro_rules! impl_store {
             }
 
             async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
-                let _touch = self.touching(Touch::User(id));
-                let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.to_string())
-                    .bind(id.to_string())
-                    .execute(&self.write)
-                    .await
-                    .map_err(map_err)?;
-                Ok(done.rows_affected() == 1)
+                let params = vec![Param::text(tenant), Param::text(id)];
+                let done = self.execute_user_write(Touch::User(id), "DELETE FROM users WHERE tenant_id = $1 AND id = $2", params).await?;
+                Ok(done == 1)
             }
 
             async fn list_users(&self, tenant: TenantId, f: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {
@@ -1071,11 +1078,10 @@ macro_rules! impl_store {
             }
 
             async fn insert_session(&self, s: &Session, refresh_hash: &str) -> Result<()> {
-                // The user's `active_sessions` grows.
-                let _touch = self.touching(Touch::User(s.user_id));
                 let steps = insert_session_steps(s, refresh_hash);
                 if let Some(writer) = &self.writer {
-                    return writer.write(move |conn| crate::writer::run_steps(conn, &steps)).await;
+                    // The user's `active_sessions` grows.
+                    return writer.write(Touch::User(s.user_id), move |conn| crate::writer::run_steps(conn, &steps)).await;
                 }
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 for (sql, params) in steps {
@@ -1168,16 +1174,9 @@ macro_rules! impl_store {
             }
 
             async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool> {
-                let _touch = self.touching(Touch::User(user));
-                let done = sqlx::query("UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL")
-                    .bind(tenant.to_string())
-                    .bind(user.to_string())
-                    .bind(id.to_string())
-                    .bind(ms(now))
-                    .execute(&self.write)
-                    .await
-                    .map_err(map_err)?;
-                Ok(done.rows_affected() == 1)
+                let params = vec![Param::text(tenant), Param::text(user), Param::text(id), Param::Int(Some(ms(now)))];
+                let sql = "UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL";
+                Ok(self.execute_user_write(Touch::User(user), sql, params).await? == 1)
             }
 
             async fn insert_team(&self, team: &Team) -> Result<()> {

@@ -8,8 +8,9 @@
 //!
 //! - **No write in this process has touched the user since.** Every `Store` write that changes
 //!   what `find_user_for_session` returns (the user's row, or any of their sessions, which the
-//!   row's `active_sessions` counts) holds a [`Touching`] guard; dropping it, after the commit
-//!   and before the write returns, bumps the user's stamp. An entry keeps the stamp read
+//!   row's `active_sessions` counts) bumps the user's stamp after its commit and before it
+//!   returns: the writer thread does it for the writes it commits (`writer.rs`), the other
+//!   writes hold a [`Touching`] guard whose drop does it. An entry keeps the stamp read
 //!   *before* its row was read, so a write that commits during the read outdates it too.
 //!   Stamps are striped by user id: a bump outdates the users of one stripe, and a write that
 //!   touches users it cannot name (deleting a team, a replayed code) bumps every stripe.
@@ -116,7 +117,7 @@ impl UserCache {
         Touching { cache, what }
     }
 
-    fn touch(&self, what: Touch) {
+    pub(crate) fn touch(&self, what: Touch) {
         match what {
             Touch::User(user) => {
                 self.stamps[stripe(user)].fetch_add(1, Ordering::SeqCst);

@@ -17,8 +17,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::LazyLock;
 use std::sync::mpsc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rusqlite::types::ToSqlOutput;
@@ -29,6 +29,7 @@ use crate::sql::{
     INSERT_IMAGE_SQL, Param, REVOKE_SESSIONS_SQL, Steps, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan,
     membership_sql,
 };
+use crate::user_cache::{Touch, UserCache};
 use crate::{Result, StoreError, constraints};
 
 /// The most writes one COMMIT carries: enough to absorb a burst from every connection of a
@@ -40,25 +41,35 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Opens the writer's connection and starts its thread. `gate` is sqlx's write pool.
-    pub(crate) fn start(path: &Path, sync_full: bool, gate: sqlx::Pool<sqlx::Sqlite>) -> Result<Self> {
+    /// Opens the writer's connection and starts its thread. `gate` is sqlx's write pool;
+    /// `users`, the cache whose entries each write outdates after its group's COMMIT.
+    pub(crate) fn start(
+        path: &Path,
+        sync_full: bool,
+        gate: sqlx::Pool<sqlx::Sqlite>,
+        users: Option<Arc<UserCache>>,
+    ) -> Result<Self> {
         let conn = open(path, sync_full).map_err(map_err)?;
         let runtime = tokio::runtime::Handle::current();
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("tessera-sqlite-writer".into())
-            .spawn(move || run(&conn, &queue, &gate, &runtime))
+            .spawn(move || run(&conn, &queue, &gate, &runtime, users.as_deref()))
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(Self { jobs })
     }
 
-    /// Runs `f` in the next group and returns its result once that group has committed.
+    /// Runs `f` in the next group and returns its result once that group has committed and
+    /// the cached users it `touches` are outdated. Both happen on the writer's thread, so a
+    /// caller that stops waiting (a cancelled request) cannot leave a cached user stale.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
+        touches: Touch,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Box::new(Call { f: Some(f), out: None, reply: Some(reply) })).map_err(|_| stopped())?;
+        let call = Call { f: Some(f), touches, out: None, reply: Some(reply) };
+        self.jobs.send(Box::new(call)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -83,6 +94,7 @@ fn run(
     queue: &mpsc::Receiver<Box<dyn Job>>,
     gate: &sqlx::Pool<sqlx::Sqlite>,
     runtime: &tokio::runtime::Handle,
+    users: Option<&UserCache>,
 ) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -98,6 +110,9 @@ fn run(
             commit_group(conn, &mut group)
         });
         for job in group {
+            if let Some(users) = users {
+                users.touch(job.touches());
+            }
             job.finish(committed.clone());
         }
     }
@@ -125,12 +140,15 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> std::result::R
 trait Job: Send {
     /// Runs the write inside the group's transaction; `false` rolls its savepoint back.
     fn run(&mut self, conn: &Connection) -> bool;
+    /// The cached users the write may change.
+    fn touches(&self) -> Touch;
     /// Answers the caller once the group's COMMIT has returned.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
 }
 
 struct Call<T, F> {
     f: Option<F>,
+    touches: Touch,
     out: Option<Result<T>>,
     reply: Option<oneshot::Sender<Result<T>>>,
 }
@@ -144,6 +162,10 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> Job for Call<T, F> {
         let ok = out.is_ok();
         self.out = Some(out);
         ok
+    }
+
+    fn touches(&self) -> Touch {
+        self.touches
     }
 
     fn finish(mut self: Box<Self>, committed: std::result::Result<(), String>) {
@@ -191,7 +213,8 @@ pub(crate) fn run_steps(conn: &Connection, steps: &Steps) -> Result<()> {
     Ok(())
 }
 
-fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<usize> {
+/// One statement; the rows it changed.
+pub(crate) fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<usize> {
     let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
     bind(&mut stmt, params)?;
     stmt.raw_execute().map_err(map_err)
