@@ -106,6 +106,7 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// SQLite on a file: user writes, committed in groups on one thread (`writer.rs`).
     writer: Option<Writer>,
     /// SQLite on a file: users read for a session, until a write touches them (`user_cache.rs`).
+    /// Only ever beside `writer`, whose thread outdates them after its writes.
     users: Option<Arc<UserCache>>,
 }
 
@@ -514,7 +515,7 @@ macro_rules! impl_store {
                 if let Some(writer) = &self.writer {
                     return writer.write(touches, move |conn| crate::writer::execute(conn, sql, &params)).await.map(|n| n as u64);
                 }
-                let _touch = self.touching(touches);
+                // No writer, no cache (`users`): nothing to outdate.
                 let done = Self::bind_params(sqlx::query(sql), params).execute(&self.write).await.map_err(map_err)?;
                 Ok(done.rows_affected())
             }
@@ -847,13 +848,13 @@ macro_rules! impl_store {
                     return Ok(Some(user));
                 }
                 // Taken before the read, so that a write committing during it outdates the entry.
-                let stamp = cache.map(|c| c.stamp(id));
+                let stamped = cache.map(|c| (c, c.stamp(id)));
                 let params = [Param::text(tenant), Param::text(id), Param::Int(Some(ms(now))), Param::text(session)];
                 let found = self
                     .fetch_optional(&FIND_USER_FOR_SESSION_SQL, params, |r| Ok((user_from(r)?, r.opt_int("next_expiry")?)))
                     .await?;
                 Ok(found.map(|(user, next_expiry)| {
-                    if let (Some(c), Some(stamp), Some(until)) = (cache, stamp, next_expiry) {
+                    if let (Some((c, stamp)), Some(until)) = (stamped, next_expiry) {
                         c.put(session, stamp, until, &user);
                     }
                     user

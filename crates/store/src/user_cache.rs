@@ -148,6 +148,12 @@ mod tests {
         UserCache::new(Duration::from_secs(60)).expect("on")
     }
 
+    /// A cache, the time, and one user with one session.
+    fn one_user() -> (UserCache, DateTime<Utc>, User, SessionId) {
+        let now = Utc::now();
+        (cache(), now, User::new(TenantId::new(), now), SessionId::new())
+    }
+
     #[test]
     fn a_write_to_the_user_outdates_the_entry_and_only_the_users_of_its_stripe() {
         let c = cache();
@@ -167,10 +173,7 @@ mod tests {
 
     #[test]
     fn a_stamp_taken_before_a_concurrent_write_is_already_outdated() {
-        let c = cache();
-        let now = Utc::now();
-        let u = User::new(TenantId::new(), now);
-        let s = SessionId::new();
+        let (c, now, u, s) = one_user();
         let stamp = c.stamp(u.id);
         // The write commits and returns while the row (now old) is being read.
         drop(UserCache::touching(Some(&c), Touch::User(u.id)));
@@ -180,10 +183,7 @@ mod tests {
 
     #[test]
     fn an_entry_ends_with_the_first_session_expiry_and_answers_only_its_own_user() {
-        let c = cache();
-        let now = Utc::now();
-        let u = User::new(TenantId::new(), now);
-        let s = SessionId::new();
+        let (c, now, u, s) = one_user();
         c.put(s, c.stamp(u.id), now.timestamp_millis() + 1_000, &u);
         assert!(c.get(u.tenant_id, u.id, s, now).is_some());
         assert!(c.get(u.tenant_id, u.id, s, now + chrono::Duration::seconds(1)).is_none());
