@@ -7,7 +7,7 @@
 //! `@code` of the deciding policy, and lists the deciding policies' `@notice`s.
 
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, PoisonError, RwLock};
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,10 +17,11 @@ use cedar_policy::{
 };
 
 use crate::error::{DomainError, FieldError};
-use crate::user::User;
+use crate::ids::{TenantId, UserId};
+use crate::user::{AuthProvider, User};
 
 /// Who is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Actor {
     /// The user, editing its own account through a self-service API.
     SelfService,
@@ -72,18 +73,61 @@ static DEFAULTS: LazyLock<PolicySet> = LazyLock::new(|| {
 });
 
 /// A tenant's compiled policies: the built-in ones plus its own.
-#[derive(Debug, Clone)]
 pub struct PolicyEngine {
     set: PolicySet,
+    /// Answers already given, by the whole of their question. Cedar's decision is a function
+    /// of the request, the entities and the policy set alone, and the key holds every input
+    /// those are built from, so an answer found here is the one Cedar would give. One
+    /// evaluation was 16 % of the CPU of `PATCH /me` (BENCHMARKS.md), and a user who saves
+    /// the same fields again (preferences kept in `client_metadata`) asks the same question.
+    answers: RwLock<HashMap<Question, Option<Refusal>>>,
+}
+
+/// The most answers an engine keeps. A few hundred bytes each; when full, it starts over.
+const MAX_ANSWERS: usize = 4096;
+
+/// Everything one field's decision is computed from (`PolicyEngine::evaluate`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Question {
+    actor: Actor,
+    tenant: TenantId,
+    user: UserId,
+    auth_provider: AuthProvider,
+    is_service_account: bool,
+    is_anonymous: bool,
+    /// Lower-cased; empty without one, as the policies see it.
+    username: String,
+    field: String,
+    surface: String,
+    granted_by_contract: bool,
+}
+
+/// Why a field was refused: the deciding policy's `@code` and first `@notice`, and every
+/// `@notice` of the deciding policies, in order.
+#[derive(Debug, Clone)]
+struct Refusal {
+    code: &'static str,
+    message: String,
+    notices: Vec<String>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine").field("set", &self.set).finish_non_exhaustive()
+    }
 }
 
 impl Default for PolicyEngine {
     fn default() -> Self {
-        Self { set: DEFAULTS.clone() }
+        Self::new(DEFAULTS.clone())
     }
 }
 
 impl PolicyEngine {
+    fn new(set: PolicySet) -> Self {
+        Self { set, answers: RwLock::new(HashMap::new()) }
+    }
+
     /// The built-in policies plus a tenant's. Tenant policies' ids get a `tenant.` prefix, so
     /// they can never replace a built-in one. A parse error is returned with Cedar's message.
     pub fn with_tenant_policies(src: &str) -> Result<Self, DomainError> {
@@ -96,7 +140,7 @@ impl PolicyEngine {
                 set.add(p).map_err(|e| DomainError::field("source", "invalid_policy", e.to_string()))?;
             }
         }
-        Ok(Self { set })
+        Ok(Self::new(set))
     }
 
     /// Decides whether `actor` may change `fields` of `user`. On denial, every refused field is
@@ -108,67 +152,91 @@ impl PolicyEngine {
         fields: &[&str],
         ctx: UpdateContext<'_>,
     ) -> Result<(), DomainError> {
-        // Built directly rather than parsed from JSON: on `PATCH /me` the JSON route was a
-        // third of the policy check's cost (BENCHMARKS.md).
-        let user_uid = uid(&USER_TYPE, &user.id.to_string());
-        let principal = match actor {
-            Actor::SelfService => user_uid.clone(),
-            Actor::Server => uid(&SERVER_TYPE, &user.tenant_id.to_string()),
-        };
-        let attrs = HashMap::from([
-            ("auth_provider".to_owned(), RestrictedExpression::new_string(user.auth_provider.as_str().to_owned())),
-            ("is_service_account".to_owned(), RestrictedExpression::new_bool(user.is_service_account)),
-            ("is_anonymous".to_owned(), RestrictedExpression::new_bool(user.is_anonymous)),
-            (
-                "username".to_owned(),
-                RestrictedExpression::new_string(user.username.as_deref().unwrap_or("").to_lowercase()),
-            ),
-        ]);
-        let entities = Entity::new(user_uid.clone(), attrs, HashSet::new())
-            .map_err(|e| DomainError::Internal(format!("policy entities: {e}").into()))
-            .and_then(|me| {
-                let server = Entity::new_no_attrs(uid(&SERVER_TYPE, &user.tenant_id.to_string()), HashSet::new());
-                Entities::from_entities([me, server], None)
-                    .map_err(|e| DomainError::Internal(format!("policy entities: {e}").into()))
-            })?;
-        let authorizer = Authorizer::new();
         let mut denied = Vec::new();
         let mut notices: Vec<String> = Vec::new();
         for &field in fields {
-            let context = Context::from_pairs([
-                ("field".to_owned(), RestrictedExpression::new_string(field.to_owned())),
-                ("surface".to_owned(), RestrictedExpression::new_string(ctx.surface.to_owned())),
-                (
-                    "granted_by_contract".to_owned(),
-                    RestrictedExpression::new_bool(ctx.granted_by_contract.contains(&field)),
-                ),
-            ])
-            .map_err(|e| DomainError::Internal(format!("policy context: {e}").into()))?;
-            let request = Request::new(principal.clone(), UPDATE_ACTION.clone(), user_uid.clone(), context, None)
-                .map_err(|e| DomainError::Internal(format!("policy request: {e}").into()))?;
-            let response = authorizer.is_authorized(&request, &self.set, &entities);
-            if response.decision() == Decision::Allow {
-                continue;
-            }
-            let deciding: Vec<&Policy> = response.diagnostics().reason().filter_map(|id| self.set.policy(id)).collect();
-            let code = deciding
-                .iter()
-                .find_map(|p| p.annotation("code"))
-                .map_or("forbidden_by_policy".to_owned(), |c| c.to_string());
-            let first_notice = deciding.iter().find_map(|p| p.annotation("notice")).map(|n| n.to_string());
-            for notice in deciding.iter().filter_map(|p| p.annotation("notice")) {
-                if !notices.iter().any(|n| n == notice) {
-                    notices.push(notice.to_string());
+            let question = Question {
+                actor,
+                tenant: user.tenant_id,
+                user: user.id,
+                auth_provider: user.auth_provider,
+                is_service_account: user.is_service_account,
+                is_anonymous: user.is_anonymous,
+                username: user.username.as_deref().unwrap_or("").to_lowercase(),
+                field: field.to_owned(),
+                surface: ctx.surface.to_owned(),
+                granted_by_contract: ctx.granted_by_contract.contains(&field),
+            };
+            let known = self.answers.read().unwrap_or_else(PoisonError::into_inner).get(&question).cloned();
+            let answer = match known {
+                Some(answer) => answer,
+                None => {
+                    let answer = self.evaluate(&question)?;
+                    let mut answers = self.answers.write().unwrap_or_else(PoisonError::into_inner);
+                    if answers.len() >= MAX_ANSWERS {
+                        answers.clear();
+                    }
+                    answers.insert(question, answer.clone());
+                    answer
+                }
+            };
+            let Some(refusal) = answer else { continue };
+            for notice in refusal.notices {
+                if !notices.contains(&notice) {
+                    notices.push(notice);
                 }
             }
-            let message = first_notice.unwrap_or_else(|| "no policy permits this change".to_owned());
-            denied.push(FieldError { field: field.to_owned(), code: intern_code(&code), message: message.into() });
+            denied.push(FieldError { field: field.to_owned(), code: refusal.code, message: refusal.message.into() });
         }
         if denied.is_empty() {
             Ok(())
         } else {
             Err(DomainError::Forbidden { reason: "you may not change these fields".into(), fields: denied, notices })
         }
+    }
+
+    /// Asks Cedar. The request and entities are built directly rather than parsed from JSON:
+    /// on `PATCH /me` the JSON route was a third of the policy check's cost (BENCHMARKS.md).
+    fn evaluate(&self, q: &Question) -> Result<Option<Refusal>, DomainError> {
+        let internal =
+            |what: &str, e: &dyn std::fmt::Display| DomainError::Internal(format!("policy {what}: {e}").into());
+        let user_uid = uid(&USER_TYPE, &q.user.to_string());
+        let server_uid = uid(&SERVER_TYPE, &q.tenant.to_string());
+        let principal = match q.actor {
+            Actor::SelfService => user_uid.clone(),
+            Actor::Server => server_uid.clone(),
+        };
+        let attrs = HashMap::from([
+            ("auth_provider".to_owned(), RestrictedExpression::new_string(q.auth_provider.as_str().to_owned())),
+            ("is_service_account".to_owned(), RestrictedExpression::new_bool(q.is_service_account)),
+            ("is_anonymous".to_owned(), RestrictedExpression::new_bool(q.is_anonymous)),
+            ("username".to_owned(), RestrictedExpression::new_string(q.username.clone())),
+        ]);
+        let me = Entity::new(user_uid.clone(), attrs, HashSet::new()).map_err(|e| internal("entities", &e))?;
+        let server = Entity::new_no_attrs(server_uid, HashSet::new());
+        let entities = Entities::from_entities([me, server], None).map_err(|e| internal("entities", &e))?;
+        let context = Context::from_pairs([
+            ("field".to_owned(), RestrictedExpression::new_string(q.field.clone())),
+            ("surface".to_owned(), RestrictedExpression::new_string(q.surface.clone())),
+            ("granted_by_contract".to_owned(), RestrictedExpression::new_bool(q.granted_by_contract)),
+        ])
+        .map_err(|e| internal("context", &e))?;
+        let request = Request::new(principal, UPDATE_ACTION.clone(), user_uid, context, None)
+            .map_err(|e| internal("request", &e))?;
+        let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
+        if response.decision() == Decision::Allow {
+            return Ok(None);
+        }
+        let deciding: Vec<&Policy> = response.diagnostics().reason().filter_map(|id| self.set.policy(id)).collect();
+        let code = deciding.iter().find_map(|p| p.annotation("code")).unwrap_or("forbidden_by_policy");
+        let mut notices: Vec<String> = Vec::new();
+        for notice in deciding.iter().filter_map(|p| p.annotation("notice")) {
+            if !notices.iter().any(|n| n == notice) {
+                notices.push(notice.to_owned());
+            }
+        }
+        let message = notices.first().cloned().unwrap_or_else(|| "no policy permits this change".to_owned());
+        Ok(Some(Refusal { code: intern_code(code), message, notices }))
     }
 }
 
@@ -296,5 +364,28 @@ mod tests {
             "the tenant's forbid names User only"
         );
         assert!(PolicyEngine::with_tenant_policies("permit (principal").is_err());
+    }
+
+    #[test]
+    fn a_kept_answer_is_only_given_to_the_same_question() {
+        // A policy about one user by id, and one about a username: the answers for that
+        // user, and for that name, must not be given to anyone else (or to them after a rename).
+        let (frozen, other) = (user(), user());
+        let engine = PolicyEngine::with_tenant_policies(&format!(
+            r#"forbid (principal, action, resource == User::"{}") when {{ context.field == "bio" }};
+               forbid (principal, action, resource) when {{ resource.username == "mallory" && context.field == "bio" }};"#,
+            frozen.id
+        ))
+        .unwrap();
+        let ctx = UpdateContext::default();
+        for _ in 0..2 {
+            assert!(engine.authorize_update(Actor::SelfService, &frozen, &["bio"], ctx).is_err());
+            assert!(engine.authorize_update(Actor::SelfService, &other, &["bio"], ctx).is_ok());
+        }
+        let mut renamed = other.clone();
+        renamed.username = Some("Mallory".into());
+        let (fields, _) = denial(engine.authorize_update(Actor::SelfService, &renamed, &["bio"], ctx));
+        assert_eq!(fields, ["bio:forbidden_by_policy"]);
+        assert!(engine.authorize_update(Actor::SelfService, &other, &["bio"], ctx).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use crate::validate::{GeoPoint, ImageKind};
 
 /// Who vouches for the user's identity fields. For `Oidc` and `Saml` the identity provider owns
 /// first/last name, email and username, and the user cannot change them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthProvider {
     #[default]

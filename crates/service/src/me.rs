@@ -57,6 +57,13 @@ enum Target<'u> {
     Read(&'u User),
 }
 
+/// Who makes a change: the actor, and for a user's own change, the session it is made through.
+#[derive(Clone, Copy)]
+struct By {
+    actor: Actor,
+    session: Option<SessionId>,
+}
+
 /// Attempts of an unconditional update that lost a race before it is reported.
 /// Ten, because on PostgreSQL under a write load where several clients update one user at
 /// once, five lost races in a row did happen (two `412`s in 30 k requests, 64 connections over
@@ -83,19 +90,20 @@ impl Service {
         body: &Map<String, Value>,
         opts: &UpdateOptions,
     ) -> Result<User> {
-        self.update(actor, tenant_id, user_id, None, body, opts).await
+        self.update(By { actor, session: None }, tenant_id, user_id, None, body, opts).await
     }
 
     /// `update_user` for the signed-in user's own account. Authentication has just read the
     /// user, so that read is the first attempt's starting point instead of a second one; the
     /// versioned write still catches any change in between.
     pub async fn update_me(&self, who: &Principal, body: &Map<String, Value>, opts: &UpdateOptions) -> Result<User> {
-        self.update(Actor::SelfService, who.tenant_id(), who.user.id, Some(&who.user), body, opts).await
+        let by = By { actor: Actor::SelfService, session: Some(who.session_id) };
+        self.update(by, who.tenant_id(), who.user.id, Some(&who.user), body, opts).await
     }
 
     async fn update(
         &self,
-        actor: Actor,
+        by: By,
         tenant_id: TenantId,
         user_id: UserId,
         mut known: Option<&User>,
@@ -123,7 +131,7 @@ impl Service {
             if matches!(target, Target::Id(_)) {
                 attempt += 1;
             }
-            match self.apply_patch(actor, tenant_id, target, patch.clone(), body, opts).await {
+            match self.apply_patch(by, tenant_id, target, patch.clone(), body, opts).await {
                 Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
                     // Let the writer that won go first rather than racing it again at once.
                     tokio::task::yield_now().await;
@@ -136,7 +144,7 @@ impl Service {
 
     async fn apply_patch(
         &self,
-        actor: Actor,
+        by: By,
         tenant_id: TenantId,
         target: Target<'_>,
         patch: UserPatch,
@@ -158,7 +166,7 @@ impl Service {
             return Err(DomainError::PreconditionFailed);
         }
         let ctx = UpdateContext { surface: opts.surface, granted_by_contract: opts.self_may_write };
-        self.policy_engine(tenant_id).await?.authorize_update(actor, &current, &patch.fields(), ctx)?;
+        self.policy_engine(tenant_id).await?.authorize_update(by.actor, &current, &patch.fields(), ctx)?;
         if patch.is_empty() {
             return Ok(current);
         }
@@ -184,6 +192,7 @@ impl Service {
         let mut write = UserWrite::new(&user, current.version, now);
         write.secure_metadata = secure;
         write.require_membership = require_membership;
+        write.through_session = by.session;
         write.new_image = applied.new_image.as_ref().map(|img| ImageBlob {
             hash: img.hash_str(),
             content_type: img.kind.content_type(),

@@ -90,6 +90,10 @@ pub struct UserWrite<'a> {
     /// `Some(None)` removes it.
     pub totp_secret: Option<Option<&'a str>>,
     pub now: DateTime<Utc>,
+    /// The session the user is making this change through, if it is their own: a store that
+    /// keeps users read for sessions in memory (SQLite's) may keep the written user for it
+    /// rather than read it again on the session's next request.
+    pub through_session: Option<SessionId>,
 }
 
 impl<'a> UserWrite<'a> {
@@ -104,6 +108,7 @@ impl<'a> UserWrite<'a> {
             revoke_sessions: None,
             totp_secret: None,
             now,
+            through_session: None,
         }
     }
 }

@@ -19,7 +19,7 @@ use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, T
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
 use crate::inline::InlineReads;
-use crate::user_cache::{Touch, Touching, UserCache};
+use crate::user_cache::{Kept, Touch, Touching, UserCache};
 use crate::writer::Writer;
 use crate::{
     ImageBlob, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store, StoreError, UserCredentials,
@@ -66,7 +66,8 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if opts.sqlite_sync_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("wal_autocheckpoint", crate::writer::WAL_BACKSTOP_PAGES.to_string());
         // SQLite has one writer. Writes go through a pool of exactly one connection, so they
         // queue in the pool (fairly, without spinning on the lock) instead of contending.
         // No ping before each acquire (sqlx's default): an embedded database connection does not
@@ -513,7 +514,7 @@ macro_rules! impl_store {
             /// COMMIT, even if this caller is cancelled meanwhile); the rows it changed.
             async fn execute_user_write(&self, touches: Touch, sql: &'static str, params: Vec<Param>) -> Result<u64> {
                 if let Some(writer) = &self.writer {
-                    return writer.write(touches, move |conn| crate::writer::execute(conn, sql, &params)).await.map(|n| n as u64);
+                    return writer.write(touches, None, move |conn| crate::writer::execute(conn, sql, &params)).await.map(|n| n as u64);
                 }
                 // No writer, no cache (`users`): nothing to outdate.
                 let done = Self::bind_params(sqlx::query(sql), params).execute(&self.write).await.map_err(map_err)?;
@@ -907,7 +908,13 @@ macro_rules! impl_store {
             async fn update_user(&self, w: UserWrite<'_>) -> Result<()> {
                 let plan = UserWritePlan::new(&w)?;
                 if let Some(writer) = &self.writer {
-                    return writer.write(Touch::User(w.user.id), move |conn| crate::writer::run_user_write(conn, plan)).await;
+                    let row_only = w.password_hash.is_none() && w.totp_secret.is_none() && w.revoke_sessions.is_none();
+                    let kept = w.through_session.filter(|_| row_only && self.users.is_some()).map(|session| Kept {
+                        session,
+                        from_version: w.expected_version,
+                        user: w.user.clone(),
+                    });
+                    return writer.write(Touch::User(w.user.id), kept, move |conn| crate::writer::run_user_write(conn, plan)).await;
                 }
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 if let Some(params) = plan.membership {
@@ -1082,7 +1089,7 @@ macro_rules! impl_store {
                 let steps = insert_session_steps(s, refresh_hash);
                 if let Some(writer) = &self.writer {
                     // The user's `active_sessions` grows.
-                    return writer.write(Touch::User(s.user_id), move |conn| crate::writer::run_steps(conn, &steps)).await;
+                    return writer.write(Touch::User(s.user_id), None, move |conn| crate::writer::run_steps(conn, &steps)).await;
                 }
                 let mut tx = self.write.begin().await.map_err(map_err)?;
                 for (sql, params) in steps {

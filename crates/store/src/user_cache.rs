@@ -19,6 +19,12 @@
 //! - **It is younger than `max_age`.** That bounds how long a write made by another process on
 //!   the same file (the `tessera user …` commands while `tessera serve` runs) goes unseen.
 //!
+//! A user's own change (`PATCH /me`) does not empty their session's entry but replaces it with
+//! the user the write committed ([`UserCache::touch_keeping`]), so the session's next request
+//! (the next `PATCH`, or the `GET` after it) needs no read either. The entry must still have
+//! been current when the write's bump came, and hold the version the write started from; the
+//! committed row is then exactly what a read would return.
+//!
 //! PostgreSQL has no such cache: several instances share it, and none could see another's
 //! writes at once.
 
@@ -56,6 +62,16 @@ struct Entry {
 pub(crate) enum Touch {
     User(UserId),
     All,
+}
+
+/// A user a write committed through one of their sessions, to keep for that session's next
+/// read instead of reading it again ([`UserCache::touch_keeping`]). Only for writes that change
+/// nothing but the user's row, from what the `User` holds.
+pub(crate) struct Kept {
+    pub session: SessionId,
+    /// The version the write replaced.
+    pub from_version: i64,
+    pub user: User,
 }
 
 /// Held across a write; outdates what it touched when dropped (after the commit).
@@ -130,6 +146,26 @@ impl UserCache {
         }
     }
 
+    /// `touch` for a write that committed `kept.user`: if the entry of the session it was made
+    /// through was current until this bump and held the version the write replaced, it holds
+    /// the committed user from now on. What the row does not hold (the live sessions, whether
+    /// there is a password) stays as the entry had it, since only the row changed.
+    pub(crate) fn touch_keeping(&self, kept: Kept) {
+        let Kept { session, from_version, mut user } = kept;
+        let before = self.stamps[stripe(user.id)].fetch_add(1, Ordering::SeqCst);
+        let mut shard = self.shard(session).write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = shard.get_mut(&session)
+            && e.stamp == before
+            && e.user.id == user.id
+            && e.user.version == from_version
+        {
+            user.active_sessions = e.user.active_sessions;
+            user.has_password = e.user.has_password;
+            e.user = user;
+            e.stamp = before + 1;
+        }
+    }
+
     fn shard(&self, session: SessionId) -> &RwLock<HashMap<SessionId, Entry>> {
         // The low bits of a UUIDv7 are random.
         &self.shards[session.0.as_u128() as usize % SHARDS]
@@ -189,6 +225,40 @@ mod tests {
         assert!(c.get(u.tenant_id, u.id, s, now + chrono::Duration::seconds(1)).is_none());
         assert!(c.get(u.tenant_id, UserId::new(), s, now).is_none());
         assert!(c.get(TenantId::new(), u.id, s, now).is_none());
+    }
+
+    #[test]
+    fn a_write_through_the_session_keeps_what_it_committed_only_over_the_version_it_replaced() {
+        let (c, now, u, s) = one_user();
+        let until = now.timestamp_millis() + 60_000;
+        let mut cached = u.clone();
+        cached.active_sessions = 2;
+        c.put(s, c.stamp(u.id), until, &cached);
+        let mut next = u.clone();
+        next.version = u.version + 1;
+        next.profile.display_name = Some("Kept".into());
+        c.touch_keeping(Kept { session: s, from_version: u.version, user: next.clone() });
+        let got = c.get(u.tenant_id, u.id, s, now).expect("kept");
+        assert_eq!(got.profile.display_name.as_deref(), Some("Kept"));
+        assert_eq!((got.version, got.active_sessions), (next.version, 2), "the sessions as the entry had them");
+
+        // Replacing a version the entry does not hold (another write came between) only outdates.
+        let mut other = next.clone();
+        other.version = next.version + 5;
+        c.touch_keeping(Kept { session: s, from_version: u.version, user: other });
+        assert!(c.get(u.tenant_id, u.id, s, now).is_none());
+    }
+
+    #[test]
+    fn a_write_through_the_session_keeps_nothing_over_an_entry_already_outdated() {
+        let (c, now, u, s) = one_user();
+        c.put(s, c.stamp(u.id), now.timestamp_millis() + 60_000, &u);
+        // A session of the user was revoked: the entry's count is stale, and must stay unused.
+        c.touch(Touch::User(u.id));
+        let mut next = u.clone();
+        next.version = u.version + 1;
+        c.touch_keeping(Kept { session: s, from_version: u.version, user: next });
+        assert!(c.get(u.tenant_id, u.id, s, now).is_none());
     }
 
     #[test]

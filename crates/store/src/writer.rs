@@ -10,6 +10,13 @@
 //! COMMIT that contains their write has returned, so an acknowledged write is exactly as
 //! durable as before (`synchronous` is the same setting).
 //!
+//! Checkpoints (copying the WAL back into the database file, with two fsyncs) run on a thread
+//! of their own, after the groups commit. Left to SQLite, the connection whose COMMIT took the
+//! WAL past 1 000 pages would do it: the writer thread, stalling every write waiting behind it
+//! for 10–70 ms once a second under load, which was `PATCH`'s p99 (BENCHMARKS.md). Every
+//! connection of this process now checkpoints itself only past [`WAL_BACKSTOP_PAGES`], a
+//! point the checkpointer normally keeps the WAL far below.
+//!
 //! The other writes keep sqlx's single write connection. That connection is the lock both
 //! paths take: the thread holds it (acquired from the pool) while its group runs, so the two
 //! never race for SQLite's write lock (which would cost busy-waits, or `SQLITE_BUSY_SNAPSHOT`
@@ -29,12 +36,23 @@ use crate::sql::{
     INSERT_IMAGE_SQL, Param, REVOKE_SESSIONS_SQL, Steps, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan,
     membership_sql,
 };
-use crate::user_cache::{Touch, UserCache};
+use crate::user_cache::{Kept, Touch, UserCache};
 use crate::{Result, StoreError, constraints};
 
 /// The most writes one COMMIT carries: enough to absorb a burst from every connection of a
 /// busy server, small enough that the first of them does not wait long for the last.
 const MAX_GROUP: usize = 128;
+
+/// WAL pages past which a committing connection of this process checkpoints itself, as
+/// SQLite does at 1 000 by default. The checkpointer keeps the WAL well below it; it is
+/// reached only when the checkpointer cannot keep up, or the WAL can never restart from its
+/// beginning because a group commits before each checkpoint has caught up (then the writer's
+/// own checkpoint finds nearly every page already copied).
+pub(crate) const WAL_BACKSTOP_PAGES: u32 = 10_000;
+
+/// How long the checkpointer lets groups commit after being woken before it checkpoints
+/// them all at once: fewer, larger checkpoints, each two fsyncs on their own thread.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
 
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
@@ -50,25 +68,35 @@ impl Writer {
         users: Option<Arc<UserCache>>,
     ) -> Result<Self> {
         let conn = open(path, sync_full).map_err(map_err)?;
+        let checkpointer = open(path, sync_full).map_err(map_err)?;
         let runtime = tokio::runtime::Handle::current();
         let (jobs, queue) = mpsc::channel();
+        // Bounded at one: a wake-up already pending covers every commit after it.
+        let (wake, commits) = mpsc::sync_channel(1);
+        let spawn_error = |e| StoreError::Other(Box::new(e));
+        std::thread::Builder::new()
+            .name("tessera-sqlite-checkpoint".into())
+            .spawn(move || checkpoint(&checkpointer, &commits))
+            .map_err(spawn_error)?;
         std::thread::Builder::new()
             .name("tessera-sqlite-writer".into())
-            .spawn(move || run(&conn, &queue, &gate, &runtime, users.as_deref()))
-            .map_err(|e| StoreError::Other(Box::new(e)))?;
+            .spawn(move || run(&conn, &queue, &gate, &runtime, users.as_deref(), &wake))
+            .map_err(spawn_error)?;
         Ok(Self { jobs })
     }
 
     /// Runs `f` in the next group and returns its result once that group has committed and
-    /// the cached users it `touches` are outdated. Both happen on the writer's thread, so a
-    /// caller that stops waiting (a cancelled request) cannot leave a cached user stale.
+    /// the cached users it `touches` are outdated (or, if it succeeded, `kept` is kept: see
+    /// `UserCache::touch_keeping`). Both happen on the writer's thread, so a caller that stops
+    /// waiting (a cancelled request) cannot leave a cached user stale.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         touches: Touch,
+        kept: Option<Kept>,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        let call = Call { f: Some(f), touches, out: None, reply: Some(reply) };
+        let call = Call { f: Some(f), touches, kept, out: None, reply: Some(reply) };
         self.jobs.send(Box::new(call)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -85,7 +113,22 @@ fn open(path: &Path, sync_full: bool) -> rusqlite::Result<Connection> {
     // Per connection, so the same as sqlx's (`sql::connect`); the journal mode is the file's.
     conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
     Ok(conn)
+}
+
+/// The checkpointer's thread: after commits, copies the WAL into the database file without
+/// taking the write lock (`PASSIVE`), so the writer goes on appending meanwhile. It ends with
+/// the writer, whose end drops the other side of `commits`.
+fn checkpoint(conn: &Connection, commits: &mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_PAUSE);
+        // Busy only while another process (a `tessera user …` command) checkpoints; the next
+        // commit brings another try.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 /// The thread: waits for a write, takes every other one waiting, commits them together, answers.
@@ -95,6 +138,7 @@ fn run(
     gate: &sqlx::Pool<sqlx::Sqlite>,
     runtime: &tokio::runtime::Handle,
     users: Option<&UserCache>,
+    checkpointer: &mpsc::SyncSender<()>,
 ) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -109,9 +153,12 @@ fn run(
             let _write_lock = gate.acquire().await.map_err(|e| e.to_string())?;
             commit_group(conn, &mut group)
         });
-        for job in group {
+        if committed.is_ok() {
+            let _ = checkpointer.try_send(());
+        }
+        for mut job in group {
             if let Some(users) = users {
-                users.touch(job.touches());
+                job.outdate(users, committed.is_ok());
             }
             job.finish(committed.clone());
         }
@@ -140,8 +187,8 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> std::result::R
 trait Job: Send {
     /// Runs the write inside the group's transaction; `false` rolls its savepoint back.
     fn run(&mut self, conn: &Connection) -> bool;
-    /// The cached users the write may change.
-    fn touches(&self) -> Touch;
+    /// Outdates the cached users the write may have changed, after the group's COMMIT.
+    fn outdate(&mut self, users: &UserCache, committed: bool);
     /// Answers the caller once the group's COMMIT has returned.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
 }
@@ -149,6 +196,7 @@ trait Job: Send {
 struct Call<T, F> {
     f: Option<F>,
     touches: Touch,
+    kept: Option<Kept>,
     out: Option<Result<T>>,
     reply: Option<oneshot::Sender<Result<T>>>,
 }
@@ -164,8 +212,11 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> Job for Call<T, F> {
         ok
     }
 
-    fn touches(&self) -> Touch {
-        self.touches
+    fn outdate(&mut self, users: &UserCache, committed: bool) {
+        match self.kept.take() {
+            Some(kept) if committed && matches!(self.out, Some(Ok(_))) => users.touch_keeping(kept),
+            _ => users.touch(self.touches),
+        }
     }
 
     fn finish(mut self: Box<Self>, committed: std::result::Result<(), String>) {

@@ -1141,6 +1141,19 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     update(&store, &renamed, user.version).await;
     assert_eq!(read(t0).await.expect("live").profile.display_name.as_deref(), Some("Uma"));
 
+    // A change the user makes through this session, which a store may keep for its next read:
+    // that read is still exactly what the store holds, whatever the change touched.
+    let current = read(t0).await.expect("live");
+    let mut own = next_version(&current);
+    own.profile.display_name = Some("Uma B".into());
+    own.profile.bio = Some("kept".into());
+    own.metadata.client = object(json!({ "theme": "dark" }));
+    let write = UserWrite { through_session: Some(session.id), ..UserWrite::new(&own, current.version, t0) };
+    store.update_user(write).await.expect("own update");
+    let fresh = store.find_user(tenant.id, user.id, t0).await.expect("find").expect("exists");
+    assert_eq!(fresh.profile.bio.as_deref(), Some("kept"));
+    assert_eq!(read(t0).await, Some(fresh));
+
     // Another session starts, then ends by revocation; a third ends by expiring.
     let second = start_session(&store, &user, "uma-2").await;
     assert_eq!(read(t0).await.expect("live").active_sessions, 2);
