@@ -509,6 +509,14 @@ macro_rules! impl_store {
                 q
             }
 
+            /// Runs a write that holds a `Touching` guard in a task of its own, so that it runs
+            /// to its end, and the guard outdates the cached users after its commit, even if the
+            /// caller stops waiting: a request is cancelled when its client hangs up, and a
+            /// commit already sent could otherwise land after the guard had been dropped.
+            async fn detached<T: Send + 'static>(write: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+                tokio::spawn(write).await.unwrap_or_else(|e| Err(StoreError::Other(Box::new(e))))
+            }
+
             /// One statement that changes what `find_user_for_session` may return for `touches`:
             /// on SQLite through the writer thread (which outdates the cached users after the
             /// COMMIT, even if this caller is cancelled meanwhile); the rows it changed.
@@ -744,23 +752,29 @@ macro_rules! impl_store {
             }
 
             async fn delete_oauth_client(&self, tenant: TenantId, client_id: &str) -> Result<bool> {
-                // Deletes the client's service-account user, if it has one.
-                let _touch = self.touching(Touch::All);
-                let mut tx = self.write.begin().await.map_err(map_err)?;
-                let user: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT user_id FROM oauth_clients WHERE client_id = $1 AND tenant_id = $2")
-                        .bind(client_id)
-                        .bind(tenant.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                let Some(user) = user else { return Ok(false) };
-                sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await.map_err(map_err)?;
-                if let Some(user) = user {
-                    sqlx::query("DELETE FROM users WHERE id = $1").bind(user).execute(&mut *tx).await.map_err(map_err)?;
-                }
-                tx.commit().await.map_err(map_err)?;
-                Ok(true)
+                let (write, users) = (self.write.clone(), self.users.clone());
+                let client_id = client_id.to_owned();
+                Self::detached(async move {
+                    let client_id = client_id.as_str();
+                    // Deletes the client's service-account user, if it has one.
+                    let _touch = UserCache::touching(users.as_deref(), Touch::All);
+                    let mut tx = write.begin().await.map_err(map_err)?;
+                    let user: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT user_id FROM oauth_clients WHERE client_id = $1 AND tenant_id = $2")
+                            .bind(client_id)
+                            .bind(tenant.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    let Some(user) = user else { return Ok(false) };
+                    sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await.map_err(map_err)?;
+                    if let Some(user) = user {
+                        sqlx::query("DELETE FROM users WHERE id = $1").bind(user).execute(&mut *tx).await.map_err(map_err)?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(true)
+                })
+                .await
             }
 
             async fn insert_authorization_code(&self, code_hash: &str, g: &AuthorizationGrant) -> Result<()> {
@@ -786,47 +800,53 @@ macro_rules! impl_store {
                 session: SessionId,
                 now: DateTime<Utc>,
             ) -> Result<Redemption> {
-                let mut tx = self.write.begin().await.map_err(map_err)?;
-                let row = sqlx::query("SELECT grant_data, expires_at, used_at FROM authorization_codes WHERE code_hash = $1")
-                    .bind(code_hash)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let Some(row) = row else { return Ok(Redemption::Invalid) };
-                let used_at: Option<i64> = row.try_get("used_at").map_err(map_err)?;
-                let expires_at: i64 = row.try_get("expires_at").map_err(map_err)?;
-                if used_at.is_none() && expires_at <= ms(now) {
-                    return Ok(Redemption::Invalid);
-                }
-                // Conditional, so of two racing redemptions exactly one wins; the other is the
-                // replay it looks like.
-                let won = used_at.is_none()
-                    && sqlx::query("UPDATE authorization_codes SET used_at = $2, session_id = $3 WHERE code_hash = $1 AND used_at IS NULL")
+                let (write, users) = (self.write.clone(), self.users.clone());
+                let code_hash = code_hash.to_owned();
+                Self::detached(async move {
+                    let code_hash = code_hash.as_str();
+                    let mut tx = write.begin().await.map_err(map_err)?;
+                    let row = sqlx::query("SELECT grant_data, expires_at, used_at FROM authorization_codes WHERE code_hash = $1")
+                        .bind(code_hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let Some(row) = row else { return Ok(Redemption::Invalid) };
+                    let used_at: Option<i64> = row.try_get("used_at").map_err(map_err)?;
+                    let expires_at: i64 = row.try_get("expires_at").map_err(map_err)?;
+                    if used_at.is_none() && expires_at <= ms(now) {
+                        return Ok(Redemption::Invalid);
+                    }
+                    // Conditional, so of two racing redemptions exactly one wins; the other is the
+                    // replay it looks like.
+                    let won = used_at.is_none()
+                        && sqlx::query("UPDATE authorization_codes SET used_at = $2, session_id = $3 WHERE code_hash = $1 AND used_at IS NULL")
+                            .bind(code_hash)
+                            .bind(ms(now))
+                            .bind(session.to_string())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?
+                            .rows_affected()
+                            == 1;
+                    if !won {
+                        let _touch = UserCache::touching(users.as_deref(), Touch::All);
+                        sqlx::query(
+                            "UPDATE sessions SET revoked_at = $2 WHERE revoked_at IS NULL \
+                             AND id = (SELECT session_id FROM authorization_codes WHERE code_hash = $1)",
+                        )
                         .bind(code_hash)
                         .bind(ms(now))
-                        .bind(session.to_string())
                         .execute(&mut *tx)
                         .await
-                        .map_err(map_err)?
-                        .rows_affected()
-                        == 1;
-                if !won {
-                    let _touch = self.touching(Touch::All);
-                    sqlx::query(
-                        "UPDATE sessions SET revoked_at = $2 WHERE revoked_at IS NULL \
-                         AND id = (SELECT session_id FROM authorization_codes WHERE code_hash = $1)",
-                    )
-                    .bind(code_hash)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                        .map_err(map_err)?;
+                        tx.commit().await.map_err(map_err)?;
+                        return Ok(Redemption::Replayed);
+                    }
+                    let grant: AuthorizationGrant = parse_json(&row.try_get::<String, _>("grant_data").map_err(map_err)?)?;
                     tx.commit().await.map_err(map_err)?;
-                    return Ok(Redemption::Replayed);
-                }
-                let grant: AuthorizationGrant = parse_json(&row.try_get::<String, _>("grant_data").map_err(map_err)?)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(Redemption::Redeemed(grant))
+                    Ok(Redemption::Redeemed(grant))
+                })
+                .await
             }
 
             async fn delete_expired_codes(&self, before: DateTime<Utc>) -> Result<u64> {
@@ -1099,62 +1119,70 @@ macro_rules! impl_store {
             }
 
             async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation> {
-                let mut tx = self.write.begin().await.map_err(map_err)?;
-                let found = sqlx::query("SELECT session_id, used_at FROM refresh_tokens WHERE hash = $1")
-                    .bind(old_hash)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let Some(found) = found else {
-                    return Ok(Rotation::Invalid);
-                };
-                let session_id: String = found.try_get("session_id").map_err(map_err)?;
-                let used_at: Option<i64> = found.try_get("used_at").map_err(map_err)?;
-                // Marking the token used is conditional, so of two racing refreshes exactly one
-                // wins and the other is treated as the reuse it is.
-                let won = used_at.is_none()
-                    && sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1 AND used_at IS NULL")
+                let (write, users) = (self.write.clone(), self.users.clone());
+                let old_hash = old_hash.to_owned();
+                let new_hash = new_hash.to_owned();
+                Self::detached(async move {
+                    let old_hash = old_hash.as_str();
+                    let new_hash = new_hash.as_str();
+                    let mut tx = write.begin().await.map_err(map_err)?;
+                    let found = sqlx::query("SELECT session_id, used_at FROM refresh_tokens WHERE hash = $1")
                         .bind(old_hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let Some(found) = found else {
+                        return Ok(Rotation::Invalid);
+                    };
+                    let session_id: String = found.try_get("session_id").map_err(map_err)?;
+                    let used_at: Option<i64> = found.try_get("used_at").map_err(map_err)?;
+                    // Marking the token used is conditional, so of two racing refreshes exactly one
+                    // wins and the other is treated as the reuse it is.
+                    let won = used_at.is_none()
+                        && sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1 AND used_at IS NULL")
+                            .bind(old_hash)
+                            .bind(ms(now))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?
+                            .rows_affected()
+                            == 1;
+                    if !won {
+                        let _touch = UserCache::touching(users.as_deref(), Touch::All);
+                        sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                            .bind(&session_id)
+                            .bind(ms(now))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        tx.commit().await.map_err(map_err)?;
+                        return Ok(Rotation::Reused);
+                    }
+                    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2");
+                    let row = sqlx::query(&sql).bind(&session_id).bind(ms(now)).fetch_optional(&mut *tx).await.map_err(map_err)?;
+                    let Some(row) = row else {
+                        tx.commit().await.map_err(map_err)?;
+                        return Ok(Rotation::Invalid);
+                    };
+                    let mut session = Self::session_from_row(&row)?;
+                    sqlx::query("INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)")
+                        .bind(new_hash)
+                        .bind(&session_id)
                         .bind(ms(now))
                         .execute(&mut *tx)
                         .await
-                        .map_err(map_err)?
-                        .rows_affected()
-                        == 1;
-                if !won {
-                    let _touch = self.touching(Touch::All);
-                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                        .map_err(map_err)?;
+                    sqlx::query("UPDATE sessions SET last_refreshed_at = $2 WHERE id = $1")
                         .bind(&session_id)
                         .bind(ms(now))
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
                     tx.commit().await.map_err(map_err)?;
-                    return Ok(Rotation::Reused);
-                }
-                let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2");
-                let row = sqlx::query(&sql).bind(&session_id).bind(ms(now)).fetch_optional(&mut *tx).await.map_err(map_err)?;
-                let Some(row) = row else {
-                    tx.commit().await.map_err(map_err)?;
-                    return Ok(Rotation::Invalid);
-                };
-                let mut session = Self::session_from_row(&row)?;
-                sqlx::query("INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)")
-                    .bind(new_hash)
-                    .bind(&session_id)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                sqlx::query("UPDATE sessions SET last_refreshed_at = $2 WHERE id = $1")
-                    .bind(&session_id)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                session.last_refreshed_at = now;
-                Ok(Rotation::Rotated(session))
+                    session.last_refreshed_at = now;
+                    Ok(Rotation::Rotated(session))
+                })
+                .await
             }
 
             async fn find_session_by_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
@@ -1230,24 +1258,28 @@ macro_rules! impl_store {
             }
 
             async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
-                // Clears the selection of every member, whoever they are.
-                let _touch = self.touching(Touch::All);
-                let mut tx = self.write.begin().await.map_err(map_err)?;
-                sqlx::query("UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND selected_team_id = $2")
-                    .bind(tenant.to_string())
-                    .bind(id.to_string())
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let done = sqlx::query("DELETE FROM teams WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.to_string())
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(done.rows_affected() == 1)
+                let (write, users) = (self.write.clone(), self.users.clone());
+                Self::detached(async move {
+                    // Clears the selection of every member, whoever they are.
+                    let _touch = UserCache::touching(users.as_deref(), Touch::All);
+                    let mut tx = write.begin().await.map_err(map_err)?;
+                    sqlx::query("UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND selected_team_id = $2")
+                        .bind(tenant.to_string())
+                        .bind(id.to_string())
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let done = sqlx::query("DELETE FROM teams WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.to_string())
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
 
             async fn add_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<()> {
@@ -1280,28 +1312,32 @@ macro_rules! impl_store {
             }
 
             async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool> {
-                let _touch = self.touching(Touch::User(user));
-                let mut tx = self.write.begin().await.map_err(map_err)?;
-                let done = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
+                let (write, users) = (self.write.clone(), self.users.clone());
+                Self::detached(async move {
+                    let _touch = UserCache::touching(users.as_deref(), Touch::User(user));
+                    let mut tx = write.begin().await.map_err(map_err)?;
+                    let done = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
+                        .bind(tenant.to_string())
+                        .bind(team.to_string())
+                        .bind(user.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query(
+                        "UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $4 \
+                         WHERE tenant_id = $1 AND id = $3 AND selected_team_id = $2",
+                    )
                     .bind(tenant.to_string())
                     .bind(team.to_string())
                     .bind(user.to_string())
+                    .bind(ms(now))
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                sqlx::query(
-                    "UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $4 \
-                     WHERE tenant_id = $1 AND id = $3 AND selected_team_id = $2",
-                )
-                .bind(tenant.to_string())
-                .bind(team.to_string())
-                .bind(user.to_string())
-                .bind(ms(now))
-                .execute(&mut *tx)
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(done.rows_affected() == 1)
+                })
                 .await
-                .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(done.rows_affected() == 1)
             }
 
             async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>> {

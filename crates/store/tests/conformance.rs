@@ -1229,6 +1229,39 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     assert_eq!(store.find_user_for_session(tenant.id, bot.id, bots.id, t0).await.expect("find"), None);
 }
 
+/// A request is cancelled when its client hangs up, which drops the store call it was
+/// awaiting. A write that had begun must still finish whole, and be seen by the next read of
+/// the user (on SQLite, answered from memory unless the write outdated it after its commit).
+async fn a_write_whose_caller_stops_waiting_finishes_and_is_seen(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let team = new_team(&store, tenant.id, "Crew").await;
+    let user = insert_person(&store, tenant.id, "wes@example.com", "wes").await;
+    let session = start_session(&store, &user, "wes-1").await;
+    let read = || async {
+        store.find_user_for_session(tenant.id, user.id, session.id, now()).await.expect("find").expect("live")
+    };
+    // Each round is a race (the write may also finish within the one poll it gets), so many.
+    for _ in 0..32 {
+        store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
+        let current = read().await;
+        let mut selecting = next_version(&current);
+        selecting.profile.selected_team_id = Some(team.id);
+        update(&store, &selecting, current.version).await;
+        assert_eq!(read().await.profile.selected_team_id, Some(team.id));
+
+        // Polled once, so the write has begun, then dropped. The cached copy lives 60 s in
+        // this harness, so a change seen within 10 s was outdated by the write itself.
+        let leaving = store.remove_member(tenant.id, team.id, user.id, now());
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, leaving).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while read().await.profile.selected_team_id.is_some() {
+            assert!(std::time::Instant::now() < deadline, "the removal was never seen");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(store.list_user_teams(tenant.id, user.id).await.expect("list").is_empty());
+    }
+}
+
 async fn user_write_revoking_sessions_keeps_only_the_excepted_one(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "tess@example.com", "tess").await;
@@ -1845,6 +1878,7 @@ conformance! {
     live_sessions_are_listed_newest_first_and_counted_on_the_user,
     find_user_for_session_returns_none_after_revocation_expiry_or_for_anothers_session,
     every_write_a_session_read_depends_on_is_seen_by_the_next_read,
+    a_write_whose_caller_stops_waiting_finishes_and_is_seen,
     user_write_revoking_sessions_keeps_only_the_excepted_one,
     refresh_token_rotates_once_and_its_reuse_revokes_the_session,
     unknown_refresh_token_is_invalid_and_changes_nothing,
