@@ -71,6 +71,8 @@ pub struct Service {
     /// For the pre-update hook; redirects are not followed (the tenant names the URL).
     http: reqwest::Client,
     limits: limits::Limiter,
+    /// Unconditional changes to one user take turns here (`me::UserTurns`).
+    turns: me::UserTurns,
 }
 
 const ROOT_KEY_HASH: &str = "root_key_hash";
@@ -135,6 +137,7 @@ impl Service {
                 policies,
                 http,
                 limits: limits::Limiter::default(),
+                turns: me::UserTurns::default(),
             },
             generated,
         ))
