@@ -6,6 +6,7 @@
 //! transactions: every multi-step write is one transaction.
 
 mod inline;
+mod session_reads;
 mod sql;
 mod user_cache;
 mod writer;

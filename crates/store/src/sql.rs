@@ -19,6 +19,7 @@ use tessera_core::user::{AuthProvider, Metadata, Profile, Session, Suspension, T
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
 use crate::inline::InlineReads;
+use crate::session_reads::SessionReads;
 use crate::user_cache::{Kept, Touch, Touching, UserCache};
 use crate::writer::Writer;
 use crate::{
@@ -58,7 +59,15 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .connect_with(options)
             .await
             .map_err(other)?;
-        Ok(Arc::new(SqlStore::<Postgres> { read: pool.clone(), write: pool, inline: None, writer: None, users: None }))
+        let session_reads = Some(SessionReads::start(pool.clone()));
+        Ok(Arc::new(SqlStore::<Postgres> {
+            read: pool.clone(),
+            write: pool,
+            inline: None,
+            writer: None,
+            users: None,
+            session_reads,
+        }))
     } else {
         let options = SqliteConnectOptions::from_str(&opts.url)
             .map_err(other)?
@@ -95,7 +104,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             let writer = Writer::start(file, opts.sqlite_sync_full, write.clone(), users.clone())?;
             (Some(inline), Some(writer), users)
         };
-        Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline, writer, users }))
+        Ok(Arc::new(SqlStore::<Sqlite> { read, write, inline, writer, users, session_reads: None }))
     }
 }
 
@@ -109,6 +118,9 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// SQLite on a file: users read for a session, until a write touches them (`user_cache.rs`).
     /// Only ever beside `writer`, whose thread outdates them after its writes.
     users: Option<Arc<UserCache>>,
+    /// PostgreSQL: concurrent `find_user_for_session` reads, one statement for many
+    /// (`session_reads.rs`).
+    session_reads: Option<SessionReads>,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
@@ -123,7 +135,7 @@ fn other(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Other(Box::new(e))
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -218,7 +230,7 @@ impl_columns!(sqlx::postgres::PgRow, try_get, map_err);
 impl_columns!(rusqlite::Row<'_>, get, crate::writer::map_err);
 
 /// A user from a row holding `USER_COLUMNS` and `active_sessions`.
-fn user_from(row: &(impl Columns + ?Sized)) -> Result<User> {
+pub(crate) fn user_from(row: &(impl Columns + ?Sized)) -> Result<User> {
     let doc: StoredDoc = parse_json(&row.text("profile")?)?;
     let mut profile = doc.profile;
     profile.selected_team_id = row.opt_text("selected_team_id")?.map(|s| parse_id(&s)).transpose()?;
@@ -402,7 +414,7 @@ fn stored_doc(u: &User) -> Result<String> {
     json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })
 }
 
-const USER_COLUMNS: &str = "u.id, u.tenant_id, u.version, u.username, u.primary_email, u.primary_email_verified, \
+pub(crate) const USER_COLUMNS: &str = "u.id, u.tenant_id, u.version, u.username, u.primary_email, u.primary_email_verified, \
      u.status, u.auth_provider, u.is_service_account, u.is_anonymous, \
      (u.password_hash IS NOT NULL) AS has_password, u.totp_enabled, \
      u.selected_team_id, u.profile, u.created_at, u.updated_at, u.deletion_due_at";
@@ -869,6 +881,9 @@ macro_rules! impl_store {
                     return Ok(Some(user));
                 }
                 // Taken before the read, so that a write committing during it outdates the entry.
+                if let Some(reads) = &self.session_reads {
+                    return reads.find(tenant, id, session, ms(now)).await;
+                }
                 let stamped = cache.map(|c| (c, c.stamp(id)));
                 let params = [Param::text(tenant), Param::text(id), Param::Int(Some(ms(now))), Param::text(session)];
                 let found = self

@@ -1229,6 +1229,38 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     assert_eq!(store.find_user_for_session(tenant.id, bot.id, bots.id, t0).await.expect("find"), None);
 }
 
+/// Many session reads at once (on PostgreSQL they are answered together, by one statement):
+/// each must get exactly what a read on its own gets, whatever the others in its statement
+/// asked: a live session, a revoked one, another tenant's id, a clock past the expiry.
+async fn concurrent_session_reads_each_get_their_own_answer(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let elsewhere = new_tenant(&store).await;
+    let t0 = now();
+    let mut asks = Vec::new();
+    for i in 0..16 {
+        let user = insert_person(&store, tenant.id, &format!("p{i}@example.com"), &format!("p{i}")).await;
+        let live = start_session(&store, &user, &format!("p{i}-live")).await;
+        let gone = start_session(&store, &user, &format!("p{i}-gone")).await;
+        assert!(store.revoke_session(tenant.id, user.id, gone.id, t0).await.expect("revoke"));
+        asks.push((tenant.id, user.id, live.id, t0, true));
+        asks.push((tenant.id, user.id, gone.id, t0, false));
+        asks.push((elsewhere.id, user.id, live.id, t0, false));
+        asks.push((tenant.id, user.id, live.id, live.expires_at, false));
+    }
+    let reads: Vec<_> = asks
+        .iter()
+        .map(|&(t, u, s, at, _)| {
+            let store = store.clone();
+            tokio::spawn(async move { store.find_user_for_session(t, u, s, at).await.expect("find") })
+        })
+        .collect();
+    for (read, &(t, u, s, at, live)) in reads.into_iter().zip(&asks) {
+        let together = read.await.expect("read task");
+        assert_eq!(together.as_ref().map(|user| (user.id, user.active_sessions)), live.then_some((u, 1)));
+        assert_eq!(together, store.find_user_for_session(t, u, s, at).await.expect("find alone"));
+    }
+}
+
 /// A request is cancelled when its client hangs up, which drops the store call it was
 /// awaiting. A write that had begun must still finish whole, and be seen by the next read of
 /// the user (on SQLite, answered from memory unless the write outdated it after its commit).
@@ -1879,6 +1911,7 @@ conformance! {
     find_user_for_session_returns_none_after_revocation_expiry_or_for_anothers_session,
     every_write_a_session_read_depends_on_is_seen_by_the_next_read,
     a_write_whose_caller_stops_waiting_finishes_and_is_seen,
+    concurrent_session_reads_each_get_their_own_answer,
     user_write_revoking_sessions_keeps_only_the_excepted_one,
     refresh_token_rotates_once_and_its_reuse_revokes_the_session,
     unknown_refresh_token_is_invalid_and_changes_nothing,
