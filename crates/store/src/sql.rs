@@ -525,8 +525,16 @@ macro_rules! impl_store {
             /// to its end, and the guard outdates the cached users after its commit, even if the
             /// caller stops waiting: a request is cancelled when its client hangs up, and a
             /// commit already sent could otherwise land after the guard had been dropped.
-            async fn detached<T: Send + 'static>(write: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-                tokio::spawn(write).await.unwrap_or_else(|e| Err(StoreError::Other(Box::new(e))))
+            /// `write` gets the write pool and the user cache to take its guard from.
+            async fn detached<T: Send + 'static, F>(
+                &self,
+                write: impl FnOnce(sqlx::Pool<$db>, Option<Arc<UserCache>>) -> F,
+            ) -> Result<T>
+            where
+                F: Future<Output = Result<T>> + Send + 'static,
+            {
+                let task = write(self.write.clone(), self.users.clone());
+                tokio::spawn(task).await.unwrap_or_else(|e| Err(StoreError::Other(Box::new(e))))
             }
 
             /// One statement that changes what `find_user_for_session` may return for `touches`:
@@ -764,9 +772,8 @@ macro_rules! impl_store {
             }
 
             async fn delete_oauth_client(&self, tenant: TenantId, client_id: &str) -> Result<bool> {
-                let (write, users) = (self.write.clone(), self.users.clone());
                 let client_id = client_id.to_owned();
-                Self::detached(async move {
+                self.detached(move |write, users| async move {
                     let client_id = client_id.as_str();
                     // Deletes the client's service-account user, if it has one.
                     let _touch = UserCache::touching(users.as_deref(), Touch::All);
@@ -812,9 +819,8 @@ macro_rules! impl_store {
                 session: SessionId,
                 now: DateTime<Utc>,
             ) -> Result<Redemption> {
-                let (write, users) = (self.write.clone(), self.users.clone());
                 let code_hash = code_hash.to_owned();
-                Self::detached(async move {
+                self.detached(move |write, users| async move {
                     let code_hash = code_hash.as_str();
                     let mut tx = write.begin().await.map_err(map_err)?;
                     let row = sqlx::query("SELECT grant_data, expires_at, used_at FROM authorization_codes WHERE code_hash = $1")
@@ -1134,10 +1140,9 @@ macro_rules! impl_store {
             }
 
             async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation> {
-                let (write, users) = (self.write.clone(), self.users.clone());
                 let old_hash = old_hash.to_owned();
                 let new_hash = new_hash.to_owned();
-                Self::detached(async move {
+                self.detached(move |write, users| async move {
                     let old_hash = old_hash.as_str();
                     let new_hash = new_hash.as_str();
                     let mut tx = write.begin().await.map_err(map_err)?;
@@ -1273,8 +1278,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
-                let (write, users) = (self.write.clone(), self.users.clone());
-                Self::detached(async move {
+                self.detached(move |write, users| async move {
                     // Clears the selection of every member, whoever they are.
                     let _touch = UserCache::touching(users.as_deref(), Touch::All);
                     let mut tx = write.begin().await.map_err(map_err)?;
@@ -1327,8 +1331,7 @@ macro_rules! impl_store {
             }
 
             async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool> {
-                let (write, users) = (self.write.clone(), self.users.clone());
-                Self::detached(async move {
+                self.detached(move |write, users| async move {
                     let _touch = UserCache::touching(users.as_deref(), Touch::User(user));
                     let mut tx = write.begin().await.map_err(map_err)?;
                     let done = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
