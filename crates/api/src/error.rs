@@ -151,6 +151,10 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
             StatusCode::PAYLOAD_TOO_LARGE,
             body("payload_too_large", "the request body is too large".into(), None, Vec::new()),
         ),
+        DomainError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            body("unavailable", "the service is briefly unavailable; try again".into(), None, Vec::new()),
+        ),
         DomainError::Internal(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, body("internal", "internal error".into(), None, Vec::new()))
         }
@@ -163,14 +167,29 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// Logs the cause the client is not told: an internal error's, or an outage's. Every
+    /// surface calls it once before rendering its own error body.
+    pub fn log(&self) {
+        match self {
+            Self::Domain(DomainError::Internal(cause)) => tracing::error!(error = %cause, "internal error"),
+            Self::Domain(DomainError::Unavailable(cause)) => tracing::warn!(error = %cause, "database unavailable"),
+            _ => {}
+        }
+    }
+}
+
+/// Seconds after which a request refused because the database was unreachable may be tried
+/// again: a restart or failover takes about that long.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Domain(DomainError::Internal(cause)) = &self {
-            tracing::error!(error = %cause, "internal error");
-        }
+        self.log();
         let (status, body) = self.parts();
         let retry_after = match &self {
             Self::Domain(DomainError::RateLimited { retry_after_seconds }) => Some(*retry_after_seconds),
+            Self::Domain(DomainError::Unavailable(_)) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
             _ => None,
         };
         let mut res = (status, axum::Json(body)).into_response();

@@ -192,6 +192,11 @@ fn protocol_error(e: ProtocolError) -> OAuthError {
             OAuthError::slow_down(retry_after_seconds)
         }
         ProtocolError::Domain(e @ DomainError::Internal(_)) => server_error(e),
+        // RFC 6749 §4.1.2.1 names this error for a server that is briefly unable to answer.
+        ProtocolError::Domain(DomainError::Unavailable(cause)) => {
+            tracing::warn!(error = %cause, "oidc endpoint: database unavailable");
+            OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
+        }
         ProtocolError::Domain(e) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string()),
     }
 }
@@ -271,7 +276,9 @@ async fn grant(
                 None => None,
             };
             let tokens = state.service.refresh(rt, Some(t), client.as_ref()).await.map_err(|e| match e {
-                e @ (DomainError::Internal(_) | DomainError::RateLimited { .. }) => ProtocolError::Domain(e),
+                e @ (DomainError::Internal(_) | DomainError::Unavailable(_) | DomainError::RateLimited { .. }) => {
+                    ProtocolError::Domain(e)
+                }
                 other => ProtocolError::Protocol { error: "invalid_grant", description: other.to_string().into() },
             })?;
             Ok(token_response(&tokens, true, None, None))

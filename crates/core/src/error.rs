@@ -54,6 +54,10 @@ pub enum DomainError {
     /// The tenant's pre-update validation hook refused the change (or could not be asked).
     #[error("refused by the validation hook: {message}")]
     HookRejected { message: String },
+    /// The database could not be reached (down, restarting, or out of connections): nothing
+    /// was changed, and the same request may succeed in a moment.
+    #[error("the service is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -190,10 +190,7 @@ impl Service {
                 }
             })
             .await
-            .map_err(|e: Arc<DomainError>| match &*e {
-                DomainError::NotFound(what) => DomainError::NotFound(what),
-                other => DomainError::Internal(other.to_string().into()),
-            })
+            .map_err(|e: Arc<DomainError>| unshared(&e))
     }
 
     /// The tenant's policy engine: the built-in policies plus the tenant's own.
@@ -207,7 +204,7 @@ impl Service {
                 PolicyEngine::with_tenant_policies(&src).map(Arc::new)
             })
             .await
-            .map_err(|e: Arc<DomainError>| DomainError::Internal(e.to_string().into()))
+            .map_err(|e: Arc<DomainError>| unshared(&e))
     }
 
     /// The tenant's own policies' source.
@@ -269,6 +266,17 @@ pub fn store_err(e: StoreError) -> DomainError {
             // A uniqueness rule no caller expects is a bug, not the caller's fault.
             other => DomainError::Internal(format!("unexpected conflict on {other}").into()),
         },
+        StoreError::Unavailable(e) => DomainError::Unavailable(e),
         StoreError::Other(e) => DomainError::Internal(e),
+    }
+}
+
+/// A domain error shared by the callers of one cache load, as their own copy: the kinds
+/// callers tell apart keep their kind, anything else is internal.
+fn unshared(e: &DomainError) -> DomainError {
+    match e {
+        DomainError::NotFound(what) => DomainError::NotFound(what),
+        DomainError::Unavailable(cause) => DomainError::Unavailable(cause.to_string().into()),
+        other => DomainError::Internal(other.to_string().into()),
     }
 }

@@ -33,6 +33,11 @@ pub enum StoreError {
     /// The row's version was not the one the write expected.
     #[error("stale version")]
     Stale,
+    /// The database could not be reached: a connection failed or was refused, none was free
+    /// in time, or the server is shutting down or recovering. The write did not happen, or
+    /// (a connection lost during COMMIT) its outcome is unknown to this process.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Other(#[from] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -103,9 +103,12 @@ async fn answer(pool: &PgPool, batch: Vec<Read>) {
     let mut found = match query(pool, &batch).await {
         Ok(found) => found,
         Err(e) => {
+            // One failure answers every read of the statement, each with its own copy.
             let message = e.to_string();
+            let kind: fn(_) -> StoreError =
+                if matches!(e, StoreError::Unavailable(_)) { StoreError::Unavailable } else { StoreError::Other };
             for read in batch {
-                let _ = read.reply.send(Err(StoreError::Other(message.clone().into())));
+                let _ = read.reply.send(Err(kind(message.clone().into())));
             }
             return;
         }

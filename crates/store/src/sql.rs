@@ -141,7 +141,20 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict { constraint: conflict_name(db.constraint().unwrap_or(db.message())) }
         }
+        other if unreachable(&other) => StoreError::Unavailable(Box::new(other)),
         other => StoreError::Other(Box::new(other)),
+    }
+}
+
+/// The errors that say the database could not be reached, rather than that a statement was
+/// wrong: PostgreSQL's connection exceptions (class 08) and operator interventions (57P01–
+/// 57P05: shutting down, crashed, not yet accepting connections), and the pool's and the
+/// socket's own failures.
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 

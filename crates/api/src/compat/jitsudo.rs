@@ -55,9 +55,7 @@ impl<E: Into<ApiError>> From<E> for JitError {
 
 impl IntoResponse for JitError {
     fn into_response(self) -> Response {
-        if let ApiError::Domain(DomainError::Internal(cause)) = &self.0 {
-            tracing::error!(error = %cause, "internal error");
-        }
+        self.0.log();
         let (mut status, body) = self.0.parts();
         if status == StatusCode::FORBIDDEN && body.code == "forbidden" && body.details.is_some() {
             status = StatusCode::BAD_REQUEST;

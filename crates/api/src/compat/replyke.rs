@@ -76,9 +76,7 @@ impl<E: Into<ApiError>> From<E> for ReplykeError {
 
 impl IntoResponse for ReplykeError {
     fn into_response(self) -> Response {
-        if let ApiError::Domain(DomainError::Internal(cause)) = &self.0 {
-            tracing::error!(error = %cause, "internal error");
-        }
+        self.0.log();
         let (status, body) = self.0.parts();
         let (status, error, code) = match status {
             StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE => {

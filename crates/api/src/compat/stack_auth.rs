@@ -56,9 +56,7 @@ impl StackError {
 
 impl From<ApiError> for StackError {
     fn from(e: ApiError) -> Self {
-        if let ApiError::Domain(DomainError::Internal(cause)) = &e {
-            tracing::error!(error = %cause, "internal error");
-        }
+        e.log();
         let (status, body) = e.parts();
         let not_a_member = body.details.as_ref().is_some_and(|d| d.to_string().contains("not_a_member"));
         let code = match (status, body.code) {

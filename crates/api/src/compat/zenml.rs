@@ -129,9 +129,7 @@ impl IntoResponse for ZenError {
                 }
             }
             other => {
-                if let ApiError::Domain(DomainError::Internal(cause)) = &other {
-                    tracing::error!(error = %cause, "internal error");
-                }
+                other.log();
                 let (status, body) = other.parts();
                 let kind = match status {
                     StatusCode::UNAUTHORIZED => "AuthorizationException",

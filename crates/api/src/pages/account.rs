@@ -391,8 +391,8 @@ async fn begin(
 }
 
 async fn failed(state: &AppState, ctx: &Ctx, who: &Principal, section: Section, e: &DomainError) -> Response {
-    if let DomainError::Internal(_) = e {
-        tracing::error!(error = %e, "an account page action failed");
+    if let DomainError::Internal(cause) | DomainError::Unavailable(cause) = e {
+        tracing::error!(error = %cause, "an account page action failed");
     }
     render(state, ctx, who, None, Some((section, FormErrors::from_domain(e))), TotpView::Normal).await
 }

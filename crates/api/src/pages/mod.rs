@@ -347,6 +347,7 @@ impl FormErrors {
             E::HookRejected { message } => Self::form(message.clone()),
             E::PreconditionFailed => Self::form("The account was changed elsewhere meanwhile. Reload and try again."),
             E::Internal(_) => Self::form("Something went wrong on our side. Please try again."),
+            E::Unavailable(_) => Self::form("The service is briefly unavailable. Please try again in a moment."),
             other => Self::form(other.to_string()),
         }
     }

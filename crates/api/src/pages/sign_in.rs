@@ -176,8 +176,8 @@ pub async fn submit(
             render(&ctx, &return_to, login_value, &errors, intro).into_response()
         }
         Err(e) => {
-            if let DomainError::Internal(_) = e {
-                tracing::error!(error = %e, "hosted sign-in failed");
+            if let DomainError::Internal(cause) | DomainError::Unavailable(cause) = &e {
+                tracing::error!(error = %cause, "hosted sign-in failed");
             }
             render(&ctx, &return_to, login_value, &FormErrors::from_domain(&e), intro).into_response()
         }

@@ -45,13 +45,8 @@ async fn start_with(db_url: &str, port: u16, env: &[(&str, &str)]) -> Server {
     Server { child, base }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_write_survives_kill_9_during_a_write_load() {
-    let (db_url, _db) = fresh_database().await;
-    let port = free_port();
-    let mut server = start(&db_url, port).await;
-    let client = reqwest::Client::new();
-    let base = server.base.clone();
+/// A tenant with `n` users signed up through `base`; their access tokens.
+async fn users(client: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
     let (_, tenant) = body(
         client
             .post(format!("{base}/v1/tenants"))
@@ -64,7 +59,7 @@ async fn every_acknowledged_write_survives_kill_9_during_a_write_load() {
     .await;
     let tenant_id = tenant["id"].as_str().unwrap().to_owned();
     let mut tokens = Vec::new();
-    for i in 0..6 {
+    for i in 0..n {
         let res = client
             .post(format!("{base}/v1/auth/sign-up"))
             .header("X-Tenant-ID", &tenant_id)
@@ -74,6 +69,30 @@ async fn every_acknowledged_write_survives_kill_9_during_a_write_load() {
             .unwrap();
         tokens.push(body(res).await.1["access_token"].as_str().unwrap().to_owned());
     }
+    tokens
+}
+
+/// The stored counter of each user, read back through `base`, must be at least the last
+/// value the server acknowledged: a write may have committed with its answer lost in a crash,
+/// never the other way.
+async fn assert_acknowledged_writes_kept(client: &reqwest::Client, base: &str, tokens: &[String], acked: &[i64]) {
+    for (token, acked) in tokens.iter().zip(acked) {
+        let (status, me): (StatusCode, Value) =
+            body(client.get(format!("{base}/v1/me")).bearer_auth(token).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        let stored = me["client_metadata"]["seq"].as_i64().unwrap();
+        assert!(stored >= *acked, "acknowledged seq {acked} lost: found {stored}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_kill_9_during_a_write_load() {
+    let (db_url, _db) = fresh_database().await;
+    let port = free_port();
+    let mut server = start(&db_url, port).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let tokens = users(&client, &base, 6).await;
 
     // Each writer bumps its own counter as fast as it can and remembers the last value the
     // server acknowledged with a 200.
@@ -110,14 +129,201 @@ async fn every_acknowledged_write_survives_kill_9_during_a_write_load() {
     assert!(acked.iter().all(|a| *a > 0), "the load was running when the server died: {acked:?}");
 
     let mut server = start(&db_url, port).await;
-    for (token, acked) in tokens.iter().zip(&acked) {
-        let (status, me): (StatusCode, Value) =
-            body(client.get(format!("{}/v1/me", server.base)).bearer_auth(token).send().await.unwrap()).await;
-        assert_eq!(status, StatusCode::OK);
-        let stored = me["client_metadata"]["seq"].as_i64().unwrap();
-        // A write may have committed with its answer lost in the kill, never the other way.
-        assert!(stored >= *acked, "acknowledged seq {acked} lost: found {stored}");
+    assert_acknowledged_writes_kept(&client, &server.base, &tokens, &acked).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+/// A PostgreSQL cluster of one test's own (`scripts/pg-test-server`, durable commits), which
+/// the test may crash while the suite's shared server goes on serving the others. Stopped and
+/// removed on drop.
+struct OwnPostgres {
+    root: String,
+    url: String,
+}
+
+const PG_TEST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server");
+
+impl OwnPostgres {
+    fn start() -> Self {
+        let out = Command::new(PG_TEST_SERVER).env("PG_TEST_FSYNC", "on").stderr(Stdio::inherit()).output().unwrap();
+        assert!(out.status.success(), "scripts/pg-test-server failed");
+        let out = String::from_utf8(out.stdout).unwrap();
+        let value = |key: &str| out.lines().find_map(|l| l.split_once(key)).unwrap().1.to_owned();
+        Self { root: value("PGROOT="), url: value("TEST_DATABASE_URL=") }
     }
+
+    /// SIGKILL to the postmaster and every process it started, as a crash of the machine's
+    /// PostgreSQL would leave them: no shutdown checkpoint, the next start recovers from the
+    /// WAL. The postmaster is stopped first so that it cannot start a backend meanwhile.
+    fn crash(&self) {
+        let pid_file = format!("{}/data/postmaster.pid", self.root);
+        let postmaster = std::fs::read_to_string(&pid_file).unwrap().lines().next().unwrap().to_owned();
+        let signal =
+            |sig: &str, pids: &[String]| assert!(Command::new("kill").arg(sig).args(pids).status().unwrap().success());
+        signal("-STOP", std::slice::from_ref(&postmaster));
+        let mut all = children_of(&postmaster);
+        all.push(postmaster);
+        signal("-KILL", &all);
+        // Dead, or a zombie nobody reaps (a container's init may not): either way not running.
+        let running = |pid: &String| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while all.iter().any(running) {
+            assert!(Instant::now() < deadline, "PostgreSQL did not die");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // A zombie postmaster would still own its pid, which the next start takes for a live
+        // server; after a real crash the file names a pid that no longer exists.
+        std::fs::remove_file(&pid_file).unwrap();
+    }
+
+    fn restart(&self) {
+        let status = Command::new(PG_TEST_SERVER).args(["restart", &self.root]).stdout(Stdio::null()).status().unwrap();
+        assert!(status.success(), "PostgreSQL did not start again");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(PG_TEST_SERVER).args(["stop", &self.root]).stdout(Stdio::null()).status();
+    }
+}
+
+/// The pids of the processes whose parent is `pid` (Linux /proc).
+fn children_of(pid: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'.
+        let ppid = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1));
+        if ppid == Some(pid) {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+/// What one client saw while PostgreSQL crashed and came back.
+#[derive(Default)]
+struct Seen {
+    acked: i64,
+    ok: u32,
+    unavailable: u32,
+    /// Any other answer, or a 503 without its plain body and `Retry-After`: each a failure.
+    wrong: Vec<String>,
+}
+
+impl Seen {
+    async fn answer(&mut self, res: reqwest::Response) -> bool {
+        let status = res.status();
+        let retry_after = res.headers().get("retry-after").cloned();
+        let text = res.text().await.unwrap_or_default();
+        match status {
+            StatusCode::OK => self.ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                self.unavailable += 1;
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                // Nothing of the cause (addresses, driver messages) reaches the client.
+                if body["code"] != "unavailable"
+                    || retry_after.is_none()
+                    || text.contains("127.0.0.1")
+                    || text.contains("os error")
+                {
+                    self.wrong.push(format!("503 {text}"));
+                }
+            }
+            other => self.wrong.push(format!("{other} {text}")),
+        }
+        status == StatusCode::OK
+    }
+}
+
+/// SPEC §6 for the database itself: PostgreSQL is killed (every process, SIGKILL) in the
+/// middle of a write load and started again after a pause. Meanwhile Tessera answers `503`
+/// with `Retry-After` (never a `500`, never a `401` for a token it could not check), it comes
+/// back by itself once PostgreSQL has recovered, and every write it acknowledged is there. The
+/// SQLite half of the suite has no server to crash; its crash is the process's, above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_crash_during_a_write_load_loses_no_acknowledged_write_and_is_recovered_from() {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        postgresql_crash().await;
+    } else {
+        eprintln!("the PostgreSQL half of the suite runs this");
+    }
+}
+
+async fn postgresql_crash() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pg = OwnPostgres::start();
+    let mut server = start(&pg.url, free_port()).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let base = server.base.clone();
+    let tokens = users(&client, &base, 4).await;
+
+    // Each writer bumps its own counter, the reader reads its user, until told to stop; a
+    // refused request is simply followed by the next one.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = tokens
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, token)| {
+            let (client, base, stop) = (client.clone(), base.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut seen = Seen::default();
+                for seq in 1.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let request = if i == 0 {
+                        client.get(format!("{base}/v1/me"))
+                    } else {
+                        client.patch(format!("{base}/v1/me")).json(&json!({"client_metadata": {"seq": seq}}))
+                    };
+                    match request.bearer_auth(&token).send().await {
+                        Ok(res) => {
+                            if seen.answer(res).await && i > 0 {
+                                seen.acked = seq;
+                            }
+                        }
+                        Err(e) => seen.wrong.push(format!("no answer: {e}")),
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    pg.crash();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg.restart();
+    // Tessera is not restarted: its pool must find the new server by itself.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = client.get(format!("{base}/v1/me")).bearer_auth(&tokens[1]).send().await.unwrap();
+        if res.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Tessera did not come back after PostgreSQL did");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    let (mut ok, mut unavailable) = (0, 0);
+    for c in clients {
+        let seen = c.await.unwrap();
+        assert!(seen.wrong.is_empty(), "answers other than 200 and a plain 503: {:?}", seen.wrong);
+        (ok, unavailable) = (ok + seen.ok, unavailable + seen.unavailable);
+        acked.push(seen.acked);
+    }
+    eprintln!("across the crash: {ok} answers 200, {unavailable} answers 503");
+    assert!(unavailable > 0, "the crash went unnoticed: was PostgreSQL killed?");
+    assert_acknowledged_writes_kept(&client, &base, &tokens[1..], &acked[1..]).await;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
