@@ -33,6 +33,11 @@ impl InlineReads {
         Self { path, idle: Mutex::new(Vec::new()), max_idle: max_idle.max(1) }
     }
 
+    /// Closes the idle connections (`SqlStore::close`).
+    pub(crate) fn close(&self) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
     /// The first row `sql` returns with `params` bound to `$1`, `$2`, …, mapped by `map`.
     pub(crate) fn query_row<T>(
         &self,

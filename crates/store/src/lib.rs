@@ -167,6 +167,11 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
+    /// Closes every connection, after the writes already under way. On SQLite the last
+    /// connection of the file to close copies the WAL into the database file and removes it,
+    /// so that after a clean stop the file alone holds everything (a copy of it is a whole
+    /// backup). Calls made afterwards fail as `Unavailable`.
+    async fn close(&self);
 
     // Instance-wide values (the root key's hash).
     async fn find_instance_value(&self, key: &str) -> Result<Option<String>>;

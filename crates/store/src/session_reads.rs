@@ -76,7 +76,7 @@ impl SessionReads {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Other("the session reads have stopped".into())
+    StoreError::Unavailable("the session reads have stopped".into())
 }
 
 async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Read>) {

@@ -610,6 +610,17 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn close(&self) {
+                if let Some(writer) = &self.writer {
+                    writer.close().await;
+                }
+                if let Some(inline) = &self.inline {
+                    inline.close();
+                }
+                self.read.close().await;
+                self.write.close().await;
+            }
+
             async fn find_instance_value(&self, key: &str) -> Result<Option<String>> {
                 sqlx::query_scalar("SELECT value FROM instance_values WHERE key = $1")
                     .bind(key)

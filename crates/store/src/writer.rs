@@ -55,7 +55,13 @@ pub(crate) const WAL_BACKSTOP_PAGES: u32 = 10_000;
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
 
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    jobs: mpsc::Sender<Message>,
+}
+
+enum Message {
+    Job(Box<dyn Job>),
+    /// Stop after the writes sent before this one, close both connections, then answer.
+    Close(oneshot::Sender<()>),
 }
 
 impl Writer {
@@ -74,13 +80,23 @@ impl Writer {
         // Bounded at one: a wake-up already pending covers every commit after it.
         let (wake, commits) = mpsc::sync_channel(1);
         let spawn_error = |e| StoreError::Other(Box::new(e));
-        std::thread::Builder::new()
+        let checkpointing = std::thread::Builder::new()
             .name("tessera-sqlite-checkpoint".into())
             .spawn(move || checkpoint(&checkpointer, &commits))
             .map_err(spawn_error)?;
         std::thread::Builder::new()
             .name("tessera-sqlite-writer".into())
-            .spawn(move || run(&conn, &queue, &gate, &runtime, users.as_deref(), &wake))
+            .spawn(move || {
+                let closing = run(&conn, &queue, &gate, &runtime, users.as_deref(), &wake);
+                // Both connections are closed before `close` returns: the last connection of
+                // the file to close copies the WAL into it (`SqlStore::close`).
+                drop(conn);
+                drop(wake);
+                let _ = checkpointing.join();
+                if let Some(done) = closing {
+                    let _ = done.send(());
+                }
+            })
             .map_err(spawn_error)?;
         Ok(Self { jobs })
     }
@@ -97,13 +113,22 @@ impl Writer {
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let call = Call { f: Some(f), touches, kept, out: None, reply: Some(reply) };
-        self.jobs.send(Box::new(call)).map_err(|_| stopped())?;
+        self.jobs.send(Message::Job(Box::new(call))).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Waits for the writes already sent, then stops the thread and closes its connections
+    /// and the checkpointer's. Writes sent afterwards fail as `Unavailable`.
+    pub(crate) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
     }
 }
 
 fn stopped() -> StoreError {
-    StoreError::Other("the SQLite writer has stopped".into())
+    StoreError::Unavailable("the SQLite writer has stopped".into())
 }
 
 fn open(path: &Path, sync_full: bool) -> rusqlite::Result<Connection> {
@@ -132,21 +157,34 @@ fn checkpoint(conn: &Connection, commits: &mpsc::Receiver<()>) {
 }
 
 /// The thread: waits for a write, takes every other one waiting, commits them together, answers.
+/// Returns when the writers are gone, or with the caller to answer once closed.
 fn run(
     conn: &Connection,
-    queue: &mpsc::Receiver<Box<dyn Job>>,
+    queue: &mpsc::Receiver<Message>,
     gate: &sqlx::Pool<sqlx::Sqlite>,
     runtime: &tokio::runtime::Handle,
     users: Option<&UserCache>,
     checkpointer: &mpsc::SyncSender<()>,
-) {
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+) -> Option<oneshot::Sender<()>> {
+    let mut closing = None;
+    while closing.is_none()
+        && let Ok(first) = queue.recv()
+    {
+        let mut group = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Job(job) => group.push(job),
+                // Every write sent before the close is in this group or done already.
+                Message::Close(done) => {
+                    closing = Some(done);
+                    break;
+                }
             }
+            next = if group.len() < MAX_GROUP { queue.try_recv().ok() } else { None };
+        }
+        if group.is_empty() {
+            continue;
         }
         // Inside the runtime, because sqlx returns a pooled connection by spawning a task.
         let committed = runtime.block_on(async {
@@ -163,6 +201,7 @@ fn run(
             job.finish(committed.clone());
         }
     }
+    closing
 }
 
 fn commit_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> std::result::Result<(), String> {

@@ -62,13 +62,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting connections, lets requests in flight finish (up to `grace`), stops jobs.
+    /// Stops accepting connections, lets requests in flight finish (up to `grace`), stops jobs,
+    /// closes the database (on SQLite, leaving the file whole: `Store::close`).
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(grace, self.server).await;
         for job in self.jobs {
             job.abort();
         }
+        self.service.store.close().await;
     }
 
     /// Resolves when the server stops by itself (an I/O error) or `stop` fires.

@@ -134,6 +134,53 @@ async fn every_acknowledged_write_survives_kill_9_during_a_write_load() {
     server.child.wait().unwrap();
 }
 
+/// SIGTERM, as a service manager stops a service; the exit status once it has stopped.
+fn terminate(server: &mut Server) -> std::process::ExitStatus {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    server.child.wait().unwrap()
+}
+
+/// After a clean stop the SQLite file alone holds every change, so that copying it is a whole
+/// backup: the WAL has been copied into it and removed. (Before, the stop left every change in
+/// `tessera.db-wal`, the database file itself at its first 4 KiB, and each start-up on it
+/// re-read the WAL: 195–321 ms after the benchmark, against 30 ms.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_clean_stop_the_sqlite_file_alone_holds_every_change() {
+    let (db_url, _db) = fresh_database().await;
+    let Some(path) = db_url.strip_prefix("sqlite://").map(std::path::PathBuf::from) else {
+        eprintln!("the SQLite half of the suite runs this");
+        return;
+    };
+    // One port for both servers: it is in the tokens' issuer.
+    let port = free_port();
+    let mut server = start(&db_url, port).await;
+    let client = reqwest::Client::new();
+    let tokens = users(&client, &server.base, 3).await;
+    for (seq, token) in tokens.iter().enumerate() {
+        let res = client
+            .patch(format!("{}/v1/me", server.base))
+            .bearer_auth(token)
+            .json(&json!({"client_metadata": {"seq": seq}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert!(terminate(&mut server).success(), "a clean stop exits 0");
+    let wal = path.with_extension("db-wal");
+    assert!(!wal.exists(), "the WAL is still there after a clean stop: {} bytes", wal.metadata().unwrap().len());
+
+    let copy = tempfile::tempdir().unwrap();
+    let copied = copy.path().join("tessera.db");
+    std::fs::copy(&path, &copied).unwrap();
+    let mut server = start(&format!("sqlite://{}", copied.display()), port).await;
+    let seqs = vec![0, 1, 2];
+    assert_acknowledged_writes_kept(&client, &server.base, &tokens, &seqs).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
 /// A PostgreSQL cluster of one test's own (`scripts/pg-test-server`, durable commits), which
 /// the test may crash while the suite's shared server goes on serving the others. Stopped and
 /// removed on drop.
