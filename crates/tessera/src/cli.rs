@@ -239,7 +239,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant(TenantCommand::Create { name }) => {
             let service = admin_service(&settings).await?;
-            let created = service.create_tenant(&name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let created = service.create_tenant(&name).await.map_err(err)?;
             let t = &created.tenant;
             print(
                 j,
@@ -254,7 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant(TenantCommand::List) => {
             let service = admin_service(&settings).await?;
-            let tenants = service.list_tenants().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let tenants = service.list_tenants().await.map_err(err)?;
             print(
                 j,
                 json!(
@@ -276,7 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Rotate) => {
             let service = admin_service(&settings).await?;
-            let kid = service.rotate_signing_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let kid = service.rotate_signing_key().await.map_err(err)?;
             print(j, json!({"active_kid": kid}), || {
                 format!("new signing key {kid} is active; running servers pick it up within 30 seconds")
             });
@@ -292,7 +292,8 @@ fn err(e: tessera_core::DomainError) -> anyhow::Error {
             "invalid: {}",
             fields.iter().map(|f| format!("{} ({}: {})", f.field, f.code, f.message)).collect::<Vec<_>>().join("; ")
         ),
-        other => anyhow::anyhow!("{other}"),
+        // Kept as the error itself, so that `{:#}` also prints its cause (an internal error's).
+        other => anyhow::Error::new(other),
     }
 }
 

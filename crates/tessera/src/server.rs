@@ -46,7 +46,7 @@ pub async fn build_service(
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
         .await
-        .map_err(|e| anyhow::anyhow!("starting the service: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("starting the service"))?;
     Ok((Arc::new(service), generated))
 }
 
