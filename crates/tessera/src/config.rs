@@ -114,6 +114,14 @@ impl Settings {
             .parse::<std::net::SocketAddr>()
             .with_context(|| format!("listen = {:?} is not an address:port", self.listen))?;
         anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "log_format must be text or json");
+        // An empty URL (`TESSERA_DATABASE_URL=` in a unit file, say) would open SQLite's private
+        // temporary database, a different one for each connection: migrated on one, missing
+        // on the next ("no such table" at start-up).
+        let db = self.database_url.trim();
+        anyhow::ensure!(
+            !db.is_empty() && db != "sqlite://" && db != "sqlite:",
+            "database_url is empty: set it to a file path, sqlite://<path> or postgres://…"
+        );
         let c = &self.compat;
         for prefix in [&c.stack_auth, &c.zenml, &c.bird, &c.jitsudo, &c.replyke] {
             anyhow::ensure!(
@@ -164,6 +172,10 @@ mod tests {
     fn a_missing_named_file_and_a_bad_address_are_errors() {
         assert!(Settings::load(Some(Path::new("/nonexistent/tessera.toml")), &Overrides::default()).is_err());
         assert!(Settings::load(None, &Overrides { listen: Some("nope".into()), ..Default::default() }).is_err());
+        for empty in ["", " ", "sqlite://"] {
+            let e = Settings::load(None, &Overrides { database_url: Some(empty.into()), ..Default::default() }).unwrap_err();
+            assert!(e.to_string().contains("database_url is empty"), "{e}");
+        }
     }
 
     #[test]
