@@ -181,7 +181,7 @@ impl ApiError {
 
 /// Seconds after which a request refused because the database was unreachable may be tried
 /// again: a restart or failover takes about that long.
-pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

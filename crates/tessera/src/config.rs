@@ -173,7 +173,8 @@ mod tests {
         assert!(Settings::load(Some(Path::new("/nonexistent/tessera.toml")), &Overrides::default()).is_err());
         assert!(Settings::load(None, &Overrides { listen: Some("nope".into()), ..Default::default() }).is_err());
         for empty in ["", " ", "sqlite://"] {
-            let e = Settings::load(None, &Overrides { database_url: Some(empty.into()), ..Default::default() }).unwrap_err();
+            let e = Settings::load(None, &Overrides { database_url: Some(empty.into()), ..Default::default() })
+                .unwrap_err();
             assert!(e.to_string().contains("database_url is empty"), "{e}");
         }
     }

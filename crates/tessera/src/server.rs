@@ -70,7 +70,11 @@ impl Running {
         for job in self.jobs {
             job.abort();
         }
-        self.service.store.close().await;
+        // Bounded too: a request still holding a connection past the grace (a hung database)
+        // must not keep the process from exiting; SQLite then recovers from its WAL next time.
+        if tokio::time::timeout(grace, self.service.store.close()).await.is_err() {
+            tracing::warn!("the database did not close in time");
+        }
     }
 
     /// Resolves when the server stops by itself (an I/O error) or `stop` fires.
