@@ -41,6 +41,9 @@ pub struct ConnectOptions {
     pub url: String,
     /// Pool size for PostgreSQL, and for SQLite's readers.
     pub max_connections: u32,
+    /// PostgreSQL: how long a query waits for a connection (all busy, or the server out of
+    /// reach and being reconnected to) before it fails as `StoreError::Unavailable`.
+    pub acquire_timeout: Duration,
     /// SQLite only: fsync the WAL on every commit (`synchronous=FULL`). Off, a commit survives a
     /// crash of the process (kill -9) but not of the machine.
     pub sqlite_sync_full: bool,
@@ -55,7 +58,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
         let options = PgConnectOptions::from_str(&opts.url).map_err(other)?;
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(opts.acquire_timeout)
             .connect_with(options)
             .await
             .map_err(other)?;

@@ -45,6 +45,7 @@ mod harness {
         let store = tessera_store::connect(&ConnectOptions {
             url,
             max_connections: 4,
+            acquire_timeout: std::time::Duration::from_secs(10),
             sqlite_sync_full: false,
             user_cache_max_age: std::time::Duration::from_secs(60),
         })

@@ -26,6 +26,9 @@ pub struct Settings {
     /// The URL clients reach Tessera at; default `http://{listen}`.
     pub public_url: Option<String>,
     pub db_max_connections: u32,
+    /// PostgreSQL: how long a request waits for a database connection before it is answered
+    /// `503 unavailable` (all connections busy, or the server down and being reconnected to).
+    pub db_acquire_timeout_ms: u64,
     /// SQLite: fsync every commit (survives power loss, not just a crash of the process).
     pub sqlite_sync_full: bool,
     /// SQLite: how long a user read for a session may be served from memory; 0 turns it off.
@@ -59,6 +62,7 @@ impl Default for Settings {
             root_key_file: None,
             public_url: None,
             db_max_connections: 16,
+            db_acquire_timeout_ms: 10_000,
             sqlite_sync_full: false,
             sqlite_user_cache_ms: 1000,
             hash_concurrency: None,

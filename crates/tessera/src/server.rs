@@ -22,6 +22,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let store = tessera_store::connect(&ConnectOptions {
         url: settings.store_url(),
         max_connections: settings.db_max_connections,
+        acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms.max(1)),
         sqlite_sync_full: settings.sqlite_sync_full,
         user_cache_max_age: Duration::from_millis(settings.sqlite_user_cache_ms),
     })

@@ -15,6 +15,14 @@ struct Server {
     base: String,
 }
 
+/// A test that fails midway still stops its server.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -222,9 +230,16 @@ impl OwnPostgres {
             assert!(Instant::now() < deadline, "PostgreSQL did not die");
             std::thread::sleep(Duration::from_millis(10));
         }
-        // A zombie postmaster would still own its pid, which the next start takes for a live
-        // server; after a real crash the file names a pid that no longer exists.
+        // A zombie postmaster still owns its pid, which the next start would take for a live
+        // server in both lock files (the data directory's and the socket's); after a real
+        // crash they name a pid that no longer exists, and PostgreSQL replaces them.
         std::fs::remove_file(&pid_file).unwrap();
+        for entry in std::fs::read_dir(&self.root).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".s.PGSQL.") && name.ends_with(".lock") {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
     }
 
     fn restart(&self) {
@@ -306,7 +321,9 @@ async fn postgresql_crash() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let pg = OwnPostgres::start();
-    let mut server = start(&pg.url, free_port()).await;
+    // A request waits at most 300 ms for a connection, so that the 1.5 s outage is answered
+    // `503` rather than ridden out (the default waits up to 10 s).
+    let mut server = start_with(&pg.url, free_port(), &[("TESSERA_DB_ACQUIRE_TIMEOUT_MS", "300")]).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let base = server.base.clone();
     let tokens = users(&client, &base, 4).await;
