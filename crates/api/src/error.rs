@@ -1,6 +1,7 @@
 //! The native error body `{code, message, details?, notices?}` and the single place where a
-//! domain error becomes an HTTP status. 5xx bodies are generic; the cause goes to the log,
-//! inside the request's span (which carries the request id).
+//! domain error becomes an HTTP status. 5xx bodies are generic; the cause travels with the
+//! response as [`Untold`] and is logged by one middleware, inside the request's span (which
+//! carries the request id).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -57,7 +58,10 @@ impl ApiError {
     }
 }
 
+/// `{"fields": [{field, code, message}, …]}`: how every error names the fields it refuses.
 fn fields_detail(fields: &[FieldError]) -> Option<Value> {
+    let fields: Vec<Value> =
+        fields.iter().map(|f| json!({"field": f.field, "code": f.code, "message": f.message})).collect();
     (!fields.is_empty()).then(|| json!({ "fields": fields }))
 }
 
@@ -147,10 +151,6 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
             StatusCode::UNPROCESSABLE_ENTITY,
             body("hook_rejected", format!("the update was refused: {message}"), None, Vec::new()),
         ),
-        DomainError::PayloadTooLarge => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            body("payload_too_large", "the request body is too large".into(), None, Vec::new()),
-        ),
         DomainError::Unavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             body("unavailable", "the service is briefly unavailable; try again".into(), None, Vec::new()),
@@ -168,13 +168,49 @@ impl From<DomainError> for ApiError {
 }
 
 impl ApiError {
-    /// Logs the cause the client is not told: an internal error's, or an outage's. Every
-    /// surface calls it once before rendering its own error body.
-    pub fn log(&self) {
+    /// The cause the client is not told, if any: it goes to the log instead ([`Untold`]).
+    pub fn untold(&self) -> Option<Untold> {
         match self {
-            Self::Domain(DomainError::Internal(cause)) => tracing::error!(error = %cause, "internal error"),
-            Self::Domain(DomainError::Unavailable(cause)) => tracing::warn!(error = %cause, "database unavailable"),
-            _ => {}
+            Self::Domain(e) => Untold::of(e),
+            Self::Http { .. } => None,
+        }
+    }
+}
+
+/// The cause of a failure the client is not told (an internal error's, an outage's). Whatever
+/// surface renders such an error attaches it to the response ([`Untold::attach`]), and one
+/// middleware logs it, inside the request's span ([`Untold::log`], called by
+/// `metrics::track`): no error type logs on its own, so none can forget to.
+#[derive(Debug, Clone)]
+pub struct Untold {
+    /// The database was out of reach: a warning, since clients are told to retry.
+    outage: bool,
+    cause: std::sync::Arc<str>,
+}
+
+impl Untold {
+    pub fn of(e: &DomainError) -> Option<Self> {
+        match e {
+            DomainError::Internal(cause) => Some(Self { outage: false, cause: cause.to_string().into() }),
+            DomainError::Unavailable(cause) => Some(Self { outage: true, cause: cause.to_string().into() }),
+            _ => None,
+        }
+    }
+
+    /// `res` carrying `untold` for the logging middleware.
+    pub fn attach(untold: Option<Self>, mut res: Response) -> Response {
+        if let Some(untold) = untold {
+            res.extensions_mut().insert(untold);
+        }
+        res
+    }
+
+    /// Logs the cause a response carries, if it carries one.
+    pub(crate) fn log(res: &Response) {
+        match res.extensions().get::<Self>() {
+            Some(Self { outage: true, cause }) => tracing::warn!(error = %cause, "database unavailable"),
+            Some(Self { outage: false, cause }) => tracing::error!(error = %cause, "internal error"),
+            None => {}
         }
     }
 }
@@ -185,7 +221,6 @@ const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.log();
         let (status, body) = self.parts();
         let retry_after = match &self {
             Self::Domain(DomainError::RateLimited { retry_after_seconds }) => Some(*retry_after_seconds),
@@ -199,21 +234,21 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        res
+        Untold::attach(self.untold(), res)
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-impl From<tessera_service::oauth::OAuthError> for ApiError {
-    fn from(e: tessera_service::oauth::OAuthError) -> Self {
-        use tessera_service::oauth::OAuthError;
+impl From<tessera_service::oauth::ProtocolError> for ApiError {
+    fn from(e: tessera_service::oauth::ProtocolError) -> Self {
+        use tessera_service::oauth::ProtocolError;
         match e {
-            OAuthError::Domain(d) => Self::Domain(d),
-            OAuthError::Protocol { error: "invalid_client", description } => {
+            ProtocolError::Domain(d) => Self::Domain(d),
+            ProtocolError::Protocol { error: "invalid_client", description } => {
                 Self::http(StatusCode::UNAUTHORIZED, "invalid_client", description)
             }
-            OAuthError::Protocol { error, description } => Self::bad_request(error, description),
+            ProtocolError::Protocol { error, description } => Self::bad_request(error, description),
         }
     }
 }

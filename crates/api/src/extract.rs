@@ -29,7 +29,7 @@ fn is_json(parts_ct: Option<&axum::http::HeaderValue>) -> bool {
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
     axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::Domain(DomainError::PayloadTooLarge)
+            ApiError::http(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
         } else {
             ApiError::bad_request("invalid_body", "the request body could not be read")
         }

@@ -92,13 +92,15 @@ impl Metrics {
 }
 
 /// Middleware: times each request and counts it under its route template (never the raw
-/// path, which would make one series per user id).
+/// path, which would make one series per user id), and logs the cause of a failure the client
+/// was not told (`Untold`): the one place errors are logged.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let res = next.run(req).await;
+    crate::error::Untold::log(&res);
     metrics.record(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
     res
 }

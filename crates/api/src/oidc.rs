@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 use tessera_core::{DomainError, TenantId};
 
 use tessera_core::oauth::GrantType;
-use tessera_service::oauth::{OAuthError as ProtocolError, SCOPES, standard_claims};
+use tessera_service::oauth::{ProtocolError, SCOPES, standard_claims};
 use tessera_service::{ClientInfo, Tokens};
 
 use crate::AppState;
+use crate::error::Untold;
 use crate::extract::{Client, PathParams, bearer};
 
 /// An RFC 6749 §5.2 error.
@@ -26,11 +27,12 @@ struct OAuthError {
     error: &'static str,
     description: String,
     retry_after: Option<u64>,
+    untold: Option<Untold>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into(), retry_after: None }
+        Self { status, error, description: description.into(), retry_after: None, untold: None }
     }
 
     /// Too many attempts: `429` with `Retry-After`.
@@ -40,6 +42,7 @@ impl OAuthError {
             error: "slow_down",
             description: "too many attempts; try again later".into(),
             retry_after: Some(retry_after_seconds),
+            untold: None,
         }
     }
 }
@@ -55,13 +58,15 @@ impl IntoResponse for OAuthError {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
+        Untold::attach(self.untold, res)
     }
 }
 
 fn server_error(e: DomainError) -> OAuthError {
-    tracing::error!(error = %e, "oidc endpoint failed");
-    OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+    OAuthError {
+        untold: Untold::of(&e),
+        ..OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+    }
 }
 
 pub fn routes() -> Router<AppState> {
@@ -193,10 +198,10 @@ fn protocol_error(e: ProtocolError) -> OAuthError {
         }
         ProtocolError::Domain(e @ DomainError::Internal(_)) => server_error(e),
         // RFC 6749 §4.1.2.1 names this error for a server that is briefly unable to answer.
-        ProtocolError::Domain(DomainError::Unavailable(cause)) => {
-            tracing::warn!(error = %cause, "oidc endpoint: database unavailable");
-            OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
-        }
+        ProtocolError::Domain(e @ DomainError::Unavailable(_)) => OAuthError {
+            untold: Untold::of(&e),
+            ..OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
+        },
         ProtocolError::Domain(e) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string()),
     }
 }

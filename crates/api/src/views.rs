@@ -1,11 +1,15 @@
 //! Native wire types: how core values look as JSON on `/v1`.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tessera_core::fields::{Kind, Reader, Shown, USER_FIELDS, UserField, Writer};
 use tessera_core::tenant::{Tenant, TenantSettings};
-use tessera_core::user::{Session, Suspension, Team, User};
+use tessera_core::user::{Session, Suspension, Team, User, UserStatus};
+use tessera_core::validate::GeoPoint;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema};
 use uuid::Uuid;
 
 /// Who a user object is rendered for: `server_metadata` is shown to the server only.
@@ -23,6 +27,12 @@ pub struct GeoJsonPoint {
     pub kind: &'static str,
     /// `[longitude, latitude]`.
     pub coordinates: [f64; 2],
+}
+
+impl From<GeoPoint> for GeoJsonPoint {
+    fn from(g: GeoPoint) -> Self {
+        Self { kind: "Point", coordinates: [g.longitude, g.latitude] }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,179 +56,176 @@ impl From<&Suspension> for SuspensionView {
     }
 }
 
-/// A user. `secure_metadata` is never part of it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub username: Option<String>,
-    pub primary_email: Option<String>,
-    pub primary_email_verified: bool,
-    pub display_name: Option<String>,
-    pub name: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub bio: Option<String>,
-    pub company: Option<String>,
-    pub job_title: Option<String>,
-    pub avatar_url: Option<String>,
-    pub phone_number: Option<String>,
-    pub locale: Option<String>,
-    pub timezone: Option<String>,
-    pub birthdate: Option<NaiveDate>,
-    pub location: Option<GeoJsonPoint>,
-    /// `pending` (default), `active` or `disabled`.
-    pub status: &'static str,
-    pub is_active: bool,
-    pub is_onboarded: bool,
-    pub is_superuser: bool,
-    pub is_service_account: bool,
-    pub is_anonymous: bool,
-    /// `local`, `oidc` or `saml`.
-    pub auth_provider: &'static str,
-    pub oauth_provider: Option<String>,
-    pub oauth_id: Option<String>,
-    pub organization_id: Option<Uuid>,
-    pub selected_team_id: Option<Uuid>,
-    pub password_expired: bool,
-    pub has_password: bool,
-    pub totp_enabled: bool,
-    #[schema(value_type = Object)]
-    pub client_metadata: Map<String, Value>,
-    #[schema(value_type = Object)]
-    pub client_read_only_metadata: Map<String, Value>,
-    /// Present for the tenant's server only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub server_metadata: Option<Map<String, Value>>,
-    /// Active suspensions.
-    pub suspensions: Vec<SuspensionView>,
-    /// Live sessions.
-    pub active_sessions: i64,
-    /// Bumped by every change; also the `ETag`.
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// When the account will be erased, if its deletion is scheduled.
-    pub deletion_scheduled_at: Option<DateTime<Utc>>,
+/// A user as the native API shows it: every field of the field table
+/// (`tessera_core::fields`) that its audience may read, in the table's order, rendered from the
+/// user without copying it. `secure_metadata` is never part of it.
+#[derive(Debug, Clone, Copy)]
+pub struct UserView<'a> {
+    user: &'a User,
+    audience: Audience,
+    public_url: &'a str,
+    now: DateTime<Utc>,
 }
 
-impl UserView {
-    pub fn new(u: &User, audience: Audience, public_url: &str, now: DateTime<Utc>) -> Self {
-        let p = &u.profile;
-        Self {
-            id: u.id.0,
-            tenant_id: u.tenant_id.0,
-            username: u.username.clone(),
-            primary_email: u.primary_email.clone(),
-            primary_email_verified: u.primary_email_verified,
-            display_name: p.display_name.clone(),
-            name: p.name.clone(),
-            first_name: p.first_name.clone(),
-            last_name: p.last_name.clone(),
-            bio: p.bio.clone(),
-            company: p.company.clone(),
-            job_title: p.job_title.clone(),
-            avatar_url: p.avatar.as_ref().map(|a| a.url(public_url)),
-            phone_number: p.phone_number.clone(),
-            locale: p.locale.clone(),
-            timezone: p.timezone.clone(),
-            birthdate: p.birthdate,
-            location: p.location.map(|g| GeoJsonPoint { kind: "Point", coordinates: [g.longitude, g.latitude] }),
-            status: u.status.as_str(),
-            is_active: p.is_active,
-            is_onboarded: p.is_onboarded,
-            is_superuser: p.is_superuser,
-            is_service_account: u.is_service_account,
-            is_anonymous: u.is_anonymous,
-            auth_provider: u.auth_provider.as_str(),
-            oauth_provider: p.oauth_provider.clone(),
-            oauth_id: p.oauth_id.clone(),
-            organization_id: p.organization_id,
-            selected_team_id: p.selected_team_id.map(|t| t.0),
-            password_expired: p.password_expired,
-            has_password: u.has_password,
-            totp_enabled: u.totp_enabled,
-            client_metadata: u.metadata.client.clone(),
-            client_read_only_metadata: u.metadata.client_read_only.clone(),
-            server_metadata: (audience == Audience::Server).then(|| u.metadata.server.clone()),
-            suspensions: u.active_suspensions(now).map(SuspensionView::from).collect(),
-            active_sessions: u.active_sessions,
-            version: u.version,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-            deletion_scheduled_at: u.deletion_due_at,
+impl<'a> UserView<'a> {
+    pub fn new(user: &'a User, audience: Audience, public_url: &'a str, now: DateTime<Utc>) -> Self {
+        Self { user, audience, public_url, now }
+    }
+
+    fn shows(&self, f: &UserField) -> bool {
+        match f.reader {
+            Reader::Everyone => true,
+            Reader::Server => self.audience == Audience::Server,
+            Reader::Nobody => false,
         }
     }
 }
 
-/// A partial update of a user. Only the fields sent change; `null` clears; unknown or
-/// read-only fields are refused by name. The server may also write the server-only fields.
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code, reason = "documents the accepted body; the core parser reads it")]
-pub struct UserUpdate {
-    /// 1–50 of `[a-zA-Z0-9_-@.]`, unique per tenant regardless of case; `admin` is reserved.
-    pub username: Option<String>,
-    /// Stored lower-case; a change leaves it unverified.
-    pub primary_email: Option<String>,
-    /// Up to 256 characters; `""` clears it.
-    pub display_name: Option<String>,
-    /// 1–50 characters.
-    pub name: Option<String>,
-    /// Up to 100 characters.
-    pub first_name: Option<String>,
-    /// Up to 100 characters.
-    pub last_name: Option<String>,
-    /// Up to 300 characters.
-    pub bio: Option<String>,
-    /// 1–50 characters.
-    pub company: Option<String>,
-    /// 1–50 characters.
-    pub job_title: Option<String>,
-    /// An https URL, or a base64 PNG/JPEG/GIF/WebP image (bare or as a data URI).
-    pub avatar_url: Option<String>,
-    /// E.164, e.g. `+14155552671`.
-    pub phone_number: Option<String>,
-    /// A BCP 47 tag, e.g. `en-GB`.
-    pub locale: Option<String>,
-    /// An IANA zone, e.g. `Europe/Paris`.
-    pub timezone: Option<String>,
-    /// `YYYY-MM-DD`, not in the future.
-    pub birthdate: Option<NaiveDate>,
-    /// `{longitude, latitude}` in range.
-    #[schema(value_type = Option<Object>)]
-    pub location: Option<Value>,
-    pub is_onboarded: Option<bool>,
-    /// Must name a team the user belongs to.
-    pub selected_team_id: Option<Uuid>,
-    #[schema(value_type = Option<Object>)]
-    pub client_metadata: Option<Map<String, Value>>,
-    /// Server only.
-    #[schema(value_type = Option<Object>)]
-    pub client_read_only_metadata: Option<Map<String, Value>>,
-    /// Server only.
-    #[schema(value_type = Option<Object>)]
-    pub server_metadata: Option<Map<String, Value>>,
-    /// Server only; write-only, never returned.
-    #[schema(value_type = Option<Object>)]
-    pub secure_metadata: Option<Map<String, Value>>,
-    /// Server only: `pending`, `active` or `disabled`.
-    pub status: Option<String>,
-    /// Server only.
-    pub primary_email_verified: Option<bool>,
-    /// Server only.
-    pub is_active: Option<bool>,
-    /// Server only.
-    pub is_superuser: Option<bool>,
-    /// Server only.
-    pub password_expired: Option<bool>,
-    /// Server only.
-    pub organization_id: Option<Uuid>,
+impl Serialize for UserView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for f in USER_FIELDS.iter().filter(|f| self.shows(f)) {
+            map.serialize_entry(f.name, &Wire { shown: f.read(self.user), view: self })?;
+        }
+        map.end()
+    }
+}
+
+/// One field's value in the native wire format.
+struct Wire<'a> {
+    shown: Shown<'a>,
+    view: &'a UserView<'a>,
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.shown {
+            Shown::Null => s.serialize_none(),
+            Shown::Text(t) => s.serialize_str(t),
+            Shown::Flag(b) => s.serialize_bool(b),
+            Shown::Count(n) => s.serialize_i64(n),
+            Shown::Uuid(u) => u.serialize(s),
+            Shown::Date(d) => d.serialize(s),
+            Shown::Time(t) => t.serialize(s),
+            Shown::Point(g) => GeoJsonPoint::from(g).serialize(s),
+            Shown::Avatar(a) => s.serialize_str(&a.url(self.view.public_url)),
+            Shown::Metadata(m) => m.serialize(s),
+            Shown::Suspensions(all) => {
+                s.collect_seq(all.iter().filter(|x| x.is_active(self.view.now)).map(SuspensionView::from))
+            }
+        }
+    }
+}
+
+/// Which way a schema describes a field: as shown, or as an update takes it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Read,
+    Write,
+}
+
+/// A field's schema, from its declaration.
+fn field_schema(f: &UserField, way: Way) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType, Type};
+    let nullable = f.kind.nullable() || way == Way::Write;
+    let of = |t: Type| if nullable { SchemaType::from_iter([t, Type::Null]) } else { SchemaType::Type(t) };
+    let format = |k: KnownFormat| Some(SchemaFormat::KnownFormat(k));
+    let mut description = String::new();
+    if way == Way::Write && f.writer == Writer::Server {
+        description.push_str("Server only. ");
+    }
+    match (f.kind.min_chars(), f.kind.max_chars()) {
+        (Some(min), Some(max)) => description.push_str(&format!("{min}–{max} characters. ")),
+        (None, Some(max)) => description.push_str(&format!("Up to {max} characters. ")),
+        _ => {}
+    }
+    description.push_str(f.doc);
+    let description = Some(description.trim().to_owned()).filter(|d| !d.is_empty());
+    let object = |t: Type| ObjectBuilder::new().schema_type(of(t)).description(description.clone());
+    match f.kind {
+        Kind::Text { .. } | Kind::DisplayName { .. } | Kind::Username => object(Type::String)
+            .min_length(if way == Way::Write { f.kind.min_chars() } else { None })
+            .max_length(if way == Way::Write { f.kind.max_chars() } else { None })
+            .into(),
+        Kind::Email | Kind::Avatar | Kind::Phone | Kind::Locale | Kind::Timezone | Kind::OptionalText => {
+            object(Type::String).into()
+        }
+        Kind::Birthdate => object(Type::String).format(format(KnownFormat::Date)).into(),
+        Kind::Location if way == Way::Read => OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .item(Ref::from_schema_name(GeoJsonPoint::name()))
+            .description(description)
+            .into(),
+        Kind::Location | Kind::Metadata => object(Type::Object).into(),
+        Kind::Flag => object(Type::Boolean).into(),
+        Kind::Uuid | Kind::Id => object(Type::String).format(format(KnownFormat::Uuid)).into(),
+        Kind::Status => object(Type::String).enum_values(Some(UserStatus::NAMES.iter().copied())).into(),
+        Kind::Label(names) => object(Type::String).enum_values(Some(names.iter().copied())).into(),
+        Kind::Count => object(Type::Integer).format(format(KnownFormat::Int64)).into(),
+        Kind::Timestamp | Kind::OptionalTimestamp => object(Type::String).format(format(KnownFormat::DateTime)).into(),
+        Kind::Suspensions => {
+            ArrayBuilder::new().items(Ref::from_schema_name(SuspensionView::name())).description(description).into()
+        }
+    }
+}
+
+impl utoipa::PartialSchema for UserView<'_> {
+    fn schema() -> RefOr<Schema> {
+        let mut user = ObjectBuilder::new().description(Some(
+            "A user: every field its reader may see. `server_metadata` is shown to the tenant's server only; \
+             `secure_metadata` is never shown.",
+        ));
+        for f in USER_FIELDS.iter().filter(|f| f.reader != Reader::Nobody) {
+            user = user.property(f.name, field_schema(f, Way::Read));
+            if f.reader == Reader::Everyone && !f.kind.nullable() {
+                user = user.required(f.name);
+            }
+        }
+        user.into()
+    }
+}
+
+impl ToSchema for UserView<'_> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UserView".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((GeoJsonPoint::name().into(), GeoJsonPoint::schema()));
+        schemas.push((SuspensionView::name().into(), SuspensionView::schema()));
+    }
+}
+
+/// A partial update of a user: the writable fields of the field table. Only the fields sent
+/// change; `null` clears; unknown or read-only fields are refused by name. The server may also
+/// write the server-only fields. (The core parser reads the body; this type describes it.)
+#[derive(Debug, Deserialize)]
+pub struct UserUpdate {}
+
+impl utoipa::PartialSchema for UserUpdate {
+    fn schema() -> RefOr<Schema> {
+        let mut update = ObjectBuilder::new().description(Some(
+            "A partial update of a user. Only the fields sent change; `null` clears; unknown or read-only \
+             fields are refused by name. The server may also write the server-only fields.",
+        ));
+        for f in USER_FIELDS.iter().filter(|f| f.is_writable()) {
+            update = update.property(f.name, field_schema(f, Way::Write));
+        }
+        update.into()
+    }
+}
+
+impl ToSchema for UserUpdate {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UserUpdate".into()
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
-    pub user: UserView,
+pub struct TokenResponse<'a> {
+    pub user: UserView<'a>,
     pub access_token: String,
     pub refresh_token: String,
     /// Always `Bearer`.

@@ -3,11 +3,9 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
-
 /// One rejected field: its name (as the caller spelled it, after any adapter renaming) and a
 /// stable machine code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     pub field: String,
     pub code: &'static str,
@@ -46,8 +44,6 @@ pub enum DomainError {
     Suspended { reason: String, ends_at: Option<chrono::DateTime<chrono::Utc>> },
     #[error("the resource was changed since it was read")]
     PreconditionFailed,
-    #[error("the request body is too large")]
-    PayloadTooLarge,
     /// Too many attempts; try again after this many seconds.
     #[error("too many attempts")]
     RateLimited { retry_after_seconds: u64 },

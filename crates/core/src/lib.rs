@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod oauth;

@@ -1,16 +1,18 @@
-//! Update semantics shared by every surface (SPEC §2): a field absent from the request is left
-//! alone, `null` clears it, `""` as a display name clears it, and any field that is unknown or
+//! Update semantics shared by every surface: a field absent from the request is left alone,
+//! `null` clears it, `""` as a display name clears it, and any field that is unknown or
 //! read-only is refused by name. The parser reads native field names; an adapter renames its
-//! own wire names to these first and back again in errors.
+//! own wire names to these first and back again in errors. What each field is, and where it
+//! goes on a user, is declared once in `fields.rs`.
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::{DomainError, FieldError};
+use crate::fields::{self, Input, Kind, USER_FIELDS, UserField};
 use crate::ids::TeamId;
-use crate::user::{Avatar, User, UserStatus};
-use crate::validate::{self, GeoPoint, Image, ImageLimits, Invalid};
+use crate::user::{User, UserStatus};
+use crate::validate::{self, Image, ImageLimits, Invalid};
 
 /// One field of a partial update.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,15 +30,11 @@ impl<T> Field<T> {
         !matches!(self, Self::Absent)
     }
 
-    /// Applies the field to an optional slot.
-    fn apply_to(self, slot: &mut Option<T>) -> bool {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
         match self {
-            Self::Absent => false,
-            Self::Clear => slot.take().is_some(),
-            Self::Set(v) => {
-                *slot = Some(v);
-                true
-            }
+            Self::Absent => Field::Absent,
+            Self::Clear => Field::Clear,
+            Self::Set(v) => Field::Set(f(v)),
         }
     }
 }
@@ -58,78 +56,20 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { display_name_max: 256, image: ImageLimits::default(), metadata_max_bytes: 64 * 1024 }
+        let display_name_max = match fields::known("display_name").kind {
+            Kind::DisplayName { max } => max,
+            _ => 256,
+        };
+        Self { display_name_max, image: ImageLimits::default(), metadata_max_bytes: 64 * 1024 }
     }
 }
 
-/// A validated partial update of a user, in native terms.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A validated partial update of a user, in native terms: the fields it changes, in the order
+/// of [`USER_FIELDS`] (which is also the order they are applied in).
+#[derive(Debug, Clone, Default)]
 pub struct UserPatch {
-    pub username: Field<String>,
-    pub primary_email: Field<String>,
-    pub primary_email_verified: Field<bool>,
-    pub status: Field<UserStatus>,
-    pub display_name: Field<String>,
-    pub name: Field<String>,
-    pub first_name: Field<String>,
-    pub last_name: Field<String>,
-    pub bio: Field<String>,
-    pub company: Field<String>,
-    pub job_title: Field<String>,
-    pub avatar: Field<AvatarInput>,
-    pub phone_number: Field<String>,
-    pub locale: Field<String>,
-    pub timezone: Field<String>,
-    pub birthdate: Field<NaiveDate>,
-    pub location: Field<GeoPoint>,
-    pub is_active: Field<bool>,
-    pub is_onboarded: Field<bool>,
-    pub is_superuser: Field<bool>,
-    pub password_expired: Field<bool>,
-    pub organization_id: Field<Uuid>,
-    pub selected_team_id: Field<TeamId>,
-    pub client_metadata: Field<Map<String, Value>>,
-    pub client_read_only_metadata: Field<Map<String, Value>>,
-    pub server_metadata: Field<Map<String, Value>>,
-    pub secure_metadata: Field<Map<String, Value>>,
+    changes: Vec<(&'static UserField, Field<Input>)>,
 }
-
-/// Fields every user object shows but nobody writes through an update.
-pub const READ_ONLY_FIELDS: &[&str] = &[
-    "id",
-    "tenant_id",
-    "version",
-    "auth_provider",
-    "is_service_account",
-    "is_anonymous",
-    "has_password",
-    "totp_enabled",
-    "created_at",
-    "signed_up_at",
-    "updated_at",
-    "active_sessions",
-    "suspensions",
-    "deletion_scheduled_at",
-    "oauth_provider",
-    "oauth_id",
-];
-
-/// The profile fields that `PUT /v1/me/profile` replaces as a whole.
-pub const PROFILE_FIELDS: &[&str] = &[
-    "display_name",
-    "name",
-    "first_name",
-    "last_name",
-    "bio",
-    "company",
-    "job_title",
-    "avatar_url",
-    "phone_number",
-    "locale",
-    "timezone",
-    "birthdate",
-    "location",
-];
 
 /// Collects per-field errors while parsing, so that one response names every bad field.
 struct Parser<'a> {
@@ -144,12 +84,12 @@ impl Parser<'_> {
     }
 
     /// A nullable string field run through `check`; `check` returning `None` clears.
-    fn string<T>(
+    fn string(
         &mut self,
         field: &str,
         v: &Value,
-        check: impl FnOnce(&str) -> Result<Option<T>, Invalid>,
-    ) -> Field<T> {
+        check: impl FnOnce(&str) -> Result<Option<Input>, Invalid>,
+    ) -> Field<Input> {
         match v {
             Value::Null => Field::Clear,
             Value::String(s) => match check(s) {
@@ -167,13 +107,13 @@ impl Parser<'_> {
         }
     }
 
-    fn text(&mut self, field: &str, v: &Value, min: usize, max: usize) -> Field<String> {
-        self.string(field, v, |s| validate::text(s, min, max))
+    fn text(&mut self, field: &str, v: &Value, min: usize, max: usize) -> Field<Input> {
+        self.string(field, v, |s| Ok(validate::text(s, min, max)?.map(Input::Text)))
     }
 
-    fn boolean(&mut self, field: &str, v: &Value) -> Field<bool> {
+    fn boolean(&mut self, field: &str, v: &Value) -> Field<Input> {
         match v {
-            Value::Bool(b) => Field::Set(*b),
+            Value::Bool(b) => Field::Set(Input::Flag(*b)),
             _ => {
                 self.fail(field, ("invalid_type", "must be true or false".into()));
                 Field::Absent
@@ -181,12 +121,12 @@ impl Parser<'_> {
         }
     }
 
-    fn metadata(&mut self, field: &str, v: &Value) -> Field<Map<String, Value>> {
+    fn metadata(&mut self, field: &str, v: &Value) -> Field<Input> {
         if v.is_null() {
             return Field::Clear;
         }
         match validate::metadata(v, self.limits.metadata_max_bytes) {
-            Ok(m) => Field::Set(m),
+            Ok(m) => Field::Set(Input::Metadata(m)),
             Err(e) => {
                 self.fail(field, e);
                 Field::Absent
@@ -194,11 +134,80 @@ impl Parser<'_> {
         }
     }
 
-    fn uuid<T>(&mut self, field: &str, v: &Value, wrap: impl FnOnce(Uuid) -> T) -> Field<T> {
+    fn uuid(&mut self, field: &str, v: &Value) -> Field<Input> {
         self.string(field, v, |s| match Uuid::parse_str(s.trim()) {
-            Ok(u) => Ok(Some(wrap(u))),
+            Ok(u) => Ok(Some(Input::Uuid(u))),
             Err(_) => Err(("invalid_format", "must be a UUID".into())),
         })
+    }
+
+    fn avatar(&mut self, field: &str, v: &Value) -> Field<Input> {
+        let image_limits = self.limits.image;
+        self.string(field, v, |s| {
+            let avatar = if s.trim().is_empty() {
+                return Ok(None);
+            } else if s.trim_start().starts_with("https://") {
+                AvatarInput::Url(validate::https_url(s)?)
+            } else if s.trim_start().starts_with("http://") {
+                return Err(("invalid_url", "must be an https URL or a base64 image".into()));
+            } else {
+                AvatarInput::Image(validate::image_base64(s, image_limits)?)
+            };
+            Ok(Some(Input::Avatar(avatar)))
+        })
+    }
+
+    fn location(&mut self, field: &str, v: &Value) -> Field<Input> {
+        if v.is_null() {
+            return Field::Clear;
+        }
+        match validate::location(v) {
+            Ok(g) => Field::Set(Input::Point(g)),
+            Err(errs) => {
+                for (suffix, e) in errs {
+                    self.fail(&format!("{field}{suffix}"), e);
+                }
+                Field::Absent
+            }
+        }
+    }
+
+    /// One writable field's value, checked by its kind.
+    fn value(&mut self, f: &UserField, v: &Value) -> Field<Input> {
+        let k = f.name;
+        let today = self.today;
+        match f.kind {
+            Kind::Text { min, max } => self.text(k, v, min, max),
+            Kind::DisplayName { max } => self.text(k, v, 0, max.min(self.limits.display_name_max)),
+            Kind::Username => self.string(k, v, |s| validate::username(s.trim()).map(|s| Some(Input::Text(s)))),
+            Kind::Email => self.string(k, v, |s| validate::email(s).map(|s| Some(Input::Text(s)))),
+            Kind::Avatar => self.avatar(k, v),
+            Kind::Phone => self.string(k, v, |s| validate::phone_number(s).map(|s| Some(Input::Text(s)))),
+            Kind::Locale => self.string(k, v, |s| validate::locale(s).map(|s| Some(Input::Text(s)))),
+            Kind::Timezone => self.string(k, v, |s| validate::timezone(s).map(|s| Some(Input::Text(s)))),
+            Kind::Birthdate => self.string(k, v, |s| validate::birthdate(s, today).map(|d| Some(Input::Date(d)))),
+            Kind::Location => self.location(k, v),
+            Kind::Flag => self.boolean(k, v),
+            Kind::Uuid => self.uuid(k, v),
+            Kind::Status => match v.as_str().and_then(UserStatus::parse) {
+                Some(s) => Field::Set(Input::Status(s)),
+                None => {
+                    self.fail(k, ("invalid_value", "must be one of pending, active, disabled".into()));
+                    Field::Absent
+                }
+            },
+            Kind::Metadata => self.metadata(k, v),
+            Kind::Id
+            | Kind::Count
+            | Kind::Timestamp
+            | Kind::OptionalTimestamp
+            | Kind::OptionalText
+            | Kind::Label(_)
+            | Kind::Suspensions => {
+                self.fail(k, ("read_only", "this field cannot be written".into()));
+                Field::Absent
+            }
+        }
     }
 }
 
@@ -207,203 +216,72 @@ impl UserPatch {
     /// reported, not just the first.
     pub fn parse(body: &Map<String, Value>, limits: &Limits, today: NaiveDate) -> Result<Self, DomainError> {
         let mut p = Parser { errors: Vec::new(), limits, today };
-        let mut patch = Self::default();
+        let mut changes = Vec::with_capacity(body.len());
         for (key, v) in body {
-            let k = key.as_str();
-            match k {
-                "username" => patch.username = p.string(k, v, |s| validate::username(s.trim()).map(Some)),
-                "primary_email" => patch.primary_email = p.string(k, v, |s| validate::email(s).map(Some)),
-                "primary_email_verified" => patch.primary_email_verified = p.boolean(k, v),
-                "status" => {
-                    patch.status = match v.as_str().and_then(UserStatus::parse) {
-                        Some(s) => Field::Set(s),
-                        None => {
-                            p.fail(k, ("invalid_value", "must be one of pending, active, disabled".into()));
-                            Field::Absent
-                        }
+            match fields::field(key) {
+                Some(f) if f.is_writable() => {
+                    let value = p.value(f, v);
+                    if value.is_present() {
+                        changes.push((f, value));
                     }
                 }
-                "display_name" => patch.display_name = p.text(k, v, 0, limits.display_name_max),
-                "name" => patch.name = p.text(k, v, 1, 50),
-                "company" => patch.company = p.text(k, v, 1, 50),
-                "job_title" => patch.job_title = p.text(k, v, 1, 50),
-                "first_name" => patch.first_name = p.text(k, v, 0, 100),
-                "last_name" => patch.last_name = p.text(k, v, 0, 100),
-                "bio" => patch.bio = p.text(k, v, 0, 300),
-                "avatar_url" => {
-                    let image_limits = limits.image;
-                    patch.avatar = p.string(k, v, |s| {
-                        if s.trim().is_empty() {
-                            Ok(None)
-                        } else if s.trim_start().starts_with("https://") {
-                            validate::https_url(s).map(|u| Some(AvatarInput::Url(u)))
-                        } else if s.trim_start().starts_with("http://") {
-                            Err(("invalid_url", "must be an https URL or a base64 image".into()))
-                        } else {
-                            validate::image_base64(s, image_limits).map(|i| Some(AvatarInput::Image(i)))
-                        }
-                    })
+                Some(_) => p.fail(key, ("read_only", "this field cannot be written".into())),
+                None if fields::OTHER_READ_ONLY_NAMES.contains(&key.as_str()) => {
+                    p.fail(key, ("read_only", "this field cannot be written".into()))
                 }
-                "phone_number" => patch.phone_number = p.string(k, v, |s| validate::phone_number(s).map(Some)),
-                "locale" => patch.locale = p.string(k, v, |s| validate::locale(s).map(Some)),
-                "timezone" => patch.timezone = p.string(k, v, |s| validate::timezone(s).map(Some)),
-                "birthdate" => {
-                    let today = p.today;
-                    patch.birthdate = p.string(k, v, |s| validate::birthdate(s, today).map(Some))
-                }
-                "location" => {
-                    patch.location = if v.is_null() {
-                        Field::Clear
-                    } else {
-                        match validate::location(v) {
-                            Ok(g) => Field::Set(g),
-                            Err(errs) => {
-                                for (suffix, e) in errs {
-                                    p.fail(&format!("location{suffix}"), e);
-                                }
-                                Field::Absent
-                            }
-                        }
-                    }
-                }
-                "is_active" => patch.is_active = p.boolean(k, v),
-                "is_onboarded" => patch.is_onboarded = p.boolean(k, v),
-                "is_superuser" => patch.is_superuser = p.boolean(k, v),
-                "password_expired" => patch.password_expired = p.boolean(k, v),
-                "organization_id" => patch.organization_id = p.uuid(k, v, |u| u),
-                "selected_team_id" => patch.selected_team_id = p.uuid(k, v, TeamId),
-                "client_metadata" => patch.client_metadata = p.metadata(k, v),
-                "client_read_only_metadata" => patch.client_read_only_metadata = p.metadata(k, v),
-                "server_metadata" => patch.server_metadata = p.metadata(k, v),
-                "secure_metadata" => patch.secure_metadata = p.metadata(k, v),
-                _ if READ_ONLY_FIELDS.contains(&k) => p.fail(k, ("read_only", "this field cannot be written".into())),
-                _ => p.fail(k, ("unknown_field", "no such field".into())),
+                None => p.fail(key, ("unknown_field", "no such field".into())),
             }
         }
-        if p.errors.is_empty() { Ok(patch) } else { Err(DomainError::Validation(p.errors)) }
+        if !p.errors.is_empty() {
+            return Err(DomainError::Validation(p.errors));
+        }
+        changes.sort_by_key(|(f, _)| position(f));
+        Ok(Self { changes })
     }
 
     /// `PUT` semantics for the profile: every profile field the request leaves out is cleared.
     pub fn replacing_profile(mut self) -> Self {
-        macro_rules! clear_absent {
-            ($($f:ident),*) => {$(
-                if !self.$f.is_present() { self.$f = Field::Clear; }
-            )*};
+        for f in USER_FIELDS.iter().filter(|f| f.profile) {
+            if !self.changes.iter().any(|(c, _)| std::ptr::eq(*c, f)) {
+                self.changes.push((f, Field::Clear));
+            }
         }
-        clear_absent!(
-            display_name,
-            name,
-            first_name,
-            last_name,
-            bio,
-            company,
-            job_title,
-            avatar,
-            phone_number,
-            locale,
-            timezone,
-            birthdate,
-            location
-        );
+        self.changes.sort_by_key(|(f, _)| position(f));
         self
     }
 
     /// The native names of the fields this patch would change, for the policy to judge.
     pub fn fields(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        macro_rules! present {
-            ($($f:ident => $name:literal),* $(,)?) => {$(
-                if self.$f.is_present() { out.push($name); }
-            )*};
-        }
-        present!(
-            username => "username", primary_email => "primary_email",
-            primary_email_verified => "primary_email_verified", status => "status",
-            display_name => "display_name", name => "name", first_name => "first_name",
-            last_name => "last_name", bio => "bio", company => "company", job_title => "job_title",
-            avatar => "avatar_url", phone_number => "phone_number", locale => "locale",
-            timezone => "timezone", birthdate => "birthdate", location => "location",
-            is_active => "is_active", is_onboarded => "is_onboarded", is_superuser => "is_superuser",
-            password_expired => "password_expired", organization_id => "organization_id",
-            selected_team_id => "selected_team_id", client_metadata => "client_metadata",
-            client_read_only_metadata => "client_read_only_metadata",
-            server_metadata => "server_metadata", secure_metadata => "secure_metadata",
-        );
-        out
+        self.changes.iter().map(|(f, _)| f.name).collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields().is_empty()
+        self.changes.is_empty()
+    }
+
+    /// The change to the selected team, which must be checked against the memberships.
+    pub fn selected_team(&self) -> Field<TeamId> {
+        match self.changes.iter().find(|(f, _)| f.name == "selected_team_id") {
+            Some((_, Field::Set(Input::Uuid(id)))) => Field::Set(TeamId(*id)),
+            Some((_, Field::Clear)) => Field::Clear,
+            _ => Field::Absent,
+        }
     }
 
     /// Applies the patch to `user`. Returns what must be stored beside the user row: a new
     /// avatar image, and the secure-metadata change (which is never part of `User`).
     pub fn apply(self, user: &mut User) -> Applied {
-        let p = &mut user.profile;
-        if let Field::Set(email) = &self.primary_email
-            && user.primary_email.as_deref() != Some(email.as_str())
-        {
-            // A new address has not been proven to belong to the user.
-            user.primary_email_verified = false;
+        let mut applied = Applied::default();
+        for (f, value) in self.changes {
+            f.apply(user, value, &mut applied);
         }
-        if matches!(self.primary_email, Field::Clear) {
-            user.primary_email_verified = false;
-        }
-        self.primary_email.apply_to(&mut user.primary_email);
-        self.username.apply_to(&mut user.username);
-        if let Field::Set(v) = self.primary_email_verified {
-            user.primary_email_verified = v && user.primary_email.is_some();
-        }
-        if let Field::Set(s) = self.status {
-            user.status = s;
-        }
-        self.display_name.apply_to(&mut p.display_name);
-        self.name.apply_to(&mut p.name);
-        self.first_name.apply_to(&mut p.first_name);
-        self.last_name.apply_to(&mut p.last_name);
-        self.bio.apply_to(&mut p.bio);
-        self.company.apply_to(&mut p.company);
-        self.job_title.apply_to(&mut p.job_title);
-        let mut new_image = None;
-        match self.avatar {
-            Field::Absent => {}
-            Field::Clear => p.avatar = None,
-            Field::Set(AvatarInput::Url(url)) => p.avatar = Some(Avatar::Url { url }),
-            Field::Set(AvatarInput::Image(img)) => {
-                p.avatar = Some(Avatar::Stored { hash: img.hash(), kind: img.kind });
-                new_image = Some(img);
-            }
-        }
-        self.phone_number.apply_to(&mut p.phone_number);
-        self.locale.apply_to(&mut p.locale);
-        self.timezone.apply_to(&mut p.timezone);
-        self.birthdate.apply_to(&mut p.birthdate);
-        self.location.apply_to(&mut p.location);
-        for (field, slot) in [
-            (self.is_active, &mut p.is_active),
-            (self.is_onboarded, &mut p.is_onboarded),
-            (self.is_superuser, &mut p.is_superuser),
-            (self.password_expired, &mut p.password_expired),
-        ] {
-            if let Field::Set(v) = field {
-                *slot = v;
-            }
-        }
-        self.organization_id.apply_to(&mut p.organization_id);
-        self.selected_team_id.apply_to(&mut p.selected_team_id);
-        for (field, slot) in [
-            (self.client_metadata, &mut user.metadata.client),
-            (self.client_read_only_metadata, &mut user.metadata.client_read_only),
-            (self.server_metadata, &mut user.metadata.server),
-        ] {
-            match field {
-                Field::Absent => {}
-                Field::Clear => slot.clear(),
-                Field::Set(m) => *slot = m,
-            }
-        }
-        Applied { new_image, secure_metadata: self.secure_metadata }
+        applied
     }
+}
+
+/// Where a field stands in [`USER_FIELDS`].
+fn position(f: &UserField) -> usize {
+    USER_FIELDS.iter().position(|g| std::ptr::eq(g, f)).unwrap_or(usize::MAX)
 }
 
 /// What `UserPatch::apply` hands back for the store.

@@ -1,7 +1,7 @@
 //! The field policy, on Cedar: who may change which field of which user.
 //!
 //! Every surface asks `PolicyEngine::authorize_update` before a change is stored. The built-in
-//! policies (`default_policies.cedar`) express SPEC §1's rules; a tenant may add its own Cedar
+//! policies (`default_policies.cedar`) express who may write which field (as `fields.rs` declares); a tenant may add its own Cedar
 //! policies, which are evaluated together with them (a tenant `forbid` always wins; a tenant
 //! `permit` cannot lift a built-in `forbid`). A denial names each refused field with the
 //! `@code` of the deciding policy, and lists the deciding policies' `@notice`s.
@@ -286,6 +286,18 @@ mod tests {
                 (fields.iter().map(|f| format!("{}:{}", f.field, f.code)).collect(), notices)
             }
             other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    /// The field table says who may write each field; the built-in policies decide it. They
+    /// must agree, or the API's description would promise what the policy refuses.
+    #[test]
+    fn the_built_in_policies_let_the_user_write_exactly_the_fields_the_table_says() {
+        use crate::fields::{USER_FIELDS, Writer};
+        for f in USER_FIELDS.iter().filter(|f| f.is_writable()) {
+            let by_user = authorize_update(Actor::SelfService, &user(), &[f.name]).is_ok();
+            assert_eq!(by_user, f.writer == Writer::User, "{}", f.name);
+            assert!(authorize_update(Actor::Server, &user(), &[f.name]).is_ok(), "{}", f.name);
         }
     }
 

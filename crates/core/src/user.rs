@@ -20,6 +20,9 @@ pub enum AuthProvider {
 }
 
 impl AuthProvider {
+    /// Every provider's name.
+    pub const NAMES: &[&str] = &["local", "oidc", "saml"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
@@ -55,6 +58,9 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
+    /// Every status's name.
+    pub const NAMES: &[&str] = &["pending", "active", "disabled"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -99,7 +105,8 @@ impl Avatar {
     }
 }
 
-/// The profile fields of SPEC §1 that are not identity (email, username) or metadata.
+/// The profile fields that are not identity (email, username) or metadata; what each is, is
+/// declared in `fields.rs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Profile {

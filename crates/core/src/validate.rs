@@ -30,12 +30,15 @@ pub fn is_reserved_username(name: &str) -> bool {
 
 /// 1–50 characters of `[a-zA-Z0-9_\-@.]`; `admin` is reserved. Case is kept for display;
 /// uniqueness is case-insensitive (the store indexes the lower-cased form).
+/// The longest username, in characters.
+pub const USERNAME_MAX: usize = 50;
+
 pub fn username(raw: &str) -> Checked<String> {
     let n = raw.chars().count();
     if n == 0 {
         return invalid("too_short", "must be at least 1 character");
     }
-    if n > 50 {
+    if n > USERNAME_MAX {
         return invalid("too_long", "must be at most 50 characters");
     }
     if !raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@' | '.')) {
@@ -151,13 +154,7 @@ pub struct GeoPoint {
     pub latitude: f64,
 }
 
-impl GeoPoint {
-    pub fn to_geojson(self) -> Value {
-        serde_json::json!({ "type": "Point", "coordinates": [self.longitude, self.latitude] })
-    }
-}
-
-/// `{longitude, latitude}` (or a GeoJSON Point) with both in range. Seed 004's own example has
+/// `{longitude, latitude}` (or a GeoJSON Point) with both in range. The Replyke contract's own example has
 /// latitude −118.25, which is out of range: it is refused, with the field and bound named.
 pub fn location(value: &Value) -> Result<GeoPoint, Vec<(String, Invalid)>> {
     let (lon, lat) = match value {
@@ -500,13 +497,13 @@ mod tests {
     }
 
     #[test]
-    fn seed_004s_example_location_is_refused_with_the_bound_named() {
+    fn the_replyke_examples_swapped_location_is_refused_with_the_bound_named() {
         let errs = location(&serde_json::json!({"longitude": 34.05, "latitude": -118.25})).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, ".latitude");
         assert_eq!(errs[0].1.0, "out_of_range");
         let ok = location(&serde_json::json!({"longitude": -118.25, "latitude": 34.05})).unwrap();
-        assert_eq!(ok.to_geojson(), serde_json::json!({"type": "Point", "coordinates": [-118.25, 34.05]}));
+        assert_eq!(ok, GeoPoint { longitude: -118.25, latitude: 34.05 });
     }
 
     /// A 1×1 PNG.

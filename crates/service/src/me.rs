@@ -116,23 +116,24 @@ pub(crate) struct Extras<'e> {
 }
 
 impl Service {
-    /// Parses, authorises and stores a change to a user, all or nothing. Without `if_match`,
-    /// a concurrent change is merged by re-reading and re-applying; with it, the caller gets
-    /// `PreconditionFailed` instead.
+    /// The tenant's server changes a user: parses, authorises and stores the change, all or
+    /// nothing. Without `if_match`, a concurrent change is merged by re-reading and re-applying;
+    /// with it, the caller gets `PreconditionFailed` instead.
     pub async fn update_user(
         &self,
-        actor: Actor,
         tenant_id: TenantId,
         user_id: UserId,
         body: &Map<String, Value>,
         opts: &UpdateOptions,
     ) -> Result<User> {
-        self.update(By { actor, session: None }, tenant_id, user_id, None, body, opts).await
+        self.update(By { actor: Actor::Server, session: None }, tenant_id, user_id, None, body, opts).await
     }
 
-    /// `update_user` for the signed-in user's own account. Authentication has just read the
+    /// The signed-in user changes their own account: the one entry point of every surface's
+    /// self-update, with the same rules as `update_user`. Authentication has just read the
     /// user, so that read is the first attempt's starting point instead of a second one; the
-    /// versioned write still catches any change in between.
+    /// versioned write still catches any change in between, and on SQLite the written user is
+    /// kept for the session's next read.
     pub async fn update_me(&self, who: &Principal, body: &Map<String, Value>, opts: &UpdateOptions) -> Result<User> {
         let by = By { actor: Actor::SelfService, session: Some(who.session_id) };
         self.update(by, who.tenant_id(), who.user.id, Some(&who.user), body, opts).await
@@ -222,8 +223,8 @@ impl Service {
         if let Some(hook) = &tenant.settings.pre_update_hook {
             crate::hook::ask(&self.http, hook, opts.surface, &current, change, now).await?;
         }
-        let require_membership = match &patch.selected_team_id {
-            Field::Set(team) => Some(*team),
+        let require_membership = match patch.selected_team() {
+            Field::Set(team) => Some(team),
             _ => None,
         };
         let mut user = current.clone();

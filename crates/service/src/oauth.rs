@@ -47,12 +47,12 @@ pub struct CreatedOAuthClient {
 /// An error of the OAuth protocol (RFC 6749 §5.2), or a domain error underneath (internal,
 /// rate-limited) that the surface reports its usual way.
 #[derive(Debug)]
-pub enum OAuthError {
+pub enum ProtocolError {
     Protocol { error: &'static str, description: Cow<'static, str> },
     Domain(DomainError),
 }
 
-impl OAuthError {
+impl ProtocolError {
     pub fn new(error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::Protocol { error, description: description.into() }
     }
@@ -62,14 +62,15 @@ impl OAuthError {
     }
 }
 
-impl From<DomainError> for OAuthError {
+impl From<DomainError> for ProtocolError {
     fn from(e: DomainError) -> Self {
         Self::Domain(e)
     }
 }
 
-/// The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC §3.1.2.1).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+/// The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC §3.1.2.1),
+/// as the hosted pages read them from the query string.
+#[derive(Debug, Clone, Default)]
 pub struct AuthorizationRequest {
     pub client_id: Option<String>,
     pub redirect_uri: Option<String>,
@@ -286,7 +287,7 @@ impl Service {
         tenant: Option<TenantId>,
         client_id: &str,
         secret: Option<&str>,
-    ) -> Result<OAuthClient, OAuthError> {
+    ) -> Result<OAuthClient, ProtocolError> {
         let now = self.now();
         let key = format!("client:{client_id}");
         self.limits.check(&key, CLIENT_FAILURES, CLIENT_WINDOW_SECONDS, now)?;
@@ -299,14 +300,14 @@ impl Service {
             });
         ok.ok_or_else(|| {
             self.limits.record(&key, CLIENT_WINDOW_SECONDS, now);
-            OAuthError::new("invalid_client", "unknown client or wrong secret")
+            ProtocolError::new("invalid_client", "unknown client or wrong secret")
         })
     }
 
     /// Failed token requests from one client address are limited like sign-in attempts
     /// (the tenant's per-address limit per minute). Only failures count, so a busy backend
     /// refreshing many tokens from one address is never throttled.
-    pub async fn check_token_address(&self, tenant: TenantId, info: &ClientInfo) -> Result<(), OAuthError> {
+    pub async fn check_token_address(&self, tenant: TenantId, info: &ClientInfo) -> Result<(), ProtocolError> {
         let Some(ip) = &info.ip_address else { return Ok(()) };
         let limit = self.tenant(tenant).await?.settings.attempts_per_address_per_minute;
         Ok(self.limits.check(&format!("token:{tenant}:{ip}"), limit, 60, self.now())?)
@@ -320,9 +321,9 @@ impl Service {
 
     /// OAuth2 client credentials (RFC 6749 §4.4): a session of the client's service-account
     /// user, whose access token says who the machine is.
-    pub async fn client_credentials(&self, client: &OAuthClient, info: &ClientInfo) -> Result<Tokens, OAuthError> {
+    pub async fn client_credentials(&self, client: &OAuthClient, info: &ClientInfo) -> Result<Tokens, ProtocolError> {
         let Some(user_id) = client.user_id.filter(|_| client.allows(GrantType::ClientCredentials)) else {
-            return Err(OAuthError::new("unauthorized_client", "this client may not use client_credentials"));
+            return Err(ProtocolError::new("unauthorized_client", "this client may not use client_credentials"));
         };
         let now = self.now();
         let tenant = self.tenant(client.tenant_id).await?;
@@ -331,8 +332,8 @@ impl Service {
             .find_user(client.tenant_id, user_id, now)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| OAuthError::new("invalid_client", "the client's account is gone"))?;
-        ensure_usable(&user, now).map_err(|e| OAuthError::new("invalid_grant", e.to_string()))?;
+            .ok_or_else(|| ProtocolError::new("invalid_client", "the client's account is gone"))?;
+        ensure_usable(&user, now).map_err(|e| ProtocolError::new("invalid_grant", e.to_string()))?;
         // One session per client, reused by every grant while it outlives the token it would
         // carry: a machine asking for a token every minute must not pile up a session row per
         // grant (and counting its sessions on every read). Revoking it, or deleting the client,
@@ -454,31 +455,31 @@ impl Service {
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
         info: &ClientInfo,
-    ) -> Result<CodeTokens, OAuthError> {
+    ) -> Result<CodeTokens, ProtocolError> {
         let now = self.now();
         let sid = SessionId::new();
         let grant = match self.store.redeem_authorization_code(&hash_secret(code), sid, now).await.map_err(store_err)? {
             Redemption::Redeemed(g) => g,
             Redemption::Replayed => {
                 tracing::warn!(client = %client.client_id, "an authorization code was used twice; its tokens are revoked");
-                return Err(OAuthError::invalid_grant(
+                return Err(ProtocolError::invalid_grant(
                     "the code was already used; the tokens issued with it have been revoked",
                 ));
             }
-            Redemption::Invalid => return Err(OAuthError::invalid_grant("the code is unknown or has expired")),
+            Redemption::Invalid => return Err(ProtocolError::invalid_grant("the code is unknown or has expired")),
         };
         if grant.client_id != client.client_id || grant.tenant_id != client.tenant_id {
-            return Err(OAuthError::invalid_grant("the code was issued to another client"));
+            return Err(ProtocolError::invalid_grant("the code was issued to another client"));
         }
         if redirect_uri.is_some_and(|r| r != grant.redirect_uri) {
-            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's"));
+            return Err(ProtocolError::invalid_grant("redirect_uri differs from the authorization request's"));
         }
         match (&grant.code_challenge, verifier) {
             (Some(challenge), Some(v)) if oauth::pkce_matches(v, challenge) => {}
-            (Some(_), Some(_)) => return Err(OAuthError::invalid_grant("the code_verifier does not match")),
-            (Some(_), None) => return Err(OAuthError::new("invalid_request", "code_verifier is required")),
+            (Some(_), Some(_)) => return Err(ProtocolError::invalid_grant("the code_verifier does not match")),
+            (Some(_), None) => return Err(ProtocolError::new("invalid_request", "code_verifier is required")),
             (None, Some(_)) => {
-                return Err(OAuthError::invalid_grant("a code_verifier was sent but no code_challenge was"));
+                return Err(ProtocolError::invalid_grant("a code_verifier was sent but no code_challenge was"));
             }
             (None, None) => {}
         }
@@ -488,8 +489,8 @@ impl Service {
             .find_user(grant.tenant_id, grant.user_id, now)
             .await
             .map_err(store_err)?
-            .ok_or(OAuthError::invalid_grant("the account is gone"))?;
-        ensure_usable(&user, now).map_err(|e| OAuthError::new("invalid_grant", e.to_string()))?;
+            .ok_or(ProtocolError::invalid_grant("the account is gone"))?;
+        ensure_usable(&user, now).map_err(|e| ProtocolError::new("invalid_grant", e.to_string()))?;
         let tokens = self.start_session(&tenant, user, info, sid, Some(&client.client_id)).await?;
         let id_token = if grant.has_scope("openid") {
             let t = now.timestamp();

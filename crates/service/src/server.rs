@@ -145,7 +145,7 @@ impl Service {
             return Err(DomainError::Validation(errors));
         }
         let Some(patch) = patch else { return Err(DomainError::Validation(errors)) };
-        if patch.selected_team_id.is_present() {
+        if patch.selected_team().is_present() {
             return Err(DomainError::field("selected_team_id", "not_a_member", "a new user is in no team yet"));
         }
         let applied = patch.apply(&mut user);

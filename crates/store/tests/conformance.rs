@@ -3,10 +3,10 @@
 //!
 //! Every story is an `async fn(Arc<dyn Store>)` that gets a freshly migrated, empty database.
 //! `conformance!` at the bottom turns each story into two tests, `sqlite::<story>` and
-//! `postgres::<story>`. SQLite runs in a `TempDir`. PostgreSQL runs only when
-//! `TEST_DATABASE_URL` names an admin database (`scripts/pg-test-server` starts one); each test
-//! then creates its own database on that server and drops it afterwards. Without the variable the
-//! PostgreSQL tests pass after printing that they were skipped.
+//! `postgres::<story>`, on databases from `tessera-testkit`: SQLite in a temporary directory,
+//! PostgreSQL on the server `TEST_DATABASE_URL` names (`scripts/pg-test-server` starts one), each
+//! test on a database of its own that is dropped afterwards. The PostgreSQL tests are ignored by
+//! default, so a run without a server reports them as skipped rather than passed.
 //!
 //! Timestamps come from `now()`, truncated to milliseconds, because that is the precision the
 //! store keeps; anything finer would make exact round-trip comparisons fail for the wrong reason.
@@ -37,13 +37,13 @@ type DynStore = Arc<dyn Store>;
 mod harness {
     use std::sync::Arc;
 
-    use sqlx::Connection;
-    use tempfile::TempDir;
     use tessera_store::{ConnectOptions, Store};
+    use tessera_testkit::TestDatabase;
 
-    async fn open(url: String) -> Arc<dyn Store> {
+    /// A fresh, migrated store on `db`, which outlives it.
+    pub async fn open(db: &TestDatabase) -> Arc<dyn Store> {
         let store = tessera_store::connect(&ConnectOptions {
-            url,
+            url: db.url.clone(),
             max_connections: 4,
             acquire_timeout: std::time::Duration::from_secs(10),
             sqlite_sync_full: false,
@@ -53,77 +53,6 @@ mod harness {
         .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");
         store
-    }
-
-    /// A SQLite database file in a directory that is removed when this is dropped.
-    pub struct SqliteDb {
-        pub store: Arc<dyn Store>,
-        _dir: TempDir,
-    }
-
-    impl SqliteDb {
-        pub async fn new() -> Self {
-            let dir = TempDir::new().expect("create a temporary directory");
-            let store = open(format!("sqlite://{}/t.db", dir.path().display())).await;
-            Self { store, _dir: dir }
-        }
-    }
-
-    /// A database of its own on the PostgreSQL server `TEST_DATABASE_URL` points at.
-    pub struct PostgresDb {
-        pub store: Arc<dyn Store>,
-        admin_url: String,
-        name: String,
-    }
-
-    impl PostgresDb {
-        /// `None` when `TEST_DATABASE_URL` is unset: the caller skips its test.
-        pub async fn new() -> Option<Self> {
-            let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-                println!("skipped: TEST_DATABASE_URL is not set, so the PostgreSQL backend is not tested");
-                return None;
-            };
-            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-            // CREATE DATABASE cannot run inside a transaction, so it is sent on its own.
-            sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .expect("create the test database");
-            admin.close().await.expect("close the admin connection");
-            let store = open(database_url(&admin_url, &name)).await;
-            Some(Self { store, admin_url, name })
-        }
-
-        /// Drops the database once the story is over. A failed story leaves its database behind
-        /// for inspection; the server is a throwaway one.
-        pub async fn drop_database(self) {
-            drop(self.store);
-            let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.expect("connect to TEST_DATABASE_URL");
-            // FORCE ends the pool's connections, which close lazily after the pool is dropped.
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut admin)
-                .await
-                .expect("drop the test database");
-            admin.close().await.expect("close the admin connection");
-        }
-    }
-
-    /// `admin_url` with its database replaced by `database`, keeping any query string.
-    fn database_url(admin_url: &str, database: &str) -> String {
-        let (base, query) = match admin_url.split_once('?') {
-            Some((base, query)) => (base, Some(query)),
-            None => (admin_url, None),
-        };
-        let after_scheme = base.find("://").map_or(0, |i| i + 3);
-        let server = match base[after_scheme..].find('/') {
-            Some(slash) => &base[..after_scheme + slash],
-            None => base,
-        };
-        match query {
-            Some(query) => format!("{server}/{database}?{query}"),
-            None => format!("{server}/{database}"),
-        }
     }
 }
 
@@ -1857,21 +1786,24 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $story() {
-                    let db = crate::harness::SqliteDb::new().await;
-                    super::$story(db.store.clone()).await;
+                    let db = tessera_testkit::TestDatabase::sqlite();
+                    super::$story(crate::harness::open(&db).await).await;
                 }
             )+
         }
 
-        /// The stories against PostgreSQL, each on its own database; skipped without
-        /// `TEST_DATABASE_URL`.
+        /// The stories against PostgreSQL, each on a database of its own, dropped afterwards.
+        /// They need `TEST_DATABASE_URL`: without it they are reported as skipped (ignored),
+        /// and fail if run anyway.
         mod postgres {
             $(
                 #[tokio::test]
+                #[ignore = "needs PostgreSQL: set TEST_DATABASE_URL and pass --run-ignored all"]
                 async fn $story() {
-                    let Some(db) = crate::harness::PostgresDb::new().await else { return };
-                    super::$story(db.store.clone()).await;
-                    db.drop_database().await;
+                    let db = tessera_testkit::TestDatabase::postgres().await;
+                    let store = crate::harness::open(&db).await;
+                    super::$story(store.clone()).await;
+                    store.close().await;
                 }
             )+
         }

@@ -8,7 +8,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tessera_core::user::User;
-use tessera_service::{Actor, UpdateOptions};
+use tessera_service::UpdateOptions;
 use uuid::Uuid;
 
 use super::{FieldMap, to_native, to_wire};
@@ -87,13 +87,7 @@ async fn patch_me(
         let body = to_native(body, FIELDS)?;
         let user = state
             .service
-            .update_user(
-                Actor::SelfService,
-                who.tenant_id(),
-                who.user.id,
-                &body,
-                &UpdateOptions { surface: "bird", ..UpdateOptions::default() },
-            )
+            .update_me(&who, &body, &UpdateOptions { surface: "bird", ..UpdateOptions::default() })
             .await?;
         Ok::<_, crate::error::ApiError>(axum::Json(BirdUser::new(&user, &state.public_url)).into_response())
     };

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Untold};
 use crate::extract::{CurrentUser, JsonObject, RequiredTenant};
 
 const FIELDS: FieldMap = &[
@@ -55,7 +55,13 @@ impl<E: Into<ApiError>> From<E> for JitError {
 
 impl IntoResponse for JitError {
     fn into_response(self) -> Response {
-        self.0.log();
+        let untold = self.0.untold();
+        Untold::attach(untold, self.render())
+    }
+}
+
+impl JitError {
+    fn render(self) -> Response {
         let (mut status, body) = self.0.parts();
         if status == StatusCode::FORBIDDEN && body.code == "forbidden" && body.details.is_some() {
             status = StatusCode::BAD_REQUEST;

@@ -12,13 +12,13 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tessera_core::user::User;
 use tessera_core::{DomainError, TenantId, UserId, validate};
-use tessera_service::{Actor, UpdateOptions};
+use tessera_service::{Principal, UpdateOptions};
 
 use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Untold};
 use crate::extract::{JsonBody, PathParams};
-use crate::views::SuspensionView;
+use crate::views::{GeoJsonPoint, SuspensionView};
 
 const FIELDS: FieldMap = &[
     ("name", "display_name"),
@@ -43,7 +43,7 @@ struct ReplykeUser {
     bio: Option<String>,
     /// As Replyke writes it: midnight UTC with milliseconds.
     birthdate: Option<String>,
-    location: Option<Value>,
+    location: Option<GeoJsonPoint>,
     metadata: Map<String, Value>,
     suspensions: Vec<SuspensionView>,
 }
@@ -58,7 +58,7 @@ impl ReplykeUser {
             avatar: p.avatar.as_ref().map(|a| a.url(public_url)),
             bio: p.bio.clone(),
             birthdate: p.birthdate.map(|d| format!("{}T00:00:00.000Z", d.format("%Y-%m-%d"))),
-            location: p.location.map(|g| g.to_geojson()),
+            location: p.location.map(GeoJsonPoint::from),
             metadata: u.metadata.client.clone(),
             suspensions: u.active_suspensions(now).map(SuspensionView::from).collect(),
         }
@@ -76,7 +76,13 @@ impl<E: Into<ApiError>> From<E> for ReplykeError {
 
 impl IntoResponse for ReplykeError {
     fn into_response(self) -> Response {
-        self.0.log();
+        let untold = self.0.untold();
+        Untold::attach(untold, self.render())
+    }
+}
+
+impl ReplykeError {
+    fn render(self) -> Response {
         let (status, body) = self.0.parts();
         let (status, error, code) = match status {
             StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE => {
@@ -113,22 +119,27 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Who is asking: the project's server (server key) or the user itself (access token).
-async fn actor(
+enum Caller {
+    Server,
+    User(Principal),
+}
+
+async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     project: TenantId,
     target: UserId,
-) -> Result<Actor, ReplykeError> {
+) -> Result<Caller, ReplykeError> {
     let token = crate::extract::bearer(headers).ok_or(DomainError::Unauthenticated("missing bearer token"))?;
     if token.starts_with("tsr_sk_") {
         let tenant = state.service.authenticate_server(token).await?;
-        return if tenant.id == project { Ok(Actor::Server) } else { Err(DomainError::TenantMismatch.into()) };
+        return if tenant.id == project { Ok(Caller::Server) } else { Err(DomainError::TenantMismatch.into()) };
     }
     let who = state.service.authenticate(token, Some(project)).await?;
     if who.user.id != target {
         return Err(DomainError::forbidden("a user may update only itself").into());
     }
-    Ok(Actor::SelfService)
+    Ok(Caller::User(who))
 }
 
 async fn update_user(
@@ -141,7 +152,7 @@ async fn update_user(
     let (Ok(project), Ok(user)) = (project.parse::<TenantId>(), user.parse::<UserId>()) else {
         return Err(DomainError::NotFound("user").into());
     };
-    let actor = actor(&state, &headers, project, user).await?;
+    let caller = caller(&state, &headers, project, user).await?;
     let JsonBody(body) = body?;
     let Some(Value::Object(mut update)) = body.update else {
         return Err(DomainError::field("update", "required", "the body must contain an update object").into());
@@ -156,7 +167,10 @@ async fn update_user(
     let native = to_native(update, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
     let opts =
         UpdateOptions { surface: "replyke", self_may_write: SELF_WRITABLE_SERVER_FIELDS, ..UpdateOptions::default() };
-    let updated =
-        state.service.update_user(actor, project, user, &native, &opts).await.map_err(|e| to_wire(e.into(), FIELDS))?;
+    let updated = match &caller {
+        Caller::Server => state.service.update_user(project, user, &native, &opts).await,
+        Caller::User(who) => state.service.update_me(who, &native, &opts).await,
+    };
+    let updated = updated.map_err(|e| to_wire(e.into(), FIELDS))?;
     Ok(axum::Json(ReplykeUser::new(&updated, &state.public_url, state.service.now())))
 }

@@ -13,11 +13,11 @@ use serde_json::{Map, Value, json};
 use tessera_auth::secret::{hash_secret, hashes_match};
 use tessera_core::user::{Team, User};
 use tessera_core::{DomainError, TenantId};
-use tessera_service::{Actor, Principal, UpdateOptions};
+use tessera_service::{Principal, UpdateOptions};
 
 use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Untold};
 use crate::extract::JsonObject;
 
 /// The contract's writable fields. Which of them a `client` may write is the policy engine's
@@ -46,17 +46,26 @@ struct StackError {
     code: &'static str,
     error: String,
     details: Option<Value>,
+    untold: Option<Untold>,
 }
 
 impl StackError {
     fn new(status: StatusCode, code: &'static str, error: impl Into<String>) -> Self {
-        Self { status, code, error: error.into(), details: None }
+        Self { status, code, error: error.into(), details: None, untold: None }
+    }
+
+    /// `SCHEMA_ERROR` for one field of the body.
+    fn schema(field: &str, code: &str, message: &str) -> Self {
+        Self {
+            details: Some(json!({"fields": [{"field": field, "code": code, "message": message}]})),
+            ..Self::new(StatusCode::BAD_REQUEST, "SCHEMA_ERROR", format!("{field} {message}"))
+        }
     }
 }
 
 impl From<ApiError> for StackError {
     fn from(e: ApiError) -> Self {
-        e.log();
+        let untold = e.untold();
         let (status, body) = e.parts();
         let not_a_member = body.details.as_ref().is_some_and(|d| d.to_string().contains("not_a_member"));
         let code = match (status, body.code) {
@@ -83,7 +92,7 @@ impl From<ApiError> for StackError {
         } else {
             status
         };
-        Self { status, code, error: body.message, details: body.details }
+        Self { status, code, error: body.message, details: body.details, untold }
     }
 }
 
@@ -101,7 +110,7 @@ impl IntoResponse for StackError {
         }
         let mut res = (self.status, axum::Json(body)).into_response();
         res.headers_mut().insert("x-stack-known-error", HeaderValue::from_static(self.code));
-        res
+        Untold::attach(self.untold, res)
     }
 }
 
@@ -263,39 +272,26 @@ async fn patch_me(
             match bytes {
                 Some(b) => Some(Some(b)),
                 None => {
-                    return Err(StackError {
-                        status: StatusCode::BAD_REQUEST,
-                        code: "SCHEMA_ERROR",
-                        error: "totp_secret_base64 must be the base64 of a secret of at least 10 bytes".into(),
-                        details: Some(json!({"fields": [{"field": "totp_secret_base64", "code": "invalid_totp_secret",
-                            "message": "must be the base64 of at least 10 bytes"}]})),
-                    });
+                    return Err(StackError::schema(
+                        "totp_secret_base64",
+                        "invalid_totp_secret",
+                        "must be the base64 of a secret of at least 10 bytes",
+                    ));
                 }
             }
         }
         Some(_) => {
-            return Err(StackError {
-                status: StatusCode::BAD_REQUEST,
-                code: "SCHEMA_ERROR",
-                error: "totp_secret_base64 must be a string or null".into(),
-                details: Some(
-                    json!({"fields": [{"field": "totp_secret_base64", "code": "invalid_type", "message": "must be a string or null"}]}),
-                ),
-            });
+            return Err(StackError::schema("totp_secret_base64", "invalid_type", "must be a string or null"));
         }
-    };
-    let actor = match access {
-        Access::Client => Actor::SelfService,
-        Access::Server => Actor::Server,
     };
     let native = to_native(body, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
     let opts =
         UpdateOptions { surface: "stack-auth", image_max_bytes: Some(IMAGE_MAX_BYTES), ..UpdateOptions::default() };
-    let mut user = state
-        .service
-        .update_user(actor, who.tenant_id(), who.user.id, &native, &opts)
-        .await
-        .map_err(|e| to_wire(e.into(), FIELDS))?;
+    let updated = match access {
+        Access::Client => state.service.update_me(&who, &native, &opts).await,
+        Access::Server => state.service.update_user(who.tenant_id(), who.user.id, &native, &opts).await,
+    };
+    let mut user = updated.map_err(|e| to_wire(e.into(), FIELDS))?;
     if let Some(secret) = totp {
         user = state.service.set_totp_secret(who.tenant_id(), who.user.id, secret.as_deref()).await?;
     }

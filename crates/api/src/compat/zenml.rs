@@ -15,13 +15,13 @@ use serde_json::{Map, Value, json};
 use tessera_core::DomainError;
 use tessera_core::policy::NOTICE_SERVICE_ACCOUNT;
 use tessera_core::user::User;
-use tessera_service::{Actor, UpdateOptions};
+use tessera_service::UpdateOptions;
 use tessera_store::Login;
 use uuid::Uuid;
 
 use super::{FieldMap, to_native, to_wire};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Untold};
 use crate::extract::{Client, CurrentUser, JsonObject};
 
 const FIELDS: FieldMap = &[
@@ -101,6 +101,13 @@ fn value_error(message: impl Into<String>) -> ZenError {
 
 impl IntoResponse for ZenError {
     fn into_response(self) -> Response {
+        let untold = self.0.untold();
+        Untold::attach(untold, self.render())
+    }
+}
+
+impl ZenError {
+    fn render(self) -> Response {
         let detail = |status: StatusCode, kind: &str, msg: &str| {
             (status, axum::Json(json!({"detail": [kind, msg]}))).into_response()
         };
@@ -129,7 +136,6 @@ impl IntoResponse for ZenError {
                 }
             }
             other => {
-                other.log();
                 let (status, body) = other.parts();
                 let kind = match status {
                     StatusCode::UNAUTHORIZED => "AuthorizationException",
@@ -193,13 +199,7 @@ async fn patch_me(
     let native = to_native(body, FIELDS).map_err(|e| to_wire(e.into(), FIELDS))?;
     let user = state
         .service
-        .update_user(
-            Actor::SelfService,
-            who.tenant_id(),
-            who.user.id,
-            &native,
-            &UpdateOptions { surface: "zenml", ..UpdateOptions::default() },
-        )
+        .update_me(&who, &native, &UpdateOptions { surface: "zenml", ..UpdateOptions::default() })
         .await
         .map_err(|e| to_wire(e.into(), FIELDS))?;
     Ok(axum::Json(ZenUser::new(&user, &state.public_url)))

@@ -98,8 +98,8 @@ pub async fn delete_me(State(state): State<AppState>, CurrentUser(who): CurrentU
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ExportView {
-    pub user: UserView,
+pub struct ExportView<'a> {
+    pub user: UserView<'a>,
     pub sessions: Vec<SessionView>,
     pub teams: Vec<TeamView>,
 }

@@ -5,6 +5,8 @@
 //! under the surface name `hosted`), then redirects back with a message, or shows the page
 //! again with the errors next to their fields.
 
+use std::collections::HashMap;
+
 use axum::extract::{Form, FromRequest, FromRequestParts, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,10 +14,13 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tessera_core::DomainError;
+use tessera_core::fields::{self, Shown};
+use tessera_core::user::User;
 use tessera_service::{Principal, TotpEnrolment, UpdateOptions};
 
 use super::{Ctx, FormErrors, esc, input};
 use crate::AppState;
+use crate::error::Untold;
 use crate::extract::PathParams;
 
 /// The section of the page an error or a special view belongs to.
@@ -41,13 +46,41 @@ pub struct Done {
     done: Option<String>,
 }
 
+/// The profile fields the account page edits: (field, label, autocomplete token). What each
+/// field takes, its limit included, comes from the field table; `bio` is a text area.
+const PROFILE_FORM: &[(&str, &str, &str)] = &[
+    ("display_name", "Display name", "nickname"),
+    ("first_name", "First name", "given-name"),
+    ("last_name", "Last name", "family-name"),
+    ("bio", "About you", ""),
+];
+
+/// One profile field's input, with the field table's character limit.
+fn profile_input(u: &User, name: &str, label: &str, autocomplete: &str, errors: &FormErrors) -> String {
+    let f = fields::known(name);
+    let value = match f.read(u) {
+        Shown::Text(t) => t,
+        _ => "",
+    };
+    let limit = f.kind.max_chars().map(|m| format!(r#" maxlength="{m}""#)).unwrap_or_default();
+    if name == "bio" {
+        return format!(
+            r#"<label for="f-{name}">{label}</label><textarea id="f-{name}" name="{name}" rows="3"{limit}>{value}</textarea>{err}"#,
+            label = esc(label),
+            value = esc(value),
+            err = errors.under(name),
+        );
+    }
+    let extra = format!(r#"autocomplete="{autocomplete}"{limit}"#);
+    input(label, name, "text", value, &extra, errors)
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct AccountForm {
     csrf: Option<String>,
-    display_name: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    bio: Option<String>,
+    /// The profile form's fields (`PROFILE_FORM`), by name.
+    #[serde(flatten)]
+    profile: HashMap<String, String>,
     code: Option<String>,
     password: Option<String>,
     current_password: Option<String>,
@@ -103,40 +136,22 @@ async fn render(
 
     // Profile.
     let pe = errs(Section::Profile);
+    let field = |name: &str| {
+        let (_, label, autocomplete) = PROFILE_FORM.iter().find(|(n, ..)| *n == name).copied().unwrap_or_default();
+        profile_input(u, name, label, autocomplete, pe)
+    };
     let profile = format!(
         r#"<section class="card" id="profile"><h2>Profile</h2>{banner}
 <form method="post" action="{base}/account/profile" novalidate>{csrf}
 {dn}
 <div class="row"><div>{first}</div><div>{last}</div></div>
-<label for="f-bio">About you</label><textarea id="f-bio" name="bio" rows="3" maxlength="1000">{bio}</textarea>{bio_err}
+{bio}
 <button type="submit">Save profile</button></form></section>"#,
         banner = pe.banner(),
-        dn = input(
-            "Display name",
-            "display_name",
-            "text",
-            p.display_name.as_deref().unwrap_or(""),
-            r#"autocomplete="nickname""#,
-            pe
-        ),
-        first = input(
-            "First name",
-            "first_name",
-            "text",
-            p.first_name.as_deref().unwrap_or(""),
-            r#"autocomplete="given-name""#,
-            pe
-        ),
-        last = input(
-            "Last name",
-            "last_name",
-            "text",
-            p.last_name.as_deref().unwrap_or(""),
-            r#"autocomplete="family-name""#,
-            pe
-        ),
-        bio = esc(p.bio.as_deref().unwrap_or("")),
-        bio_err = pe.under("bio"),
+        dn = field("display_name"),
+        first = field("first_name"),
+        last = field("last_name"),
+        bio = field("bio"),
     );
 
     // Avatar.
@@ -391,10 +406,8 @@ async fn begin(
 }
 
 async fn failed(state: &AppState, ctx: &Ctx, who: &Principal, section: Section, e: &DomainError) -> Response {
-    if let DomainError::Internal(cause) | DomainError::Unavailable(cause) = e {
-        tracing::error!(error = %cause, "an account page action failed");
-    }
-    render(state, ctx, who, None, Some((section, FormErrors::from_domain(e))), TotpView::Normal).await
+    let page = render(state, ctx, who, None, Some((section, FormErrors::from_domain(e))), TotpView::Normal).await;
+    Untold::attach(Untold::of(e), page)
 }
 
 fn text_or_null(v: Option<String>) -> Value {
@@ -410,12 +423,8 @@ async fn update(state: &AppState, who: &Principal, body: Map<String, Value>) -> 
 }
 
 pub async fn profile(State(state): State<AppState>, AccountPost { ctx, who, form: f }: AccountPost) -> Response {
-    let body = Map::from_iter([
-        ("display_name".to_owned(), text_or_null(f.display_name)),
-        ("first_name".to_owned(), text_or_null(f.first_name)),
-        ("last_name".to_owned(), text_or_null(f.last_name)),
-        ("bio".to_owned(), text_or_null(f.bio)),
-    ]);
+    let mut sent = f.profile;
+    let body = PROFILE_FORM.iter().map(|(name, ..)| ((*name).to_owned(), text_or_null(sent.remove(*name)))).collect();
     match update(&state, &who, body).await {
         Ok(()) => ctx.redirect("account?done=profile"),
         Err(e) => failed(&state, &ctx, &who, Section::Profile, &e).await,

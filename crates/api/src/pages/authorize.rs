@@ -12,6 +12,7 @@ use tessera_service::oauth::{AuthorizationRequest, AuthorizeError, ValidAuthoriz
 
 use super::{Ctx, FormErrors, esc, see_other, sign_in};
 use crate::AppState;
+use crate::error::Untold;
 use crate::extract::PathParams;
 
 /// How recent a sign-in must be to satisfy `prompt=login`.
@@ -48,18 +49,43 @@ fn refuse(state: &AppState, ctx: &Ctx, e: AuthorizeError) -> Response {
             redirect_with(&redirect_uri, &params)
         }
         AuthorizeError::Domain(e) => {
-            tracing::error!(error = %e, "authorization request failed");
-            ctx.error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again in a moment.")
-                .into_response()
+            let page = ctx
+                .error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again in a moment.")
+                .into_response();
+            Untold::attach(Untold::of(&e), page)
         }
     }
 }
 
-/// Parses and checks the query: duplicate parameters are refused (RFC 6749 §3.1).
+/// Parses and checks the query: duplicate parameters are refused (RFC 6749 §3.1), unknown ones
+/// ignored.
 async fn check(state: &AppState, ctx: &Ctx, query: &str) -> Result<ValidAuthorization, AuthorizeError> {
-    let req: AuthorizationRequest = serde_urlencoded::from_str(query)
-        .map_err(|_| AuthorizeError::Show("the request is malformed (a parameter is repeated or not text)".into()))?;
+    let req = parse_query(query)
+        .ok_or_else(|| AuthorizeError::Show("the request is malformed (a parameter is repeated or not text)".into()))?;
     state.service.check_authorization(ctx.tenant, &req).await
+}
+
+fn parse_query(query: &str) -> Option<AuthorizationRequest> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
+    let mut req = AuthorizationRequest::default();
+    for (name, value) in pairs {
+        let slot = match name.as_str() {
+            "client_id" => &mut req.client_id,
+            "redirect_uri" => &mut req.redirect_uri,
+            "response_type" => &mut req.response_type,
+            "scope" => &mut req.scope,
+            "state" => &mut req.state,
+            "nonce" => &mut req.nonce,
+            "code_challenge" => &mut req.code_challenge,
+            "code_challenge_method" => &mut req.code_challenge_method,
+            "prompt" => &mut req.prompt,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    Some(req)
 }
 
 fn scope_lines(scope: &str) -> String {
@@ -193,9 +219,9 @@ pub async fn decide(
             params.push(("iss", &iss));
             redirect_with(&v.redirect_uri, &params)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "granting an authorization failed");
-            refuse(&state, &ctx, v.refuse("server_error", "the authorization could not be stored"))
-        }
+        Err(e) => Untold::attach(
+            Untold::of(&e),
+            refuse(&state, &ctx, v.refuse("server_error", "the authorization could not be stored")),
+        ),
     }
 }

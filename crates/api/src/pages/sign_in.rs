@@ -12,6 +12,7 @@ use tessera_store::Login;
 
 use super::{Ctx, FormErrors, Page, esc, input, safe_return_to};
 use crate::AppState;
+use crate::error::Untold;
 use crate::extract::{Client, PathParams};
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,10 +177,8 @@ pub async fn submit(
             render(&ctx, &return_to, login_value, &errors, intro).into_response()
         }
         Err(e) => {
-            if let DomainError::Internal(cause) | DomainError::Unavailable(cause) = &e {
-                tracing::error!(error = %cause, "hosted sign-in failed");
-            }
-            render(&ctx, &return_to, login_value, &FormErrors::from_domain(&e), intro).into_response()
+            let page = render(&ctx, &return_to, login_value, &FormErrors::from_domain(&e), intro).into_response();
+            Untold::attach(Untold::of(&e), page)
         }
     }
 }

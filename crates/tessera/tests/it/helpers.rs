@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tessera::config::Settings;
 use tessera::server::Running;
 use tessera_core::ManualClock;
+use tessera_testkit::TestDatabase;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ROOT_KEY: &str = "test-root-key-0123456789abcdef";
@@ -18,19 +19,13 @@ pub const PNG_1X1: &str =
 /// A 1×1 GIF.
 pub const GIF_1X1: &str = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
 
-/// Where a test's data lives; dropped with the test.
-pub(crate) enum TestDb {
-    Sqlite(#[allow(dead_code, reason = "held so the directory outlives the server")] tempfile::TempDir),
-    Postgres,
-}
-
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub settings: Settings,
     running: Option<Running>,
-    _db: TestDb,
+    _db: TestDatabase,
 }
 
 fn init_logs() {
@@ -42,22 +37,11 @@ fn init_logs() {
     });
 }
 
-pub(crate) async fn fresh_database() -> (String, TestDb) {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            use sqlx::Connection;
-            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("TEST_DATABASE_URL must reach PostgreSQL");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            (format!("{base}/{name}"), TestDb::Postgres)
-        }
-        _ => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
-            (url, TestDb::Sqlite(dir))
-        }
-    }
+/// A fresh database on the backend the suite runs against (PostgreSQL when
+/// `TEST_DATABASE_URL` is set), removed when the returned guard is dropped.
+pub(crate) async fn fresh_database() -> (String, TestDatabase) {
+    let db = TestDatabase::from_env().await;
+    (db.url.clone(), db)
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -1,4 +1,4 @@
-//! Reliability under failure (SPEC §6), against the real `tessera` binary: killed with SIGKILL in
+//! Reliability under failure, against the real `tessera` binary: killed with SIGKILL in
 //! the middle of a concurrent write load, after a restart every acknowledged write must be
 //! there; held open by hundreds of slow clients, its memory stays bounded and others are served.
 
@@ -303,21 +303,14 @@ impl Seen {
     }
 }
 
-/// SPEC §6 for the database itself: PostgreSQL is killed (every process, SIGKILL) in the
+/// A crash of the database itself: PostgreSQL is killed (every process, SIGKILL) in the
 /// middle of a write load and started again after a pause. Meanwhile Tessera answers `503`
 /// with `Retry-After` (never a `500`, never a `401` for a token it could not check), it comes
 /// back by itself once PostgreSQL has recovered, and every write it acknowledged is there. The
 /// SQLite half of the suite has no server to crash; its crash is the process's, above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL installed: the PostgreSQL half of scripts/test runs it (--run-ignored all)"]
 async fn a_postgresql_crash_during_a_write_load_loses_no_acknowledged_write_and_is_recovered_from() {
-    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
-        postgresql_crash().await;
-    } else {
-        eprintln!("the PostgreSQL half of the suite runs this");
-    }
-}
-
-async fn postgresql_crash() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let pg = OwnPostgres::start();

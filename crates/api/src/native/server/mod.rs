@@ -1,0 +1,16 @@
+//! The tenant's server API (server key), one module per resource, each with its routes and
+//! its wire types: users and suspensions, OAuth clients and service accounts, teams and
+//! memberships, settings and policies.
+
+mod oauth_clients;
+mod settings;
+mod teams;
+mod users;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    users::routes().merge(oauth_clients::routes()).merge(teams::routes()).merge(settings::routes())
+}
