@@ -157,7 +157,7 @@ pub fn router(service: Arc<Service>) -> Router {
     router_with(service, &compat::Prefixes::default(), DEFAULT_REQUEST_TIMEOUT)
 }
 
-/// The whole HTTP application, with the seed contracts under the given prefixes.
+/// The whole HTTP application, with the foreign contracts under the given prefixes.
 pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes, request_timeout: Duration) -> Router {
     let public_url: Arc<str> = service.config.public_url.trim_end_matches('/').into();
     let (api, _) = api_routes().split_for_parts();

@@ -8,7 +8,7 @@ use sha1::Sha1;
 pub const STEP_SECONDS: i64 = 30;
 pub const DIGITS: u32 = 6;
 /// The shortest secret accepted: RFC 4226 asks for at least 128 bits, 160 recommended; 80 bits
-/// is the floor authenticator apps and seed 000's clients use.
+/// is the floor authenticator apps and Stack Auth's clients use.
 pub const MIN_SECRET_BYTES: usize = 10;
 
 /// The code for a time step, with `digits` digits (RFC 4226 dynamic truncation).

@@ -48,7 +48,7 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// A tenant (a "project" in two of the seed contracts).
+    /// A tenant (a "project" in two of the foreign contracts).
     TenantId
 );
 id_type!(

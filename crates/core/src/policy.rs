@@ -40,7 +40,7 @@ pub const NOTICE_ADMIN_USERNAME: &str = "The reserved admin username cannot be c
 /// Where an update comes from, for policies that care.
 #[derive(Debug, Clone, Copy)]
 pub struct UpdateContext<'a> {
-    /// `native` or a seed contract's name (`stack-auth`, `zenml`, `bird`, `jitsudo`, `replyke`).
+    /// `native` or a foreign contract's name (`stack-auth`, `zenml`, `bird`, `jitsudo`, `replyke`).
     pub surface: &'a str,
     /// Server-only fields the surface's contract lets the user write for itself.
     pub granted_by_contract: &'a [&'a str],

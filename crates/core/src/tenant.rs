@@ -29,7 +29,7 @@ pub struct TenantSettings {
     pub avatar_max_bytes: usize,
     pub access_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
-    /// Seed 004's `validateUserUpdated`, for every surface: called before an update is stored.
+    /// Replyke's `validateUserUpdated`, for every surface: called before an update is stored.
     pub pre_update_hook: Option<HookSettings>,
     /// Failed sign-ins per account per 15 minutes before it is locked for the rest of them.
     pub sign_in_failures_per_account: u32,

@@ -45,7 +45,7 @@ impl AuthProvider {
     }
 }
 
-/// The account's lifecycle state (seed 002's `status`, default `pending`): `pending` until the
+/// The account's lifecycle state (Bird's `status`, default `pending`): `pending` until the
 /// primary email is verified or the server activates it, `active` after, `disabled` when the
 /// server switches the account off. Suspensions and scheduled deletion are kept apart from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

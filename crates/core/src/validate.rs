@@ -1,4 +1,4 @@
-//! Field validation: every rule of SPEC §3, each done by a real library where one exists
+//! Field validation: every rule of the field table, each done by a real library where one exists
 //! (`email_address`, `phonenumber`, `icu_locale_core`, `chrono-tz`, `imagesize`, `zxcvbn`).
 //!
 //! Each function parses its input into the normalised value that is stored, or returns a
@@ -21,7 +21,7 @@ fn invalid<T>(code: &'static str, message: impl Into<Cow<'static, str>>) -> Chec
     Err((code, message.into()))
 }
 
-/// The usernames nobody may take, or move away from (seed 001's admin rule).
+/// The usernames nobody may take, or move away from (ZenML's admin rule).
 pub const RESERVED_USERNAMES: &[&str] = &["admin"];
 
 pub fn is_reserved_username(name: &str) -> bool {
@@ -50,7 +50,7 @@ pub fn username(raw: &str) -> Checked<String> {
     Ok(raw.to_owned())
 }
 
-/// Makes any string into a valid username, for contracts that document sanitising (seed 004):
+/// Makes any string into a valid username, for contracts that document sanitising (Replyke):
 /// disallowed characters are dropped, the rest is cut to 50 characters. An input with nothing
 /// usable left is still an error, never an empty username.
 pub fn sanitize_username(raw: &str) -> Checked<String> {
@@ -65,7 +65,7 @@ pub fn sanitize_username(raw: &str) -> Checked<String> {
 }
 
 /// Trimmed text with a character limit. `min` of 0 means the empty string is allowed and
-/// becomes `None` (the display-name rule); `min` of 1 rejects it (seed 001's 1–50 rule).
+/// becomes `None` (the display-name rule); `min` of 1 rejects it (ZenML's 1–50 rule).
 pub fn text(raw: &str, min: usize, max: usize) -> Checked<Option<String>> {
     let t = raw.trim();
     let n = t.chars().count();
@@ -130,7 +130,7 @@ pub fn timezone(raw: &str) -> Checked<String> {
 }
 
 /// An ISO 8601 date, not after `today`. A full timestamp at midnight UTC is accepted too,
-/// because seed 004 returns birthdates in that form and clients echo them back.
+/// because Replyke returns birthdates in that form and clients echo them back.
 pub fn birthdate(raw: &str, today: NaiveDate) -> Checked<NaiveDate> {
     let t = raw.trim();
     let date = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().or_else(|| {
@@ -304,7 +304,7 @@ impl Image {
     }
 }
 
-/// Limits for images; the defaults are SPEC §3's native ones.
+/// Limits for images; the defaults are the native API's.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageLimits {
     /// Decoded size must be at most this many bytes.

@@ -1,4 +1,4 @@
-//! The pre-update validation hook (seed 004's `validateUserUpdated`, offered on every surface):
+//! The pre-update validation hook (Replyke's `validateUserUpdated`, offered on every surface):
 //! before an update is stored, the tenant's hook gets the user as it is and the requested
 //! change, signed as Standard Webhooks prescribe, and answers `{"valid": true}` to let it
 //! through. Anything else refuses it; a hook that does not answer in time refuses it too,

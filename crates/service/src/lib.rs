@@ -1,4 +1,4 @@
-//! Tessera's use cases. Every surface — the native API, the server API, each seed contract —
+//! Tessera's use cases. Every surface — the native API, the server API, each foreign contract —
 //! calls these operations, so each rule is enforced in exactly one place.
 //!
 //! This crate knows neither HTTP nor SQL: it speaks `tessera_core` types and `DomainError`, and

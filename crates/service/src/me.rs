@@ -20,11 +20,11 @@ pub struct UpdateOptions {
     pub if_match: Option<i64>,
     /// `PUT` semantics: profile fields left out are cleared.
     pub replace_profile: bool,
-    /// A contract's narrower display-name limit (seed 003: 100).
+    /// A contract's narrower display-name limit (JITSudo: 100).
     pub display_name_max: Option<usize>,
-    /// A contract's narrower image cap (seed 000: < 100 KB).
+    /// A contract's narrower image cap (Stack Auth: < 100 KB).
     pub image_max_bytes: Option<usize>,
-    /// Server-only fields a contract lets the user write for itself (seed 004's
+    /// Server-only fields a contract lets the user write for itself (Replyke's
     /// `secureMetadata`). Still never returned.
     pub self_may_write: &'static [&'static str],
 }

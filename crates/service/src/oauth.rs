@@ -279,7 +279,7 @@ impl Service {
     }
 
     /// Authenticates a client of `tenant` (any tenant when `None`: the client id names it, as
-    /// on seed 001's login): a confidential client by its secret, a public one
+    /// on ZenML's login): a confidential client by its secret, a public one
     /// by its id alone (it must then prove itself with PKCE). Unknown client and wrong secret
     /// look alike, and failures are rate-limited per client id.
     pub async fn authenticate_client(

@@ -48,7 +48,7 @@ pub struct Settings {
     /// A whole request, body included, must be read and answered within this time, or it gets
     /// `408` (slow-body clients cannot hold a request open).
     pub request_timeout_seconds: u64,
-    /// Where each seed contract is mounted (`TESSERA_COMPAT__BIRD=/bird`, or a `[compat]` table).
+    /// Where each foreign contract is mounted (`TESSERA_COMPAT__BIRD=/bird`, or a `[compat]` table).
     pub compat: tessera_api::compat::Prefixes,
 }
 

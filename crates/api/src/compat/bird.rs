@@ -1,4 +1,4 @@
-//! Seed 002 (Bird accounts): `GET/PATCH/DELETE /me`, camelCase, bearer token from login.
+//! The Bird accounts contract: `GET/PATCH/DELETE /me`, camelCase, bearer token from login.
 
 use axum::Router;
 use axum::extract::State;
@@ -17,7 +17,7 @@ use crate::error::ApiResult;
 use crate::extract::{CurrentUser, JsonObject};
 
 /// The PATCH body's fields; `phoneNumber` is shown but not writable in this contract.
-const FIELDS: FieldMap = &[
+pub(super) const FIELDS: FieldMap = &[
     ("name", "display_name"),
     ("bio", "bio"),
     ("avatarUrl", "avatar_url"),

@@ -1,4 +1,4 @@
-//! Seed 003 (JITSudo): `GET/PUT /v1/users/me/profile` with a required `X-Tenant-ID`, and errors
+//! The JITSudo contract: `GET/PUT /v1/users/me/profile` with a required `X-Tenant-ID`, and errors
 //! as `{code, message, details, notices}` — `notices` being the deciding policies' notices.
 
 use axum::Router;
@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::error::{ApiError, Untold};
 use crate::extract::{CurrentUser, JsonObject, RequiredTenant};
 
-const FIELDS: FieldMap = &[
+pub(super) const FIELDS: FieldMap = &[
     ("first_name", "first_name"),
     ("last_name", "last_name"),
     ("display_name", "display_name"),

@@ -1,4 +1,4 @@
-//! The five seed contracts (SPEC §4.3), each an adapter over the same service operations as
+//! The five foreign contracts, each an adapter over the same service operations as
 //! the native API: wire names and shapes in and out, its own error body, nothing else. A rule
 //! written here instead of in `core` or `service` is a bug.
 
@@ -78,5 +78,29 @@ pub fn to_wire(e: ApiError, fields: FieldMap) -> ApiError {
             ApiError::Domain(DomainError::Conflict { field: wire })
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::fields;
+
+    /// Each contract maps its wire names onto fields the field table declares as writable: a
+    /// contract cannot name a field the core does not know, or one no update may write.
+    #[test]
+    fn every_contract_maps_onto_declared_writable_fields() {
+        let maps = [
+            ("bird", super::bird::FIELDS),
+            ("jitsudo", super::jitsudo::FIELDS),
+            ("replyke", super::replyke::FIELDS),
+            ("stack-auth", super::stack_auth::FIELDS),
+            ("zenml", super::zenml::FIELDS),
+        ];
+        for (contract, map) in maps {
+            for (wire, native) in map {
+                let field = fields::field(native).unwrap_or_else(|| panic!("{contract}: {wire} maps to no field"));
+                assert!(field.is_writable(), "{contract}: {wire} maps to the read-only {native}");
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
-//! Seed 004 (Replyke): `PATCH /{projectId}/users/{userId}` with `{update: {...}}`. The project is
+//! The Replyke contract: `PATCH /{projectId}/users/{userId}` with `{update: {...}}`. The project is
 //! the tenant. A user may update only itself; the project's server key may update anyone in it.
 //! Only the documented fields are writable, the username really is sanitised, and
-//! `secureMetadata` is accepted but never returned (SPEC §4.3's deliberate differences).
+//! `secureMetadata` is accepted but never returned (a deliberate difference from the contract).
 
 use axum::Router;
 use axum::extract::State;
@@ -20,7 +20,7 @@ use crate::error::{ApiError, Untold};
 use crate::extract::{JsonBody, PathParams};
 use crate::views::{GeoJsonPoint, SuspensionView};
 
-const FIELDS: FieldMap = &[
+pub(super) const FIELDS: FieldMap = &[
     ("name", "display_name"),
     ("username", "username"),
     ("avatar", "avatar_url"),

@@ -1,4 +1,4 @@
-//! Seed 000 (Stack Auth): `GET/PATCH/DELETE /api/v1/users/me`, identified by
+//! The Stack Auth contract: `GET/PATCH/DELETE /api/v1/users/me`, identified by
 //! `x-stack-project-id`, `x-stack-access-type` (`client` with the publishable client key,
 //! `server` with the secret server key) and `x-stack-access-token`. Errors are
 //! `{code, error, details?}` with the code repeated in `x-stack-known-error`.
@@ -22,7 +22,7 @@ use crate::extract::JsonObject;
 
 /// The contract's writable fields. Which of them a `client` may write is the policy engine's
 /// decision (`server-only-fields`), not this adapter's.
-const FIELDS: FieldMap = &[
+pub(super) const FIELDS: FieldMap = &[
     ("display_name", "display_name"),
     ("profile_image_url", "avatar_url"),
     ("client_metadata", "client_metadata"),
@@ -259,7 +259,7 @@ async fn patch_me(
     let (who, access) = authenticate(&state, &h).await?;
     let JsonObject(mut body) = body?;
     // `totp_secret_base64` turns TOTP on (the base64 of the raw secret) or off (`null`). The
-    // empty string is refused (deliberate difference, SPEC §4.3); the secret is never returned.
+    // empty string is refused (a deliberate difference from the contract); the secret is never returned.
     let totp: Option<Option<Vec<u8>>> = match body.remove("totp_secret_base64") {
         None => None,
         Some(Value::Null) => Some(None),

@@ -1,4 +1,4 @@
-//! Seed 001 (ZenML Pro): `GET/PATCH /users/me` with OAuth2 bearer tokens, and the password
+//! The ZenML Pro contract: `GET/PATCH /users/me` with OAuth2 bearer tokens, and the password
 //! login (`POST /login`, form-encoded, as ZenML's client sends it). Errors as FastAPI writes
 //! them: `422 {"detail": [{"type", "loc", "msg"}]}` for invalid fields, and
 //! `{"detail": ["<ExceptionType>", "<message>"]}` otherwise — `ValueError` with `400` for the
@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::error::{ApiError, Untold};
 use crate::extract::{Client, CurrentUser, JsonObject};
 
-const FIELDS: FieldMap = &[
+pub(super) const FIELDS: FieldMap = &[
     ("name", "name"),
     ("avatar_url", "avatar_url"),
     ("company", "company"),

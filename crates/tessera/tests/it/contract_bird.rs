@@ -1,4 +1,4 @@
-//! Seed 002 (Bird accounts), line by line: `GET/PATCH/DELETE /compat/bird/me`.
+//! The Bird accounts contract, line by line: `GET/PATCH/DELETE /compat/bird/me`.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

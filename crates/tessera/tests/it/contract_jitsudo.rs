@@ -1,4 +1,4 @@
-//! Seed 003 (JITSudo), line by line: `GET/PUT /compat/jitsudo/v1/users/me/profile`.
+//! The JITSudo contract, line by line: `GET/PUT /compat/jitsudo/v1/users/me/profile`.
 
 use base64::Engine;
 use reqwest::StatusCode;

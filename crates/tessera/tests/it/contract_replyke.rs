@@ -1,5 +1,5 @@
-//! Seed 004 (Replyke), line by line: `PATCH /compat/replyke/{projectId}/users/{userId}` with
-//! `{update: {...}}`, plus SPEC §4.3's deliberate differences.
+//! The Replyke contract, line by line: `PATCH /compat/replyke/{projectId}/users/{userId}` with
+//! `{update: {...}}`, plus the deliberate differences from the contract.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! Seed 000 (Stack Auth), line by line: `GET/PATCH/DELETE /compat/stack-auth/api/v1/users/me`.
+//! The Stack Auth contract, line by line: `GET/PATCH/DELETE /compat/stack-auth/api/v1/users/me`.
 
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};

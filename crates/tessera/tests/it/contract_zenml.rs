@@ -1,4 +1,4 @@
-//! Seed 001 (ZenML Pro), line by line: `GET/PATCH /compat/zenml/users/me` and its login.
+//! The ZenML Pro contract, line by line: `GET/PATCH /compat/zenml/users/me` and its login.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -202,7 +202,7 @@ impl TestApp {
         body(req.send().await.unwrap()).await
     }
 
-    /// Enables TOTP for a user through the service (the native enrolment endpoints are issue 4's).
+    /// Enables TOTP for a user through the service.
     pub async fn enable_totp(&self, u: &SignedIn, secret: &[u8]) {
         self.service().set_totp_secret(u.tenant.parse().unwrap(), u.id.parse().unwrap(), Some(secret)).await.unwrap();
     }

@@ -1,4 +1,4 @@
-//! Tenant isolation across the surfaces added beside the native API (SPEC §6): every credential
+//! Tenant isolation across the surfaces added beside the native API: every credential
 //! of tenant B, used on tenant A's ids, paths or issuer, reaches nothing and changes nothing.
 //! (The native and server APIs are swept in `server_api.rs`.)
 

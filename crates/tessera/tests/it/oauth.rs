@@ -164,7 +164,7 @@ async fn authorization_code_with_pkce_through_openidconnect_reaches_me_and_refre
     assert_eq!(claims.name().and_then(|n| n.get(None)).map(|n| n.as_str()), Some("Ada L."));
     assert!(claims.auth_time().is_some());
 
-    // The access token works on the native API and on seed 001's current-user endpoint.
+    // The access token works on the native API and on ZenML's current-user endpoint.
     let access = tokens.access_token().secret().clone();
     let (status, me) = app.get_me(&access).await;
     assert_eq!((status, me["id"].as_str()), (StatusCode::OK, Some(user.id.as_str())));
@@ -183,7 +183,7 @@ async fn authorization_code_with_pkce_through_openidconnect_reaches_me_and_refre
     let refreshed = client.exchange_refresh_token(&rt).unwrap().request_async(&http).await.expect("refresh");
     assert_eq!(app.get_me(refreshed.access_token().secret()).await.0, StatusCode::OK);
     assert!(client.exchange_refresh_token(&rt).unwrap().request_async(&http).await.is_err(), "reuse is refused");
-    // The reuse revoked the session: the rotated tokens died with it (SPEC §6).
+    // The reuse revoked the session: the rotated tokens died with it.
     assert_eq!(app.get_me(refreshed.access_token().secret()).await.0, StatusCode::UNAUTHORIZED);
 
     // A second grant, then revocation (RFC 7009). openidconnect refuses revocation over plain

@@ -1,4 +1,4 @@
-//! SPEC §6: secrets never appear in a log line or in a response that is not the one meant to
+//! Secrets never appear in a log line or in a response that is not the one meant to
 //! deliver them. Every log line of the server (at debug level) is captured while a flow touches
 //! each kind of secret, then searched.
 

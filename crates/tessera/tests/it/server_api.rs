@@ -281,7 +281,7 @@ forbid (principal is User, action == Action::"update", resource) when { context.
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(field_codes(&v), ["display_name:forbidden_by_policy"]);
     assert_eq!(v["notices"], json!(["Display names are frozen during the audit."]));
-    // The same engine answers the seed contracts.
+    // The same engine answers the foreign contracts.
     let res = app
         .client
         .put(app.url("/compat/jitsudo/v1/users/me/profile"))

@@ -1,4 +1,4 @@
-//! Every validation rule of SPEC §3, over HTTP: each row's valid values are stored (as their
+//! Every validation rule, over HTTP: each row's valid values are stored (as their
 //! normalised form) and each invalid value gets a 400 naming the field and a machine code.
 
 use reqwest::StatusCode;
