@@ -1,7 +1,7 @@
 //! sqlx, for both databases: a `Pool` and a `Tx` (a transaction on it) of either, which bind
 //! `Param`s, read rows as `Columns`, run `Steps`, and report sqlx's errors as the store's. The
-//! code for the two databases is written once: `on_pool!` and `on_tx!` compile the same body
-//! for each.
+//! code for the two databases, on a pool or in a transaction, is written once: `on!` compiles
+//! the same body for each.
 
 use sqlx::{Database, Encode, PgPool, Postgres, Row, SqlitePool, Transaction, Type};
 
@@ -26,62 +26,84 @@ pub(crate) enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
-/// `$body` with `$p` bound to the pool, for whichever database it is.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
+/// Where a statement runs: on a pool (a connection of its own) or inside a transaction.
+enum On<'a> {
+    Pool(&'a Pool),
+    Tx(&'a mut Tx),
+}
+
+/// `$body` with `$e` bound to the sqlx executor `$on` stands for, compiled once for each
+/// database and each kind of executor.
+macro_rules! on {
+    ($on:expr, $e:ident => $body:expr) => {
+        match $on {
+            On::Pool(Pool::Sqlite($e)) => $body,
+            On::Pool(Pool::Postgres($e)) => $body,
+            On::Tx(Tx::Sqlite(t)) => {
+                let $e = &mut **t;
+                $body
+            }
+            On::Tx(Tx::Postgres(t)) => {
+                let $e = &mut **t;
+                $body
+            }
         }
     };
 }
 
-/// `$body` with `$c` bound to the transaction's connection, for whichever database it is.
-macro_rules! on_tx {
-    ($tx:expr, $c:ident => $body:expr) => {
-        match $tx {
-            Tx::Sqlite(t) => {
-                let $c = &mut **t;
-                $body
-            }
-            Tx::Postgres(t) => {
-                let $c = &mut **t;
-                $body
-            }
-        }
-    };
+/// The first row `sql` returns with `params` bound to `$1`, `$2`, …, mapped by `map`.
+async fn fetch_optional<T>(
+    on: On<'_>,
+    sql: &str,
+    params: &[Param],
+    map: impl FnOnce(&dyn Columns) -> Result<T>,
+) -> Result<Option<T>> {
+    on!(on, e => {
+        let row = bind(sqlx::query(sql), params).fetch_optional(e).await.map_err(map_err)?;
+        row.as_ref().map(|r| map(r)).transpose()
+    })
+}
+
+/// Every row `sql` returns, each mapped by `map`.
+async fn fetch_all<T>(
+    on: On<'_>,
+    sql: &str,
+    params: &[Param],
+    mut map: impl FnMut(&dyn Columns) -> Result<T>,
+) -> Result<Vec<T>> {
+    on!(on, e => {
+        let rows = bind(sqlx::query(sql), params).fetch_all(e).await.map_err(map_err)?;
+        rows.iter().map(|r| map(r)).collect()
+    })
+}
+
+/// One statement; the rows it changed.
+async fn execute(on: On<'_>, sql: &str, params: &[Param]) -> Result<u64> {
+    on!(on, e => Ok(bind(sqlx::query(sql), params).execute(e).await.map_err(map_err)?.rows_affected()))
 }
 
 impl Pool {
-    /// The first row `sql` returns with `params` bound to `$1`, `$2`, …, mapped by `map`.
     pub(crate) async fn fetch_optional<T>(
         &self,
         sql: &str,
         params: &[Param],
         map: impl FnOnce(&dyn Columns) -> Result<T>,
     ) -> Result<Option<T>> {
-        on_pool!(self, p => {
-            let row = bind(sqlx::query(sql), params).fetch_optional(p).await.map_err(map_err)?;
-            row.as_ref().map(|r| map(r)).transpose()
-        })
+        fetch_optional(On::Pool(self), sql, params, map).await
     }
 
-    /// Every row `sql` returns, each mapped by `map`.
     pub(crate) async fn fetch_all<T>(
         &self,
         sql: &str,
         params: &[Param],
-        mut map: impl FnMut(&dyn Columns) -> Result<T>,
+        map: impl FnMut(&dyn Columns) -> Result<T>,
     ) -> Result<Vec<T>> {
-        on_pool!(self, p => {
-            let rows = bind(sqlx::query(sql), params).fetch_all(p).await.map_err(map_err)?;
-            rows.iter().map(|r| map(r)).collect()
-        })
+        fetch_all(On::Pool(self), sql, params, map).await
     }
 
     /// One statement outside any transaction; the rows it changed.
     pub(crate) async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64> {
-        on_pool!(self, p => Ok(bind(sqlx::query(sql), params).execute(p).await.map_err(map_err)?.rows_affected()))
+        execute(On::Pool(self), sql, params).await
     }
 
     pub(crate) async fn begin(&self) -> Result<Tx> {
@@ -99,11 +121,17 @@ impl Pool {
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
-        on_pool!(self, p => MIGRATOR.run(p).await.map_err(other))
+        match self {
+            Pool::Sqlite(p) => MIGRATOR.run(p).await.map_err(other),
+            Pool::Postgres(p) => MIGRATOR.run(p).await.map_err(other),
+        }
     }
 
     pub(crate) async fn close(&self) {
-        on_pool!(self, p => p.close().await)
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 }
 
@@ -114,32 +142,26 @@ impl Tx {
         params: &[Param],
         map: impl FnOnce(&dyn Columns) -> Result<T>,
     ) -> Result<Option<T>> {
-        on_tx!(self, c => {
-            let row = bind(sqlx::query(sql), params).fetch_optional(c).await.map_err(map_err)?;
-            row.as_ref().map(|r| map(r)).transpose()
-        })
+        fetch_optional(On::Tx(self), sql, params, map).await
     }
 
     pub(crate) async fn fetch_all<T>(
         &mut self,
         sql: &str,
         params: &[Param],
-        mut map: impl FnMut(&dyn Columns) -> Result<T>,
+        map: impl FnMut(&dyn Columns) -> Result<T>,
     ) -> Result<Vec<T>> {
-        on_tx!(self, c => {
-            let rows = bind(sqlx::query(sql), params).fetch_all(c).await.map_err(map_err)?;
-            rows.iter().map(|r| map(r)).collect()
-        })
+        fetch_all(On::Tx(self), sql, params, map).await
     }
 
     /// Whether the query returns a row.
     pub(crate) async fn exists(&mut self, sql: &str, params: &[Param]) -> Result<bool> {
-        on_tx!(self, c => Ok(bind(sqlx::query(sql), params).fetch_optional(c).await.map_err(map_err)?.is_some()))
+        Ok(self.fetch_optional(sql, params, |_| Ok(())).await?.is_some())
     }
 
     /// One statement; the rows it changed.
     pub(crate) async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
-        on_tx!(self, c => Ok(bind(sqlx::query(sql), params).execute(c).await.map_err(map_err)?.rows_affected()))
+        execute(On::Tx(self), sql, params).await
     }
 
     /// `steps` in order, each as its `OnNone` says (as `sqlite::conn::run_steps` does on the
