@@ -9,7 +9,7 @@ use tessera_core::user::User;
 
 use crate::pool::{Pool, Tx};
 use crate::postgres::Postgres;
-use crate::sql::{Columns, Keep, Param, SessionKey, SessionRead, Steps, Touch};
+use crate::sql::{Keep, MapEach, MapOne, Param, SessionKey, SessionRead, Steps, Touch};
 use crate::sqlite::{Sqlite, Touching, UserCache};
 use crate::{Backend, Result, StoreError};
 
@@ -89,28 +89,18 @@ impl Db {
         &self,
         sql: &str,
         params: &[Param],
-        map: impl FnOnce(&dyn Columns) -> Result<T>,
+        map: impl MapOne<T>,
     ) -> Result<Option<T>> {
         self.read().fetch_optional(sql, params, map).await
     }
 
-    pub(crate) async fn fetch_all<T>(
-        &self,
-        sql: &str,
-        params: &[Param],
-        map: impl FnMut(&dyn Columns) -> Result<T>,
-    ) -> Result<Vec<T>> {
+    pub(crate) async fn fetch_all<T>(&self, sql: &str, params: &[Param], map: impl MapEach<T>) -> Result<Vec<T>> {
         self.read().fetch_all(sql, params, map).await
     }
 
     /// A point read of a hot path (`find_user`, `find_oauth_client`): on SQLite inline on the
     /// calling thread (`sqlite::inline`).
-    pub(crate) async fn fetch_hot<T>(
-        &self,
-        sql: &str,
-        params: &[Param],
-        map: impl FnOnce(&dyn Columns) -> Result<T>,
-    ) -> Result<Option<T>> {
+    pub(crate) async fn fetch_hot<T>(&self, sql: &str, params: &[Param], map: impl MapOne<T>) -> Result<Option<T>> {
         match self {
             Db::Sqlite(s) => s.fetch_hot(sql, params, map).await,
             Db::Postgres(p) => p.pool.fetch_optional(sql, params, map).await,

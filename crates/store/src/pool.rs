@@ -5,7 +5,7 @@
 
 use sqlx::{Database, Encode, PgPool, Postgres, Row, SqlitePool, Transaction, Type};
 
-use crate::sql::{Columns, OnNone, Param, Steps, conflict_name, impl_columns, other};
+use crate::sql::{MapEach, MapOne, OnNone, Param, Steps, conflict_name, impl_columns, other};
 use crate::{Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -52,12 +52,7 @@ macro_rules! on {
 }
 
 /// The first row `sql` returns with `params` bound to `$1`, `$2`, …, mapped by `map`.
-async fn fetch_optional<T>(
-    on: On<'_>,
-    sql: &str,
-    params: &[Param],
-    map: impl FnOnce(&dyn Columns) -> Result<T>,
-) -> Result<Option<T>> {
+async fn fetch_optional<T>(on: On<'_>, sql: &str, params: &[Param], map: impl MapOne<T>) -> Result<Option<T>> {
     on!(on, e => {
         let row = bind(sqlx::query(sql), params).fetch_optional(e).await.map_err(map_err)?;
         row.as_ref().map(|r| map(r)).transpose()
@@ -65,12 +60,7 @@ async fn fetch_optional<T>(
 }
 
 /// Every row `sql` returns, each mapped by `map`.
-async fn fetch_all<T>(
-    on: On<'_>,
-    sql: &str,
-    params: &[Param],
-    mut map: impl FnMut(&dyn Columns) -> Result<T>,
-) -> Result<Vec<T>> {
+async fn fetch_all<T>(on: On<'_>, sql: &str, params: &[Param], mut map: impl MapEach<T>) -> Result<Vec<T>> {
     on!(on, e => {
         let rows = bind(sqlx::query(sql), params).fetch_all(e).await.map_err(map_err)?;
         rows.iter().map(|r| map(r)).collect()
@@ -87,17 +77,12 @@ impl Pool {
         &self,
         sql: &str,
         params: &[Param],
-        map: impl FnOnce(&dyn Columns) -> Result<T>,
+        map: impl MapOne<T>,
     ) -> Result<Option<T>> {
         fetch_optional(On::Pool(self), sql, params, map).await
     }
 
-    pub(crate) async fn fetch_all<T>(
-        &self,
-        sql: &str,
-        params: &[Param],
-        map: impl FnMut(&dyn Columns) -> Result<T>,
-    ) -> Result<Vec<T>> {
+    pub(crate) async fn fetch_all<T>(&self, sql: &str, params: &[Param], map: impl MapEach<T>) -> Result<Vec<T>> {
         fetch_all(On::Pool(self), sql, params, map).await
     }
 
@@ -140,17 +125,12 @@ impl Tx {
         &mut self,
         sql: &str,
         params: &[Param],
-        map: impl FnOnce(&dyn Columns) -> Result<T>,
+        map: impl MapOne<T>,
     ) -> Result<Option<T>> {
         fetch_optional(On::Tx(self), sql, params, map).await
     }
 
-    pub(crate) async fn fetch_all<T>(
-        &mut self,
-        sql: &str,
-        params: &[Param],
-        map: impl FnMut(&dyn Columns) -> Result<T>,
-    ) -> Result<Vec<T>> {
+    pub(crate) async fn fetch_all<T>(&mut self, sql: &str, params: &[Param], map: impl MapEach<T>) -> Result<Vec<T>> {
         fetch_all(On::Tx(self), sql, params, map).await
     }
 

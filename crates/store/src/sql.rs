@@ -96,6 +96,14 @@ pub(crate) trait Columns {
     fn bytes(&self, c: &str) -> Result<Vec<u8>>;
 }
 
+/// How a read of at most one row maps it.
+pub(crate) trait MapOne<T>: FnOnce(&dyn Columns) -> Result<T> {}
+impl<T, F: FnOnce(&dyn Columns) -> Result<T>> MapOne<T> for F {}
+
+/// How a read maps each of its rows.
+pub(crate) trait MapEach<T>: FnMut(&dyn Columns) -> Result<T> {}
+impl<T, F: FnMut(&dyn Columns) -> Result<T>> MapEach<T> for F {}
+
 /// `Columns` for a driver's row type: `$get` reads a column by name, `$err` maps its error.
 macro_rules! impl_columns {
     ($row:ty, $get:ident, $err:path) => {

@@ -21,7 +21,7 @@ use self::user_cache::Kept;
 pub(crate) use self::user_cache::{Touching, UserCache};
 use self::writer::Writer;
 use crate::pool::Pool;
-use crate::sql::{Columns, Keep, Param, SessionKey, SessionRead, Steps, Touch, other};
+use crate::sql::{Keep, MapOne, Param, SessionKey, SessionRead, Steps, Touch, other};
 use crate::{ConnectOptions, Result};
 
 pub(crate) struct Sqlite {
@@ -86,12 +86,7 @@ impl Sqlite {
     }
 
     /// A point read of a hot path: inline on the calling thread.
-    pub(crate) async fn fetch_hot<T>(
-        &self,
-        sql: &str,
-        params: &[Param],
-        map: impl FnOnce(&dyn Columns) -> Result<T>,
-    ) -> Result<Option<T>> {
+    pub(crate) async fn fetch_hot<T>(&self, sql: &str, params: &[Param], map: impl MapOne<T>) -> Result<Option<T>> {
         match &self.file {
             Some(f) => f.inline.query_row(sql, params, |r| map(r)),
             None => self.read.fetch_optional(sql, params, map).await,
