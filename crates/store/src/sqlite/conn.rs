@@ -83,3 +83,51 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
         _ => StoreError::Other(Box::new(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Step;
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, v BIGINT); INSERT INTO t VALUES ('a', 1);").unwrap();
+        conn
+    }
+
+    /// The versioned UPDATE's shape: zero rows asks whether the row exists.
+    fn versioned(id: &str, version: i64) -> Step {
+        let why = OnNone::Ask {
+            sql: "SELECT 1 FROM t WHERE id = $1",
+            params: vec![Param::text(id)],
+            found: || StoreError::Stale,
+            missing: || StoreError::NotFound,
+        };
+        Step::change(
+            "UPDATE t SET v = $2 + 1 WHERE id = $1 AND v = $2",
+            vec![Param::text(id), Param::Int(Some(version))],
+            why,
+        )
+    }
+
+    #[test]
+    fn a_change_that_changes_nothing_fails_as_its_question_answers() {
+        let conn = table();
+        assert!(matches!(run_steps(&conn, vec![versioned("a", 5)]), Err(StoreError::Stale)));
+        assert!(matches!(run_steps(&conn, vec![versioned("b", 1)]), Err(StoreError::NotFound)));
+        assert!(run_steps(&conn, vec![versioned("a", 1)]).is_ok());
+        assert!(run_steps(&conn, vec![versioned("a", 2)]).is_ok(), "the first write moved the version on");
+    }
+
+    #[test]
+    fn a_required_row_that_is_missing_fails_before_the_steps_after_it() {
+        let conn = table();
+        let missing = || StoreError::Conflict { constraint: "test" };
+        let steps = vec![
+            Step::require("SELECT 1 FROM t WHERE id = $1", vec![Param::text("b")], missing),
+            Step::execute("DELETE FROM t", vec![]),
+        ];
+        assert!(matches!(run_steps(&conn, steps), Err(StoreError::Conflict { constraint: "test" })));
+        assert!(returns_row(&conn, "SELECT 1 FROM t WHERE id = $1", &[Param::text("a")]).unwrap());
+    }
+}
