@@ -1,7 +1,7 @@
 //! Storage for Tessera: the `Store` trait every backend implements, `StoreError`, and the SQL
 //! implementation shared by SQLite (the embedded default) and PostgreSQL.
 //!
-//! Layers, each importing only those below it: `sql` (the driver-neutral vocabulary), the
+//! Layers, each importing only those named before it: `sql` (the driver-neutral vocabulary), the
 //! drivers (`pool` for sqlx, `sqlite::conn` for rusqlite), the executors (`sqlite`,
 //! `postgres`, chosen once as a `db::Db`), the aggregates (`users`, `sessions`, `tenants`,
 //! `teams`, `oauth`, `keys`, `mfa`, `images`, `instance`: their SQL, parameters and row
