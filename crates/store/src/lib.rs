@@ -1,15 +1,33 @@
 //! Storage for Tessera: the `Store` trait every backend implements, `StoreError`, and the SQL
 //! implementation shared by SQLite (the embedded default) and PostgreSQL.
 //!
+//! Layers, each importing only those named before it: `sql` (the driver-neutral vocabulary), the
+//! drivers (`pool` for sqlx, `sqlite::conn` for rusqlite), the executors (`sqlite`,
+//! `postgres`, chosen once as a `db::Db`), the aggregates (`users`, `sessions`, `tenants`,
+//! `teams`, `oauth`, `keys`, `mfa`, `images`, `instance`: their SQL, parameters and row
+//! mappings) and `store`, which implements `Store` over them.
+//!
 //! Only this crate knows SQL. It owns uniqueness (named unique indexes, reported as
 //! `StoreError::Conflict`), optimistic concurrency (`version` checked in the `UPDATE` itself) and
 //! transactions: every multi-step write is one transaction.
 
-mod inline;
-mod session_reads;
+mod db;
+mod images;
+mod instance;
+mod keys;
+mod mfa;
+mod oauth;
+mod pool;
+mod postgres;
+mod sessions;
 mod sql;
-mod user_cache;
-mod writer;
+mod sqlite;
+mod store;
+mod teams;
+mod tenants;
+mod users;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,7 +38,31 @@ use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
 
-pub use sql::{Backend, ConnectOptions, connect};
+pub use store::connect;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `sqlite://path` (created if missing) or `postgres://...`.
+    pub url: String,
+    /// Pool size for PostgreSQL, and for SQLite's readers.
+    pub max_connections: u32,
+    /// PostgreSQL: how long a query waits for a connection (all busy, or the server out of
+    /// reach and being reconnected to) before it fails as `StoreError::Unavailable`.
+    pub acquire_timeout: Duration,
+    /// SQLite only: fsync the WAL on every commit (`synchronous=FULL`). Off, a commit survives a
+    /// crash of the process (kill -9) but not of the machine.
+    pub sqlite_sync_full: bool,
+    /// SQLite on a file: how long a user read for a session may be served again from memory
+    /// (`sqlite::user_cache`); zero turns the cache off. Writes made by this process are seen
+    /// at once regardless; this bounds how long another process's writes go unseen.
+    pub user_cache_max_age: Duration,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,7 +187,8 @@ pub struct UserFilter {
 pub enum Rotation {
     /// The token was current: it is now used up, and `new_hash` is the session's token.
     Rotated(Session),
-    /// The token had already been used: its session is now revoked (SPEC §6).
+    /// The token had already been used: its session is now revoked, because a refresh token
+    /// presented twice may have been stolen (refresh-token rotation, RFC 6819 §5.2.2.3).
     Reused,
     /// Unknown token, or its session is revoked or expired.
     Invalid,

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::Result;
 use crate::sql::Param;
-use crate::writer::{bind, map_err as other};
+use crate::sqlite::conn::{bind, map_err as other};
 
 pub(crate) struct InlineReads {
     path: PathBuf,
@@ -33,7 +33,7 @@ impl InlineReads {
         Self { path, idle: Mutex::new(Vec::new()), max_idle: max_idle.max(1) }
     }
 
-    /// Closes the idle connections (`SqlStore::close`).
+    /// Closes the idle connections (`Store::close`).
     pub(crate) fn close(&self) {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }

@@ -24,20 +24,17 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use rusqlite::types::ToSqlOutput;
-use rusqlite::{Connection, OpenFlags, Statement, ToSql};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use crate::sql::{
-    INSERT_IMAGE_SQL, Param, REVOKE_SESSIONS_SQL, Steps, UPDATE_USER_SQL, USER_EXISTS_SQL, UserWritePlan,
-    membership_sql,
-};
-use crate::user_cache::{Kept, Touch, UserCache};
-use crate::{Result, StoreError, constraints};
+use crate::sql::Touch;
+use crate::sqlite::conn::map_err;
+use crate::sqlite::user_cache::{Kept, UserCache};
+use crate::{Result, StoreError};
 
 /// The most writes one COMMIT carries: enough to absorb a burst from every connection of a
 /// busy server, small enough that the first of them does not wait long for the last.
@@ -89,7 +86,7 @@ impl Writer {
             .spawn(move || {
                 let closing = run(&conn, &queue, &gate, &runtime, users.as_deref(), &wake);
                 // Both connections are closed before `close` returns: the last connection of
-                // the file to close copies the WAL into it (`SqlStore::close`).
+                // the file to close copies the WAL into it (`Store::close`).
                 drop(conn);
                 drop(wake);
                 let _ = checkpointing.join();
@@ -135,7 +132,7 @@ fn open(path: &Path, sync_full: bool) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // Per connection, so the same as sqlx's (`sql::connect`); the journal mode is the file's.
+    // Per connection, so the same as sqlx's (`sqlite::connect`); the journal mode is the file's.
     conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
@@ -269,85 +266,5 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> Job for Call<T, F> {
             // The caller may have gone (its request was cancelled); the write stands regardless.
             let _ = reply.send(out);
         }
-    }
-}
-
-/// One user write (`Store::update_user`), the same statements sqlx runs for PostgreSQL.
-pub(crate) fn run_user_write(conn: &Connection, plan: UserWritePlan) -> Result<()> {
-    if let Some(params) = plan.membership
-        && !returns_row(conn, membership_sql!(), &params)?
-    {
-        return Err(StoreError::Conflict { constraint: constraints::TEAM_MEMBERSHIP });
-    }
-    if let Some(params) = plan.image {
-        execute(conn, INSERT_IMAGE_SQL, &params)?;
-    }
-    if execute(conn, UPDATE_USER_SQL, &plan.update)? == 0 {
-        return Err(if returns_row(conn, USER_EXISTS_SQL, &plan.exists)? {
-            StoreError::Stale
-        } else {
-            StoreError::NotFound
-        });
-    }
-    if let Some(params) = plan.revoke {
-        execute(conn, REVOKE_SESSIONS_SQL, &params)?;
-    }
-    Ok(())
-}
-
-/// `Steps` in order; the group's savepoint makes them all or nothing.
-pub(crate) fn run_steps(conn: &Connection, steps: &Steps) -> Result<()> {
-    for (sql, params) in steps {
-        execute(conn, sql, params)?;
-    }
-    Ok(())
-}
-
-/// One statement; the rows it changed.
-pub(crate) fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<usize> {
-    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
-    bind(&mut stmt, params)?;
-    stmt.raw_execute().map_err(map_err)
-}
-
-fn returns_row(conn: &Connection, sql: &str, params: &[Param]) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
-    bind(&mut stmt, params)?;
-    Ok(stmt.raw_query().next().map_err(map_err)?.is_some())
-}
-
-/// `$n` placeholders are named parameters to SQLite, numbered by first appearance rather than
-/// by `n`; they are bound by name.
-pub(crate) fn bind(stmt: &mut Statement<'_>, params: &[Param]) -> Result<()> {
-    static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| (1..=32).map(|n| format!("${n}")).collect());
-    for (name, param) in NAMES.iter().zip(params) {
-        if let Some(index) = stmt.parameter_index(name).map_err(map_err)? {
-            stmt.raw_bind_parameter(index, param).map_err(map_err)?;
-        }
-    }
-    Ok(())
-}
-
-impl ToSql for Param {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        match self {
-            Param::Text(v) => v.to_sql(),
-            Param::Int(v) => v.to_sql(),
-            Param::Bool(v) => v.to_sql(),
-            Param::Bytes(v) => v.to_sql(),
-        }
-    }
-}
-
-/// rusqlite's errors as the store's: a unique violation is a `Conflict`, as sqlx's are.
-pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, message)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
-        {
-            StoreError::Conflict { constraint: crate::sql::conflict_name(message.as_deref().unwrap_or_default()) }
-        }
-        _ => StoreError::Other(Box::new(e)),
     }
 }

@@ -11,14 +11,14 @@
 //! concurrency a read goes alone, at the cost of one hop to this module's task.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use tessera_core::user::User;
-use tessera_core::{SessionId, TenantId, UserId};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::sql::{Columns, USER_COLUMNS, map_err, user_from};
+use crate::pool::map_err;
+use crate::sql::{Columns, SessionKey, SessionRead, ms};
 use crate::{Result, StoreError};
 
 /// The most reads one statement carries.
@@ -27,25 +27,8 @@ const MAX_BATCH: usize = 128;
 /// so that a slow statement does not hold every request behind it.
 const IN_FLIGHT: usize = 2;
 
-/// `FIND_USER_FOR_SESSION_SQL` for many reads: row `i` answers the `i`-th (1-based) of the
-/// arrays' elements, and a read with no row found nothing.
-static SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT q.i, {USER_COLUMNS}, a.active_sessions \
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY AS q(tenant_id, user_id, now, session_id, i) \
-         JOIN users u ON u.tenant_id = q.tenant_id AND u.id = q.user_id \
-         CROSS JOIN LATERAL (SELECT COUNT(*) AS active_sessions FROM sessions s \
-            WHERE s.user_id = q.user_id AND s.revoked_at IS NULL AND s.expires_at > q.now) a \
-         WHERE EXISTS (SELECT 1 FROM sessions s \
-            WHERE s.id = q.session_id AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > q.now)"
-    )
-});
-
 struct Read {
-    tenant: TenantId,
-    user: UserId,
-    session: SessionId,
-    now_ms: i64,
+    key: SessionKey,
     reply: oneshot::Sender<Result<Option<User>>>,
 }
 
@@ -54,23 +37,20 @@ pub(crate) struct SessionReads {
 }
 
 impl SessionReads {
-    /// Starts the task that batches the reads; it ends when this is dropped.
-    pub(crate) fn start(pool: PgPool) -> Self {
+    /// Starts the task that batches the reads, each answered by `read.batched`: row `i`
+    /// answers the `i`-th (1-based) of the arrays `$1` (tenants), `$2` (users), `$3` (nows)
+    /// and `$4` (sessions), and a read with no row found nothing. The task ends when this is
+    /// dropped.
+    pub(crate) fn start(pool: PgPool, read: &'static SessionRead) -> Self {
         let (reads, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, queue));
+        tokio::spawn(run(pool, read, queue));
         Self { reads }
     }
 
     /// `Store::find_user_for_session`, in the next statement.
-    pub(crate) async fn find(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        session: SessionId,
-        now_ms: i64,
-    ) -> Result<Option<User>> {
+    pub(crate) async fn find(&self, key: SessionKey) -> Result<Option<User>> {
         let (reply, answer) = oneshot::channel();
-        self.reads.send(Read { tenant, user, session, now_ms, reply }).map_err(|_| stopped())?;
+        self.reads.send(Read { key, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -79,7 +59,7 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the session reads have stopped".into())
 }
 
-async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Read>) {
+async fn run(pool: PgPool, read: &'static SessionRead, mut queue: mpsc::UnboundedReceiver<Read>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = queue.recv().await {
         // Waiting for a slot first lets the reads that arrive meanwhile join this batch.
@@ -87,48 +67,48 @@ async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Read>) {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(read) => batch.push(read),
+                Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
         let pool = pool.clone();
         tokio::spawn(async move {
-            answer(&pool, batch).await;
+            answer(&pool, read, batch).await;
             drop(slot);
         });
     }
 }
 
-async fn answer(pool: &PgPool, batch: Vec<Read>) {
-    let mut found = match query(pool, &batch).await {
+async fn answer(pool: &PgPool, read: &SessionRead, batch: Vec<Read>) {
+    let mut found = match query(pool, read, &batch).await {
         Ok(found) => found,
         Err(e) => {
             // One failure answers every read of the statement, each with its own copy.
             let message = e.to_string();
             let kind: fn(_) -> StoreError =
                 if matches!(e, StoreError::Unavailable(_)) { StoreError::Unavailable } else { StoreError::Other };
-            for read in batch {
-                let _ = read.reply.send(Err(kind(message.clone().into())));
+            for r in batch {
+                let _ = r.reply.send(Err(kind(message.clone().into())));
             }
             return;
         }
     };
-    for (i, read) in batch.into_iter().enumerate() {
+    for (i, r) in batch.into_iter().enumerate() {
         // A caller that stopped waiting (a cancelled request) has dropped its receiver.
-        let _ = read.reply.send(Ok(found.remove(&(i as i64 + 1))));
+        let _ = r.reply.send(Ok(found.remove(&(i as i64 + 1))));
     }
 }
 
 /// The users found, by the 1-based position of the read they answer.
-async fn query(pool: &PgPool, batch: &[Read]) -> Result<HashMap<i64, User>> {
-    let column = |f: fn(&Read) -> String| batch.iter().map(f).collect::<Vec<String>>();
-    let rows = sqlx::query(&SQL)
-        .bind(column(|r| r.tenant.to_string()))
-        .bind(column(|r| r.user.to_string()))
-        .bind(batch.iter().map(|r| r.now_ms).collect::<Vec<i64>>())
-        .bind(column(|r| r.session.to_string()))
+async fn query(pool: &PgPool, read: &SessionRead, batch: &[Read]) -> Result<HashMap<i64, User>> {
+    let column = |f: fn(&SessionKey) -> String| batch.iter().map(|r| f(&r.key)).collect::<Vec<String>>();
+    let rows = sqlx::query(read.batched.as_str())
+        .bind(column(|k| k.tenant.to_string()))
+        .bind(column(|k| k.user.to_string()))
+        .bind(batch.iter().map(|r| ms(r.key.now)).collect::<Vec<i64>>())
+        .bind(column(|k| k.session.to_string()))
         .fetch_all(pool)
         .await
         .map_err(map_err)?;
-    rows.iter().map(|row| Ok((row.int("i")?, user_from(row)?))).collect()
+    rows.iter().map(|row| Ok((row.int("i")?, (read.user)(row)?))).collect()
 }

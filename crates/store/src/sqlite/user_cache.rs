@@ -37,6 +37,8 @@ use chrono::{DateTime, Utc};
 use tessera_core::user::User;
 use tessera_core::{SessionId, TenantId, UserId};
 
+use crate::sql::Touch;
+
 /// Stripes of stamps; a power of two. A write outdates 1/STRIPES of the cached users.
 const STRIPES: usize = 1024;
 /// Shards of the map, so that two request threads rarely share a lock.
@@ -57,16 +59,8 @@ struct Entry {
     read_at: Instant,
 }
 
-/// Which users a write may change.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Touch {
-    User(UserId),
-    All,
-}
-
 /// A user a write committed through one of their sessions, to keep for that session's next
-/// read instead of reading it again ([`UserCache::touch_keeping`]). Only for writes that change
-/// nothing but the user's row, from what the `User` holds.
+/// read instead of reading it again ([`UserCache::touch_keeping`]).
 pub(crate) struct Kept {
     pub session: SessionId,
     /// The version the write replaced.

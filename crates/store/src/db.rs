@@ -1,0 +1,158 @@
+//! `Db`, the executor the aggregates run their statements through: SQLite's or PostgreSQL's,
+//! chosen once by `connect`. Its methods say *what* a statement is (a read, a hot point read,
+//! a write a session read depends on, a group of steps), and each backend decides *how* it
+//! runs; an aggregate never asks which backend it is on.
+
+use std::sync::Arc;
+
+use tessera_core::user::User;
+
+use crate::pool::{Pool, Tx};
+use crate::postgres::Postgres;
+use crate::sql::{Keep, MapEach, MapOne, Param, SessionKey, SessionRead, Steps, Touch};
+use crate::sqlite::{Sqlite, Touching, UserCache};
+use crate::{Backend, Result, StoreError};
+
+pub(crate) enum Db {
+    Sqlite(Sqlite),
+    Postgres(Postgres),
+}
+
+/// What a write running in a task of its own (`Db::detached`) needs: the write pool, and the
+/// user cache to take its `Touching` guard from.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    write: Pool,
+    users: Option<Arc<UserCache>>,
+}
+
+impl Handle {
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        self.write.begin().await
+    }
+
+    /// A guard every write that changes what `find_user_for_session` returns, and does not go
+    /// through the writer thread, holds until it has committed (on SQLite, dropping it
+    /// outdates the cached users; elsewhere it does nothing).
+    pub(crate) fn touching(&self, what: Touch) -> Touching<'_> {
+        UserCache::touching(self.users.as_deref(), what)
+    }
+}
+
+impl Db {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn read(&self) -> &Pool {
+        match self {
+            Db::Sqlite(s) => &s.read,
+            Db::Postgres(p) => &p.pool,
+        }
+    }
+
+    fn write(&self) -> &Pool {
+        match self {
+            Db::Sqlite(s) => &s.write,
+            Db::Postgres(p) => &p.pool,
+        }
+    }
+
+    pub(crate) fn handle(&self) -> Handle {
+        let users = match self {
+            Db::Sqlite(s) => s.users().cloned(),
+            Db::Postgres(_) => None,
+        };
+        Handle { write: self.write().clone(), users }
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        self.write().migrate().await
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.read().execute("SELECT 1", &[]).await.map(drop)
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Db::Sqlite(s) => s.close().await,
+            Db::Postgres(p) => p.pool.close().await,
+        }
+    }
+
+    /// One row, or none.
+    pub(crate) async fn fetch_optional<T>(
+        &self,
+        sql: &str,
+        params: &[Param],
+        map: impl MapOne<T>,
+    ) -> Result<Option<T>> {
+        self.read().fetch_optional(sql, params, map).await
+    }
+
+    pub(crate) async fn fetch_all<T>(&self, sql: &str, params: &[Param], map: impl MapEach<T>) -> Result<Vec<T>> {
+        self.read().fetch_all(sql, params, map).await
+    }
+
+    /// A point read of a hot path (`find_user`, `find_oauth_client`): on SQLite inline on the
+    /// calling thread (`sqlite::inline`).
+    pub(crate) async fn fetch_hot<T>(&self, sql: &str, params: &[Param], map: impl MapOne<T>) -> Result<Option<T>> {
+        match self {
+            Db::Sqlite(s) => s.fetch_hot(sql, params, map).await,
+            Db::Postgres(p) => p.pool.fetch_optional(sql, params, map).await,
+        }
+    }
+
+    /// `find_user_for_session`, the hot path: one statement, `read`.
+    pub(crate) async fn session_read(&self, key: SessionKey, read: &SessionRead) -> Result<Option<User>> {
+        match self {
+            Db::Sqlite(s) => s.session_read(key, read).await,
+            // The batch task was given `read` at connect time.
+            Db::Postgres(p) => p.session_read(key).await,
+        }
+    }
+
+    /// One write that no session read depends on; the rows it changed.
+    pub(crate) async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64> {
+        self.write().execute(sql, params).await
+    }
+
+    /// One write that changes what `find_user_for_session` may return for `touches`; the rows
+    /// it changed.
+    pub(crate) async fn execute_touching(&self, touches: Touch, sql: &'static str, params: Vec<Param>) -> Result<u64> {
+        match self {
+            Db::Sqlite(s) => s.execute_touching(touches, sql, params).await,
+            Db::Postgres(p) => p.pool.execute(sql, &params).await,
+        }
+    }
+
+    /// The frequent writes a session read depends on (`update_user`, `insert_session`): one
+    /// transaction, on SQLite committed in the writer's next group.
+    pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<()> {
+        match self {
+            Db::Sqlite(s) => s.group_write(touches, keep, steps).await,
+            Db::Postgres(p) => p.pool.transaction(steps).await,
+        }
+    }
+
+    /// `steps` in one transaction, for writes no session read depends on.
+    pub(crate) async fn transaction(&self, steps: Steps) -> Result<()> {
+        self.write().transaction(steps).await
+    }
+
+    /// Runs a write that holds a `Touching` guard in a task of its own, so that it runs to its
+    /// end, and the guard outdates the cached users after its commit, even if the caller stops
+    /// waiting: a request is cancelled when its client hangs up, and a commit already sent
+    /// could otherwise land after the guard had been dropped.
+    pub(crate) async fn detached<T: Send + 'static, F>(&self, write: impl FnOnce(Handle) -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        let task = write(self.handle());
+        tokio::spawn(task).await.unwrap_or_else(|e| Err(StoreError::Other(Box::new(e))))
+    }
+}

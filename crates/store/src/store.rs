@@ -1,0 +1,271 @@
+//! The assembly: `connect` picks the executor from the URL, and `SqlStore` implements `Store`
+//! by handing each method to its aggregate's module, which runs it through that executor.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
+use tessera_core::tenant::Tenant;
+use tessera_core::user::{Session, Team, User};
+use tessera_core::{SessionId, TeamId, TenantId, UserId};
+
+use crate::db::Db;
+use crate::{
+    Backend, ConnectOptions, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store, UserCredentials,
+    UserFilter, UserWrite, images, instance, keys, mfa, oauth, postgres, sessions, sqlite, teams, tenants, users,
+};
+
+pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    let db = if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+        Db::Postgres(postgres::connect(opts, &users::SESSION_READ).await?)
+    } else {
+        Db::Sqlite(sqlite::connect(opts).await?)
+    };
+    Ok(Arc::new(SqlStore { db }))
+}
+
+struct SqlStore {
+    db: Db,
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.db.migrate().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.db.ping().await
+    }
+
+    async fn close(&self) {
+        self.db.close().await
+    }
+
+    async fn find_instance_value(&self, key: &str) -> Result<Option<String>> {
+        instance::find(&self.db, key).await
+    }
+
+    async fn insert_instance_value(&self, key: &str, value: &str) -> Result<bool> {
+        instance::insert(&self.db, key, value).await
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        keys::list(&self.db).await
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        keys::insert(&self.db, key).await
+    }
+
+    async fn retire_signing_key(&self, kid: &str, at: DateTime<Utc>) -> Result<()> {
+        keys::retire(&self.db, kid, at).await
+    }
+
+    async fn insert_tenant(&self, tenant: &Tenant, server_key_hash: &str) -> Result<()> {
+        tenants::insert(&self.db, tenant, server_key_hash).await
+    }
+
+    async fn find_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        tenants::find(&self.db, id).await
+    }
+
+    async fn find_tenant_by_server_key(&self, server_key_hash: &str) -> Result<Option<Tenant>> {
+        tenants::find_by_server_key(&self.db, server_key_hash).await
+    }
+
+    async fn find_tenant_by_publishable_key(&self, key: &str) -> Result<Option<Tenant>> {
+        tenants::find_by_publishable_key(&self.db, key).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        tenants::list(&self.db).await
+    }
+
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        tenants::update(&self.db, tenant).await
+    }
+
+    async fn find_tenant_policies(&self, tenant: TenantId) -> Result<String> {
+        tenants::find_policies(&self.db, tenant).await
+    }
+
+    async fn put_tenant_policies(&self, tenant: TenantId, source: &str, now: DateTime<Utc>) -> Result<()> {
+        tenants::put_policies(&self.db, tenant, source, now).await
+    }
+
+    async fn insert_user(&self, new: NewUser<'_>) -> Result<()> {
+        users::insert(&self.db, new).await
+    }
+
+    async fn insert_oauth_client(
+        &self,
+        client: &OAuthClient,
+        secret_hash: Option<&str>,
+        service_user: Option<NewUser<'_>>,
+    ) -> Result<()> {
+        oauth::insert_client(&self.db, client, secret_hash, service_user).await
+    }
+
+    async fn find_oauth_client(&self, client_id: &str) -> Result<Option<(OAuthClient, Option<String>)>> {
+        oauth::find_client(&self.db, client_id).await
+    }
+
+    async fn list_oauth_clients(&self, tenant: TenantId) -> Result<Vec<OAuthClient>> {
+        oauth::list_clients(&self.db, tenant).await
+    }
+
+    async fn delete_oauth_client(&self, tenant: TenantId, client_id: &str) -> Result<bool> {
+        oauth::delete_client(&self.db, tenant, client_id).await
+    }
+
+    async fn insert_authorization_code(&self, code_hash: &str, grant: &AuthorizationGrant) -> Result<()> {
+        oauth::insert_code(&self.db, code_hash, grant).await
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Redemption> {
+        oauth::redeem_code(&self.db, code_hash, session, now).await
+    }
+
+    async fn delete_expired_codes(&self, before: DateTime<Utc>) -> Result<u64> {
+        oauth::delete_expired_codes(&self.db, before).await
+    }
+
+    async fn find_user(&self, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {
+        users::find(&self.db, tenant, id, now).await
+    }
+
+    async fn find_user_for_session(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>> {
+        users::find_for_session(&self.db, tenant, id, session, now).await
+    }
+
+    async fn find_user_credentials(
+        &self,
+        tenant: TenantId,
+        login: Login<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserCredentials>> {
+        users::find_credentials(&self.db, tenant, login, now).await
+    }
+
+    async fn find_password_hash(&self, tenant: TenantId, id: UserId) -> Result<Option<String>> {
+        users::find_password_hash(&self.db, tenant, id).await
+    }
+
+    async fn find_secure_metadata(&self, tenant: TenantId, id: UserId) -> Result<Option<Map<String, Value>>> {
+        users::find_secure_metadata(&self.db, tenant, id).await
+    }
+
+    async fn update_user(&self, write: UserWrite<'_>) -> Result<()> {
+        users::update(&self.db, write).await
+    }
+
+    async fn find_totp(&self, tenant: TenantId, id: UserId) -> Result<Option<(String, Option<i64>)>> {
+        mfa::find_totp(&self.db, tenant, id).await
+    }
+
+    async fn accept_totp_step(&self, tenant: TenantId, id: UserId, step: i64) -> Result<bool> {
+        mfa::accept_totp_step(&self.db, tenant, id, step).await
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, hashes: &[String]) -> Result<()> {
+        mfa::replace_recovery_codes(&self.db, user, hashes).await
+    }
+
+    async fn use_recovery_code(&self, user: UserId, hash: &str, now: DateTime<Utc>) -> Result<bool> {
+        mfa::use_recovery_code(&self.db, user, hash, now).await
+    }
+
+    async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
+        users::delete(&self.db, tenant, id).await
+    }
+
+    async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {
+        users::list(&self.db, tenant, filter, now).await
+    }
+
+    async fn purge_due_users(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, UserId)>> {
+        users::purge_due(&self.db, now, limit).await
+    }
+
+    async fn find_image(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>> {
+        images::find(&self.db, hash).await
+    }
+
+    async fn delete_unreferenced_images(&self) -> Result<u64> {
+        images::delete_unreferenced(&self.db).await
+    }
+
+    async fn insert_session(&self, session: &Session, refresh_hash: &str) -> Result<()> {
+        sessions::insert(&self.db, session, refresh_hash).await
+    }
+
+    async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation> {
+        sessions::rotate_refresh_token(&self.db, old_hash, new_hash, now).await
+    }
+
+    async fn find_session_by_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+        sessions::find_by_refresh(&self.db, hash, now).await
+    }
+
+    async fn list_sessions(&self, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>> {
+        sessions::list(&self.db, tenant, user, now).await
+    }
+
+    async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool> {
+        sessions::revoke(&self.db, tenant, user, id, now).await
+    }
+
+    async fn insert_team(&self, team: &Team) -> Result<()> {
+        teams::insert(&self.db, team).await
+    }
+
+    async fn find_team(&self, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
+        teams::find(&self.db, tenant, id).await
+    }
+
+    async fn list_teams(&self, tenant: TenantId) -> Result<Vec<Team>> {
+        teams::list(&self.db, tenant).await
+    }
+
+    async fn update_team(&self, team: &Team) -> Result<()> {
+        teams::update(&self.db, team).await
+    }
+
+    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
+        teams::delete(&self.db, tenant, id, now).await
+    }
+
+    async fn add_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<()> {
+        teams::add_member(&self.db, tenant, team, user, now).await
+    }
+
+    async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool> {
+        teams::remove_member(&self.db, tenant, team, user, now).await
+    }
+
+    async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>> {
+        teams::list_user_teams(&self.db, tenant, user).await
+    }
+
+    async fn list_team_members(&self, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>> {
+        teams::list_members(&self.db, tenant, team).await
+    }
+}

@@ -1,0 +1,111 @@
+//! Teams and their memberships.
+
+use chrono::{DateTime, Utc};
+use tessera_core::user::Team;
+use tessera_core::{TeamId, TenantId, UserId};
+
+use crate::db::Db;
+use crate::sql::{Columns, Param, Touch, json, parse_id, parse_json};
+use crate::{Result, StoreError};
+
+fn team_from(r: &dyn Columns) -> Result<Team> {
+    parse_json(&r.text("doc")?)
+}
+
+pub(crate) async fn insert(db: &Db, team: &Team) -> Result<()> {
+    let sql = "INSERT INTO teams (id, tenant_id, doc, created_at) VALUES ($1, $2, $3, $4)";
+    let params = [
+        Param::text(team.id),
+        Param::text(team.tenant_id),
+        Param::Text(Some(json(team)?)),
+        Param::time(team.created_at),
+    ];
+    db.execute(sql, &params).await.map(drop)
+}
+
+pub(crate) async fn find(db: &Db, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
+    let sql = "SELECT doc FROM teams WHERE tenant_id = $1 AND id = $2";
+    db.fetch_optional(sql, &[Param::text(tenant), Param::text(id)], team_from).await
+}
+
+pub(crate) async fn list(db: &Db, tenant: TenantId) -> Result<Vec<Team>> {
+    db.fetch_all("SELECT doc FROM teams WHERE tenant_id = $1 ORDER BY id", &[Param::text(tenant)], team_from).await
+}
+
+pub(crate) async fn update(db: &Db, team: &Team) -> Result<()> {
+    let params = [Param::text(team.tenant_id), Param::text(team.id), Param::Text(Some(json(team)?))];
+    let changed = db.execute("UPDATE teams SET doc = $3 WHERE tenant_id = $1 AND id = $2", &params).await?;
+    if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+pub(crate) async fn delete(db: &Db, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
+    db.detached(move |db| async move {
+        // Clears the selection of every member, whoever they are.
+        let _touch = db.touching(Touch::All);
+        let mut tx = db.begin().await?;
+        let unselect = "UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $3 \
+                        WHERE tenant_id = $1 AND selected_team_id = $2";
+        tx.execute(unselect, &[Param::text(tenant), Param::text(id), Param::time(now)]).await?;
+        let deleted = tx
+            .execute("DELETE FROM teams WHERE tenant_id = $1 AND id = $2", &[Param::text(tenant), Param::text(id)])
+            .await?;
+        tx.commit().await?;
+        Ok(deleted == 1)
+    })
+    .await
+}
+
+pub(crate) async fn add_member(
+    db: &Db,
+    tenant: TenantId,
+    team: TeamId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    // The tenant is checked on both sides in the statement itself, so no id from another
+    // tenant can be joined to this one.
+    let sql = "INSERT INTO team_members (team_id, user_id, tenant_id, created_at) \
+               SELECT t.id, u.id, t.tenant_id, $4 FROM teams t, users u \
+               WHERE t.tenant_id = $1 AND t.id = $2 AND u.tenant_id = $1 AND u.id = $3 \
+               ON CONFLICT (team_id, user_id) DO NOTHING";
+    let params = [Param::text(tenant), Param::text(team), Param::text(user), Param::time(now)];
+    if db.execute(sql, &params).await? == 1 {
+        return Ok(());
+    }
+    let sql = "SELECT 1 FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3";
+    let already = db.fetch_optional(sql, &params[..3], |_| Ok(())).await?;
+    if already.is_some() { Ok(()) } else { Err(StoreError::NotFound) }
+}
+
+pub(crate) async fn remove_member(
+    db: &Db,
+    tenant: TenantId,
+    team: TeamId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    db.detached(move |db| async move {
+        let _touch = db.touching(Touch::User(user));
+        let mut tx = db.begin().await?;
+        let params = [Param::text(tenant), Param::text(team), Param::text(user), Param::time(now)];
+        let delete = "DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3";
+        let removed = tx.execute(delete, &params[..3]).await?;
+        let unselect = "UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $4 \
+                        WHERE tenant_id = $1 AND id = $3 AND selected_team_id = $2";
+        tx.execute(unselect, &params).await?;
+        tx.commit().await?;
+        Ok(removed == 1)
+    })
+    .await
+}
+
+pub(crate) async fn list_user_teams(db: &Db, tenant: TenantId, user: UserId) -> Result<Vec<Team>> {
+    let sql = "SELECT t.doc FROM teams t JOIN team_members m ON m.team_id = t.id \
+               WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY t.id";
+    db.fetch_all(sql, &[Param::text(tenant), Param::text(user)], team_from).await
+}
+
+pub(crate) async fn list_members(db: &Db, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>> {
+    let sql = "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY user_id";
+    db.fetch_all(sql, &[Param::text(tenant), Param::text(team)], |r| parse_id(&r.text("user_id")?)).await
+}
