@@ -1,7 +1,7 @@
 //! Sign-up, sign-in, refresh (rotation and reuse), sign-out, anonymous users, revocation and
 //! tenant checks.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -11,13 +11,13 @@ async fn sign_up_returns_the_user_and_a_bearer_token_pair() {
     let app = spawn_app().await;
     let t = app.tenant().await;
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-up"))
-        .header("X-Tenant-ID", &t.id)
-        .json(&json!({"email": "Ada@Example.com", "password": PASSWORD, "username": "ada", "display_name": "Ada"}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-up",
+            &t.id,
+            json!({"email": "Ada@Example.com", "password": PASSWORD, "username": "ada", "display_name": "Ada"}),
+        )
+        .await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
@@ -37,26 +37,26 @@ async fn sign_up_names_every_bad_field_and_rejects_taken_emails_case_insensitive
     let app = spawn_app().await;
     let t = app.tenant().await;
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-up"))
-        .header("X-Tenant-ID", &t.id)
-        .json(&json!({"email": "nope", "password": "password", "username": "bad name"}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-up",
+            &t.id,
+            json!({"email": "nope", "password": "password", "username": "bad name"}),
+        )
+        .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["email:invalid_email", "password:weak_password", "username:invalid_format"]);
 
     app.sign_up(&t, "ada@example.com").await;
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-up"))
-        .header("X-Tenant-ID", &t.id)
-        .json(&json!({"email": "ADA@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-up",
+            &t.id,
+            json!({"email": "ADA@example.com", "password": PASSWORD}),
+        )
+        .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(field_codes(&v), ["email:already_taken"]);
@@ -81,24 +81,24 @@ async fn sign_up_without_a_tenant_or_with_unknown_fields_is_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["X-Tenant-ID:required"]);
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-up"))
-        .header("X-Tenant-ID", &t.id)
-        .json(&json!({"email": "a@b.co", "password": PASSWORD, "is_superuser": true}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-up",
+            &t.id,
+            json!({"email": "a@b.co", "password": PASSWORD, "is_superuser": true}),
+        )
+        .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["is_superuser:unknown_field"]);
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-up"))
-        .header("X-Tenant-ID", uuid::Uuid::new_v4().to_string())
-        .json(&json!({"email": "a@b.co", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-up",
+            &uuid::Uuid::new_v4().to_string(),
+            json!({"email": "a@b.co", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -107,26 +107,21 @@ async fn sign_in_by_email_or_username_and_wrong_credentials_look_alike() {
     let app = spawn_app().await;
     let t = app.tenant().await;
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-up"))
-        .header("X-Tenant-ID", &t.id)
-        .json(&json!({"email": "ada@example.com", "password": PASSWORD, "username": "Ada"}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-up",
+            &t.id,
+            json!({"email": "ada@example.com", "password": PASSWORD, "username": "Ada"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 
     let (status, v) = app.sign_in(&t.id, "ADA@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["user"]["active_sessions"], 2);
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-in"))
-        .header("X-Tenant-ID", &t.id)
-        .json(&json!({"username": "ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(Method::POST, "/v1/auth/sign-in", &t.id, json!({"username": "ada", "password": PASSWORD}))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
 
     let (s1, wrong_pw) = app.sign_in(&t.id, "ada@example.com", "not the password at all").await;
@@ -174,14 +169,8 @@ async fn refresh_with_another_tenants_header_is_a_mismatch_and_uses_nothing_up()
     let app = spawn_app().await;
     let (_, u) = app.user().await;
     let other = app.tenant().await;
-    let res = app
-        .client
-        .post(app.url("/v1/auth/refresh"))
-        .header("X-Tenant-ID", &other.id)
-        .json(&json!({"refresh_token": u.refresh}))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.send_for_tenant(Method::POST, "/v1/auth/refresh", &other.id, json!({"refresh_token": u.refresh})).await;
     let (status, v) = body(res).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("tenant_mismatch")));
     let res =
@@ -193,7 +182,7 @@ async fn refresh_with_another_tenants_header_is_a_mismatch_and_uses_nothing_up()
 async fn sign_out_ends_the_session_at_once() {
     let app = spawn_app().await;
     let (_, u) = app.user().await;
-    let res = app.client.post(app.url("/v1/auth/sign-out")).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::POST, "/v1/auth/sign-out", &u.access, None).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let (status, v) = app.get_me(&u.access).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
@@ -210,21 +199,14 @@ async fn a_revoked_sessions_access_token_stops_working_immediately() {
     let laptop = signed_in(&t.id, &phone.email, &v);
     assert_eq!(app.get_me(&phone.access).await.0, StatusCode::OK);
 
-    let (status, sessions) =
-        body(app.client.get(app.url("/v1/me/sessions")).bearer_auth(&laptop.access).send().await.unwrap()).await;
+    let (status, sessions) = body(app.send(Method::GET, "/v1/me/sessions", &laptop.access, None).await).await;
     assert_eq!(status, StatusCode::OK);
     let ids: Vec<&str> = sessions.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&phone.session_id.as_str()) && ids.contains(&laptop.session_id.as_str()));
     let current: Vec<bool> = sessions.as_array().unwrap().iter().map(|s| s["current"].as_bool().unwrap()).collect();
     assert_eq!(current.iter().filter(|c| **c).count(), 1);
 
-    let res = app
-        .client
-        .delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id)))
-        .bearer_auth(&laptop.access)
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::DELETE, &format!("/v1/me/sessions/{}", phone.session_id), &laptop.access, None).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.get_me(&phone.access).await.0,
@@ -233,13 +215,7 @@ async fn a_revoked_sessions_access_token_stops_working_immediately() {
     );
     let (_, me) = app.get_me(&laptop.access).await;
     assert_eq!(me["active_sessions"], 1);
-    let res = app
-        .client
-        .delete(app.url(&format!("/v1/me/sessions/{}", phone.session_id)))
-        .bearer_auth(&laptop.access)
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::DELETE, &format!("/v1/me/sessions/{}", phone.session_id), &laptop.access, None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -444,13 +420,8 @@ async fn repeated_failed_sign_ins_lock_the_account_for_the_window_with_retry_aft
         assert_eq!(app.sign_in(&t.id, &u.email, "not the password at all").await.0, StatusCode::UNAUTHORIZED);
     }
     let res = app
-        .client
-        .post(app.url("/v1/auth/sign-in"))
-        .header("X-Tenant-ID", &t.id)
-        .json(&json!({"email": u.email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .send_for_tenant(Method::POST, "/v1/auth/sign-in", &t.id, json!({"email": u.email, "password": PASSWORD}))
+        .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "locked, even with the right password");
     let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry));
@@ -510,10 +481,9 @@ async fn totp_enrolment_needs_proof_gives_recovery_codes_each_usable_once_and_ca
     let (t, u) = app.user().await;
     let post = |path: &'static str, b: serde_json::Value| {
         let (app, u) = (&app, &u);
-        async move { body(app.client.post(app.url(path)).bearer_auth(&u.access).json(&b).send().await.unwrap()).await }
+        async move { body(app.send(Method::POST, path, &u.access, Some(b.clone())).await).await }
     };
-    let (status, begin) =
-        body(app.client.post(app.url("/v1/me/mfa/totp")).bearer_auth(&u.access).send().await.unwrap()).await;
+    let (status, begin) = body(app.send(Method::POST, "/v1/me/mfa/totp", &u.access, None).await).await;
     assert_eq!(status, StatusCode::OK, "{begin}");
     assert!(begin["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Acme:ada@example.com?secret="));
     assert!(begin["qr_svg"].as_str().unwrap().contains("<svg"));
@@ -536,23 +506,10 @@ async fn totp_enrolment_needs_proof_gives_recovery_codes_each_usable_once_and_ca
     assert_eq!(mfa(&app, &challenge, &codes[0]).await.0, StatusCode::BAD_REQUEST, "a recovery code is used up");
     assert_eq!(mfa(&app, &challenge, &codes[1].to_uppercase()).await.0, StatusCode::OK, "case does not matter");
 
-    let res = app
-        .client
-        .delete(app.url("/v1/me/mfa/totp"))
-        .bearer_auth(&u.access)
-        .json(&json!({"password": "wrong password here"}))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.send(Method::DELETE, "/v1/me/mfa/totp", &u.access, Some(json!({"password": "wrong password here"}))).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let res = app
-        .client
-        .delete(app.url("/v1/me/mfa/totp"))
-        .bearer_auth(&u.access)
-        .json(&json!({"password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::DELETE, "/v1/me/mfa/totp", &u.access, Some(json!({"password": PASSWORD}))).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::OK, "TOTP is off");
     assert_eq!(mfa(&app, &challenge, &codes[2]).await.0, StatusCode::UNAUTHORIZED, "recovery codes went with it");

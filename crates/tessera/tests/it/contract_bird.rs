@@ -1,6 +1,6 @@
 //! The Bird accounts contract, line by line: `GET/PATCH/DELETE /compat/bird/me`.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -11,7 +11,7 @@ const ME: &str = "/compat/bird/me";
 async fn get_profile_returns_a_user_on_the_platform() {
     let app = spawn_app().await;
     let (_, u) = app.user().await;
-    let (status, v) = body(app.client.get(app.url(ME)).bearer_auth(&u.access).send().await.unwrap()).await;
+    let (status, v) = body(app.send(Method::GET, ME, &u.access, None).await).await;
     assert_eq!(status, StatusCode::OK);
     // Required: id (uuid), status (enum, default pending), name, activeSessions, createdAt, updatedAt.
     assert!(uuid::Uuid::parse_str(v["id"].as_str().unwrap()).is_ok());
@@ -36,7 +36,7 @@ async fn update_profile_writes_the_documented_fields_and_validates_locale_and_ti
     let (_, u) = app.user().await;
     let patch = |b: Value| {
         let (app, u) = (&app, &u);
-        async move { body(app.client.patch(app.url(ME)).bearer_auth(&u.access).json(&b).send().await.unwrap()).await }
+        async move { body(app.send(Method::PATCH, ME, &u.access, Some(b.clone())).await).await }
     };
     let (status, v) = patch(json!({"name": "Ada", "bio": "Analyst", "avatarUrl": "https://cdn.example.com/a.png",
                                    "locale": "en-GB", "timezone": "Europe/London"}))
@@ -62,13 +62,10 @@ async fn update_profile_writes_the_documented_fields_and_validates_locale_and_ti
 async fn delete_profile_answers_202_with_no_content_and_erases_later() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let res = app.client.delete(app.url(ME)).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::DELETE, ME, &u.access, None).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     assert!(res.bytes().await.unwrap().is_empty(), "no content");
-    assert_eq!(
-        app.client.get(app.url(ME)).bearer_auth(&u.access).send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.send(Method::GET, ME, &u.access, None).await.status(), StatusCode::UNAUTHORIZED);
     app.advance(chrono::Duration::days(8));
     app.service().purge_due().await.unwrap();
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The JITSudo contract, line by line: `GET/PUT /compat/jitsudo/v1/users/me/profile`.
 
 use base64::Engine;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -34,7 +34,7 @@ async fn the_tenant_header_is_required_and_must_match_the_credential() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
     let other = app.tenant().await;
-    let (status, v) = body(app.client.get(app.url(PROFILE)).bearer_auth(&u.access).send().await.unwrap()).await;
+    let (status, v) = body(app.send(Method::GET, PROFILE, &u.access, None).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error_shape(&v, "validation_failed");
     let (status, v) = body(

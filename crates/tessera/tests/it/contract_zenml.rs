@@ -1,6 +1,6 @@
 //! The ZenML Pro contract, line by line: `GET/PATCH /compat/zenml/users/me` and its login.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -8,7 +8,7 @@ use crate::helpers::*;
 const ME: &str = "/compat/zenml/users/me";
 
 async fn patch(app: &TestApp, token: &str, b: Value) -> (StatusCode, Value) {
-    body(app.client.patch(app.url(ME)).bearer_auth(token).json(&b).send().await.unwrap()).await
+    body(app.send(Method::PATCH, ME, token, Some(b.clone())).await).await
 }
 
 #[tokio::test]
@@ -28,7 +28,7 @@ async fn login_with_the_password_form_then_read_the_exact_response_model() {
     assert_eq!(login["token_type"], "bearer");
     let token = login["access_token"].as_str().unwrap();
 
-    let (status, v) = body(app.client.get(app.url(ME)).bearer_auth(token).send().await.unwrap()).await;
+    let (status, v) = body(app.send(Method::GET, ME, token, None).await).await;
     assert_eq!(status, StatusCode::OK);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     for k in [
@@ -119,7 +119,7 @@ async fn oauth2_accounts_keep_username_and_email_and_service_accounts_cannot_upd
     }
     let (_, v) = app.sign_in(&t.id, "gh@example.com", PASSWORD).await;
     let gh = v["access_token"].as_str().unwrap().to_owned();
-    let (_, me) = body(app.client.get(app.url(ME)).bearer_auth(&gh).send().await.unwrap()).await;
+    let (_, me) = body(app.send(Method::GET, ME, &gh, None).await).await;
     assert_eq!((me["oauth_provider"].as_str(), me["oauth_id"].as_str()), (Some("github"), Some("42")));
     for field in [("username", "newname"), ("email", "new@example.com")] {
         let (status, v) = patch(&app, &gh, json!({ field.0: field.1 })).await;
@@ -129,7 +129,7 @@ async fn oauth2_accounts_keep_username_and_email_and_service_accounts_cannot_upd
 
     let (_, v) = app.sign_in(&t.id, "bot@example.com", PASSWORD).await;
     let bot = v["access_token"].as_str().unwrap().to_owned();
-    let (_, me) = body(app.client.get(app.url(ME)).bearer_auth(&bot).send().await.unwrap()).await;
+    let (_, me) = body(app.send(Method::GET, ME, &bot, None).await).await;
     assert_eq!(me["is_service_account"], true);
     let (status, v) = patch(&app, &bot, json!({"name": "Bot"})).await;
     assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
@@ -150,10 +150,7 @@ async fn a_password_change_needs_the_old_password_and_ends_other_sessions() {
     let (status, _) =
         patch(&app, &u.access, json!({"password": "a brand new long passphrase", "old_password": PASSWORD})).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        app.client.get(app.url(ME)).bearer_auth(&other).send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.send(Method::GET, ME, &other, None).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.sign_in(&t.id, &u.email, "a brand new long passphrase").await.0, StatusCode::OK);
 }
 
@@ -193,7 +190,7 @@ async fn service_accounts_use_client_credentials_and_cannot_update_themselves() 
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v.get("refresh_token").is_none(), "no refresh token for client credentials");
     let token = v["access_token"].as_str().unwrap().to_owned();
-    let (_, me) = body(app.client.get(app.url(ME)).bearer_auth(&token).send().await.unwrap()).await;
+    let (_, me) = body(app.send(Method::GET, ME, &token, None).await).await;
     assert_eq!((me["is_service_account"].as_bool(), me["username"].as_str()), (Some(true), Some("ci-bot")));
     assert_eq!(app.get_me(&token).await.0, StatusCode::OK, "the native API takes the same token");
     let (status, v) = patch(&app, &token, json!({"name": "Bot"})).await;

@@ -10,7 +10,7 @@ use crate::helpers::*;
 async fn delete_me_schedules_erasure_and_signing_in_during_the_grace_period_cancels_it() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let res = app.client.delete(app.url("/v1/me")).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::DELETE, "/v1/me", &u.access, None).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert!(v["deletion_scheduled_at"].is_string());
@@ -30,14 +30,7 @@ async fn delete_me_schedules_erasure_and_signing_in_during_the_grace_period_canc
 async fn an_account_past_its_grace_period_is_erased_with_its_sessions_and_avatar() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let res = app
-        .client
-        .put(app.url("/v1/me/avatar"))
-        .bearer_auth(&u.access)
-        .json(&json!({"image": PNG_1X1}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::PUT, "/v1/me/avatar", &u.access, Some(json!({"image": PNG_1X1}))).await;
     let avatar = body(res).await.1["avatar_url"].as_str().unwrap().to_owned();
     app.client.delete(app.url("/v1/me")).bearer_auth(&u.access).send().await.unwrap();
     app.advance(chrono::Duration::days(7) + chrono::Duration::seconds(1));
@@ -62,7 +55,7 @@ async fn the_background_job_erases_due_accounts_by_itself() {
     let app = spawn_app_with(|s| s.purge_interval_seconds = 1).await;
     let (t, u) = app.user().await;
     app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"deletion_grace_seconds": 0}))).await;
-    let res = app.client.delete(app.url("/v1/me")).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::DELETE, "/v1/me", &u.access, None).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {

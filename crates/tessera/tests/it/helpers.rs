@@ -3,7 +3,7 @@
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tessera::config::Settings;
 use tessera::server::Running;
@@ -148,29 +148,30 @@ impl TestApp {
     }
 
     pub async fn sign_up(&self, tenant: &Tenant, email: &str) -> SignedIn {
-        let res = self
-            .client
-            .post(self.url("/v1/auth/sign-up"))
-            .header("X-Tenant-ID", &tenant.id)
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        let (status, v) = body(res).await;
+        let res = self.send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-up",
+            &tenant.id,
+            json!({"email": email, "password": PASSWORD}),
+        );
+        let (status, v) = body(res.await).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         signed_in(&tenant.id, email, &v)
     }
 
     pub async fn sign_in(&self, tenant: &str, email: &str, password: &str) -> (StatusCode, Value) {
-        let res = self
-            .client
-            .post(self.url("/v1/auth/sign-in"))
-            .header("X-Tenant-ID", tenant)
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        body(res).await
+        let res = self.send_for_tenant(
+            Method::POST,
+            "/v1/auth/sign-in",
+            tenant,
+            json!({"email": email, "password": password}),
+        );
+        body(res.await).await
+    }
+
+    /// `method path` for a tenant's public endpoints (`X-Tenant-ID`), with a JSON body.
+    pub async fn send_for_tenant(&self, method: Method, path: &str, tenant: &str, json_body: Value) -> Response {
+        self.client.request(method, self.url(path)).header("X-Tenant-ID", tenant).json(&json_body).send().await.unwrap()
     }
 
     /// A new tenant with one signed-up user.
@@ -190,16 +191,22 @@ impl TestApp {
 
     pub async fn server(
         &self,
-        method: reqwest::Method,
+        method: Method,
         tenant: &Tenant,
         path: &str,
         json_body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, self.url(path)).bearer_auth(&tenant.server_key);
+        body(self.send(method, path, &tenant.server_key, json_body).await).await
+    }
+
+    /// `method path` with a bearer credential (an access token, a server or root key) and, if
+    /// given, a JSON body.
+    pub async fn send(&self, method: Method, path: &str, bearer: &str, json_body: Option<Value>) -> Response {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(bearer);
         if let Some(b) = json_body {
             req = req.json(&b);
         }
-        body(req.send().await.unwrap()).await
+        req.send().await.unwrap()
     }
 
     /// Enables TOTP for a user through the service.

@@ -153,22 +153,15 @@ async fn the_hook_guards_every_surface_and_bad_settings_are_refused() {
     let (url, r) = receiver(Mode::Refuse).await;
     with_hook(&app, &t, json!({"url": url, "secret": SECRET})).await;
     let res = app
-        .client
-        .patch(app.url(&format!("/compat/replyke/{}/users/{}", t.id, u.id)))
-        .bearer_auth(&u.access)
-        .json(&json!({"update": {"bio": "x", "secureMetadata": {"k": "v"}}}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::PATCH,
+            &format!("/compat/replyke/{}/users/{}", t.id, u.id),
+            &u.access,
+            Some(json!({"update": {"bio": "x", "secureMetadata": {"k": "v"}}})),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let res = app
-        .client
-        .patch(app.url("/compat/bird/me"))
-        .bearer_auth(&u.access)
-        .json(&json!({"bio": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::PATCH, "/compat/bird/me", &u.access, Some(json!({"bio": "x"}))).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let calls = r.calls.lock().unwrap().clone();
     assert_eq!(calls[0].1["data"]["surface"], "replyke");

@@ -18,13 +18,13 @@ async fn another_tenants_credentials_reach_nothing_on_the_contracts_and_the_issu
 
     // Replyke: B's key, B's project, A's user: not found there.
     let res = app
-        .client
-        .patch(app.url(&format!("/compat/replyke/{}/users/{}", b.id, ada.id)))
-        .bearer_auth(&b.server_key)
-        .json(&json!({"update": {"bio": "from b"}}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::PATCH,
+            &format!("/compat/replyke/{}/users/{}", b.id, ada.id),
+            &b.server_key,
+            Some(json!({"update": {"bio": "from b"}})),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // Stack: B's keys with A's user token and B's project id.
     let res = app

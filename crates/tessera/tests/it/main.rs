@@ -15,6 +15,7 @@ mod contract_replyke;
 mod contract_stack_auth;
 mod contract_zenml;
 mod deletion;
+mod docs;
 mod fields;
 mod hook;
 mod isolation;

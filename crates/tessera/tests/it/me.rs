@@ -1,7 +1,7 @@
 //! `/v1/me`: reading, partial updates, PUT profile, If-Match races, password change, avatar,
 //! teams, export, and who may write what.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -10,7 +10,7 @@ use crate::helpers::*;
 async fn get_me_returns_the_user_with_its_version_as_etag() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::GET, "/v1/me", &u.access, None).await;
     assert_eq!(res.headers()["etag"], "\"1\"");
     assert_eq!(res.headers()["cache-control"], "no-store");
     let (_, v) = body(res).await;
@@ -141,7 +141,7 @@ async fn service_accounts_get_403_on_self_update() {
     let (status, v) = app.patch_me(&bot.access, json!({"display_name": "Bot"})).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
     assert_eq!(v["notices"].as_array().unwrap().len(), 1);
-    let res = app.client.delete(app.url("/v1/me")).bearer_auth(&bot.access).send().await.unwrap();
+    let res = app.send(Method::DELETE, "/v1/me", &bot.access, None).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
@@ -151,14 +151,7 @@ async fn put_profile_replaces_the_profile_but_keeps_identity_and_metadata() {
     let (_, u) = app.user().await;
     app.patch_me(&u.access, json!({"bio": "old", "company": "Acme", "client_metadata": {"k": 1}, "username": "ada"}))
         .await;
-    let res = app
-        .client
-        .put(app.url("/v1/me/profile"))
-        .bearer_auth(&u.access)
-        .json(&json!({"display_name": "Ada"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::PUT, "/v1/me/profile", &u.access, Some(json!({"display_name": "Ada"}))).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["display_name"], "Ada");
@@ -231,7 +224,7 @@ async fn many_clients_incrementing_with_if_match_lose_no_update() {
         async move {
             let mut conflicts = 0;
             loop {
-                let res = app.client.get(app.url("/v1/me")).bearer_auth(&u.access).send().await.unwrap();
+                let res = app.send(Method::GET, "/v1/me", &u.access, None).await;
                 let etag = res.headers()["etag"].to_str().unwrap().to_owned();
                 let me: Value = res.json().await.unwrap();
                 let n = me["client_metadata"]["n"].as_i64().unwrap_or(0);
@@ -309,13 +302,13 @@ async fn changing_the_password_needs_the_current_one_and_ends_every_other_sessio
         let (app, u) = (&app, &u);
         async move {
             body(
-                app.client
-                    .post(app.url("/v1/me/password"))
-                    .bearer_auth(&u.access)
-                    .json(&json!({"current_password": current, "new_password": new}))
-                    .send()
-                    .await
-                    .unwrap(),
+                app.send(
+                    Method::POST,
+                    "/v1/me/password",
+                    &u.access,
+                    Some(json!({"current_password": current, "new_password": new})),
+                )
+                .await,
             )
             .await
         }
@@ -368,27 +361,21 @@ async fn an_uploaded_avatar_is_stored_content_addressed_and_served_with_cache_he
 
     // JSON with a data URI, and with a URL.
     let res = app
-        .client
-        .put(app.url("/v1/me/avatar"))
-        .bearer_auth(&u.access)
-        .json(&json!({"image": format!("data:image/png;base64,{PNG_1X1}")}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::PUT,
+            "/v1/me/avatar",
+            &u.access,
+            Some(json!({"image": format!("data:image/png;base64,{PNG_1X1}")})),
+        )
+        .await;
     let (_, v) = body(res).await;
     assert!(v["avatar_url"].as_str().unwrap().ends_with(".png"));
-    let res = app
-        .client
-        .put(app.url("/v1/me/avatar"))
-        .bearer_auth(&u.access)
-        .json(&json!({"url": "https://cdn.example.com/a.png"}))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.send(Method::PUT, "/v1/me/avatar", &u.access, Some(json!({"url": "https://cdn.example.com/a.png"}))).await;
     let (_, v) = body(res).await;
     assert_eq!(v["avatar_url"], "https://cdn.example.com/a.png");
 
-    let res = app.client.delete(app.url("/v1/me/avatar")).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::DELETE, "/v1/me/avatar", &u.access, None).await;
     let (_, v) = body(res).await;
     assert_eq!(v["avatar_url"], Value::Null);
 }
@@ -452,7 +439,7 @@ async fn selected_team_must_be_a_team_the_user_is_in() {
     let (status, v) = app.patch_me(&u.access, json!({"selected_team_id": team_id})).await;
     assert_eq!((status, v["selected_team_id"].as_str()), (StatusCode::OK, Some(team_id)));
 
-    let (_, teams) = body(app.client.get(app.url("/v1/me/teams")).bearer_auth(&u.access).send().await.unwrap()).await;
+    let (_, teams) = body(app.send(Method::GET, "/v1/me/teams", &u.access, None).await).await;
     assert_eq!(teams.as_array().unwrap().len(), 1);
     assert_eq!(teams[0]["display_name"], "Core");
     assert!(teams[0].get("server_metadata").is_none());
@@ -473,7 +460,7 @@ async fn export_holds_the_users_data_and_never_secure_metadata() {
         Some(json!({"secure_metadata": {"ssn": "SECRET-123"}})),
     )
     .await;
-    let res = app.client.get(app.url("/v1/me/export")).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::GET, "/v1/me/export", &u.access, None).await;
     assert!(res.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
     let text = res.text().await.unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();

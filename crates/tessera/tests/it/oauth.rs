@@ -168,7 +168,7 @@ async fn authorization_code_with_pkce_through_openidconnect_reaches_me_and_refre
     let access = tokens.access_token().secret().clone();
     let (status, me) = app.get_me(&access).await;
     assert_eq!((status, me["id"].as_str()), (StatusCode::OK, Some(user.id.as_str())));
-    let res = app.client.get(app.url("/compat/zenml/users/me")).bearer_auth(&access).send().await.unwrap();
+    let res = app.send(Method::GET, "/compat/zenml/users/me", &access, None).await;
     assert_eq!(res.status(), StatusCode::OK);
     // The ID token is not an access token.
     assert_eq!(app.get_me(&id_token.to_string()).await.0, StatusCode::UNAUTHORIZED);
@@ -282,8 +282,7 @@ async fn client_credentials_through_openidconnect_reach_seed_001_and_native_me()
     let access = tokens.access_token().secret();
     let (status, me) = app.get_me(access).await;
     assert_eq!((status, me["username"].as_str()), (StatusCode::OK, Some("ci-bot")));
-    let (status, z) =
-        body(app.client.get(app.url("/compat/zenml/users/me")).bearer_auth(access).send().await.unwrap()).await;
+    let (status, z) = body(app.send(Method::GET, "/compat/zenml/users/me", access, None).await).await;
     assert_eq!(
         (status, z["username"].as_str(), z["is_service_account"].as_bool()),
         (StatusCode::OK, Some("ci-bot"), Some(true))

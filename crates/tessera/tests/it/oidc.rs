@@ -61,8 +61,7 @@ async fn client_credentials_give_a_service_account_a_token_for_userinfo_and_me()
     let at = v["access_token"].as_str().unwrap();
     let (_, me) = app.get_me(at).await;
     assert_eq!((me["is_service_account"].as_bool(), me["username"].as_str()), (Some(true), Some("ci-bot")));
-    let (status, info) =
-        body(app.client.get(app.url(&format!("/oidc/{}/userinfo", t.id))).bearer_auth(at).send().await.unwrap()).await;
+    let (status, info) = body(app.send(Method::GET, &format!("/oidc/{}/userinfo", t.id), at, None).await).await;
     assert_eq!((status, info["preferred_username"].as_str()), (StatusCode::OK, Some("ci-bot")));
 
     // RFC 6749 §5.2 errors.

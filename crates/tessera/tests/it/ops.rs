@@ -1,7 +1,7 @@
 //! Operational endpoints, the OpenAPI document (and its drift check), and errors of the HTTP
 //! layer answered in the native shape.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -85,9 +85,7 @@ async fn http_layer_errors_come_in_the_native_shape() {
     assert_eq!((status, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     let (status, v) = body(app.client.put(app.url("/v1/me")).send().await.unwrap()).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
-    let (status, _) =
-        body(app.client.delete(app.url("/v1/me/sessions/not-a-uuid")).bearer_auth(&u.access).send().await.unwrap())
-            .await;
+    let (status, _) = body(app.send(Method::DELETE, "/v1/me/sessions/not-a-uuid", &u.access, None).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

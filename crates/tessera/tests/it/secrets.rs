@@ -57,7 +57,7 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
     keep(&app.sign_in(&t.id, &u.email, "a wrong password entirely").await.1);
     keep(&app.get_me(&u.access).await.1);
     keep(&app.patch_me(&u.access, json!({"bio": "hello"})).await.1);
-    keep(&body(app.client.get(app.url("/v1/me/export")).bearer_auth(&u.access).send().await.unwrap()).await.1);
+    keep(&body(app.send(Method::GET, "/v1/me/export", &u.access, None).await).await.1);
     keep(&app.server(Method::GET, &t, &format!("/v1/users/{}", u.id), None).await.1);
     keep(&app.server(Method::GET, &t, "/v1/users", None).await.1);
     keep(&app.server(Method::GET, &t, "/v1/settings", None).await.1);
@@ -68,13 +68,13 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
         app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
     keep(&body(res).await.1);
     let res = app
-        .client
-        .patch(app.url(&format!("/compat/replyke/{}/users/{}", t.id, u.id)))
-        .bearer_auth(&t.server_key)
-        .json(&json!({"update": {"secureMetadata": {"k": secure}}}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::PATCH,
+            &format!("/compat/replyke/{}/users/{}", t.id, u.id),
+            &t.server_key,
+            Some(json!({"update": {"secureMetadata": {"k": secure}}})),
+        )
+        .await;
     keep(&body(res).await.1);
 
     // The authorization-code flow: a password posted to a hosted form, the browser session

@@ -160,7 +160,7 @@ async fn another_tenants_server_key_reaches_nothing() {
         .unwrap();
     assert_eq!(body(res).await.1["code"], "tenant_mismatch");
     // A user token is not a server key, nor a server key a user token.
-    let res = app.client.get(app.url("/v1/users")).bearer_auth(&u.access).send().await.unwrap();
+    let res = app.send(Method::GET, "/v1/users", &u.access, None).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.get_me(&t.server_key).await.0, StatusCode::UNAUTHORIZED);
     let (_, me) = app.get_me(&u.access).await;
@@ -222,22 +222,14 @@ async fn settings_are_read_and_changed_within_bounds() {
 #[tokio::test]
 async fn the_operator_needs_the_root_key() {
     let app = spawn_app().await;
-    let res = app
-        .client
-        .post(app.url("/v1/tenants"))
-        .bearer_auth("wrong-root-key-xxxxxxxx")
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::POST, "/v1/tenants", "wrong-root-key-xxxxxxxx", Some(json!({"name": "x"}))).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res =
-        app.client.post(app.url("/v1/tenants")).bearer_auth(ROOT_KEY).json(&json!({"name": ""})).send().await.unwrap();
+    let res = app.send(Method::POST, "/v1/tenants", ROOT_KEY, Some(json!({"name": ""}))).await;
     let (status, v) = body(res).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["name:too_short".to_owned()]));
     let t = app.tenant().await;
     assert!(t.publishable_key.starts_with("tsr_pk_") && t.server_key.starts_with("tsr_sk_"));
-    let (status, list) = body(app.client.get(app.url("/v1/tenants")).bearer_auth(ROOT_KEY).send().await.unwrap()).await;
+    let (status, list) = body(app.send(Method::GET, "/v1/tenants", ROOT_KEY, None).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(list[0].get("server_key").is_none(), "the server key is shown only at creation");
@@ -294,14 +286,7 @@ forbid (principal is User, action == Action::"update", resource) when { context.
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["notices"], json!(["Display names are frozen during the audit."]));
-    let res = app
-        .client
-        .patch(app.url("/compat/bird/me"))
-        .bearer_auth(&u.access)
-        .json(&json!({"name": "Ada"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.send(Method::PATCH, "/compat/bird/me", &u.access, Some(json!({"name": "Ada"}))).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // The server is not a User principal, so the tenant's rule leaves it alone.
     let (status, _) =
