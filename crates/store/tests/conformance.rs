@@ -1071,7 +1071,7 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     update(&store, &renamed, user.version).await;
     assert_eq!(read(t0).await.expect("live").profile.display_name.as_deref(), Some("Uma"));
 
-    // A change the user makes through this session, which a store may keep for its next read:
+    // A change the user makes through the session being read, which a store may keep for its next read:
     // that read is still exactly what the store holds, whatever the change touched.
     let current = read(t0).await.expect("live");
     let mut own = next_version(&current);
