@@ -97,11 +97,14 @@ fn person(tenant: TenantId, email: &str, username: &str) -> User {
     user
 }
 
+/// Inserts `user` with no password and no secure metadata.
+async fn try_insert(store: &DynStore, user: &User, new_image: Option<ImageBlob<'_>>) -> Result<(), StoreError> {
+    let empty = Map::new();
+    store.insert_user(NewUser { user, password_hash: None, secure_metadata: &empty, new_image }).await
+}
+
 async fn insert(store: &DynStore, user: &User) {
-    store
-        .insert_user(NewUser { user, password_hash: None, secure_metadata: &Map::new(), new_image: None })
-        .await
-        .expect("insert user");
+    try_insert(store, user, None).await.expect("insert user");
 }
 
 async fn insert_person(store: &DynStore, tenant: TenantId, email: &str, username: &str) -> User {
@@ -571,15 +574,7 @@ async fn email_is_unique_per_tenant_ignoring_case(store: DynStore) {
 
     for (i, taken) in ["ann@example.com", "ANN@Example.COM"].into_iter().enumerate() {
         let duplicate = person(tenant.id, taken, &format!("ann_{i}"));
-        let result = store
-            .insert_user(NewUser {
-                user: &duplicate,
-                password_hash: None,
-                secure_metadata: &Map::new(),
-                new_image: None,
-            })
-            .await;
-        assert_conflict(result, constraints::USER_EMAIL);
+        assert_conflict(try_insert(&store, &duplicate, None).await, constraints::USER_EMAIL);
         assert_eq!(store.find_user(tenant.id, duplicate.id, now()).await.expect("find"), None);
     }
 
@@ -590,10 +585,7 @@ async fn email_is_unique_per_tenant_ignoring_case(store: DynStore) {
     let found = store.find_user_credentials(tenant.id, Login::Email("ZOE@example.com"), now()).await.expect("find");
     assert_eq!(found.map(|c| c.user.id), Some(mixed.id));
     let duplicate = person(tenant.id, "zoe@example.com", "zoe_2");
-    let result = store
-        .insert_user(NewUser { user: &duplicate, password_hash: None, secure_metadata: &Map::new(), new_image: None })
-        .await;
-    assert_conflict(result, constraints::USER_EMAIL);
+    assert_conflict(try_insert(&store, &duplicate, None).await, constraints::USER_EMAIL);
 }
 
 async fn username_is_unique_per_tenant_ignoring_case(store: DynStore) {
@@ -602,15 +594,7 @@ async fn username_is_unique_per_tenant_ignoring_case(store: DynStore) {
 
     for (i, taken) in ["Bob", "bob", "BOB"].into_iter().enumerate() {
         let duplicate = person(tenant.id, &format!("bob{i}@example.com"), taken);
-        let result = store
-            .insert_user(NewUser {
-                user: &duplicate,
-                password_hash: None,
-                secure_metadata: &Map::new(),
-                new_image: None,
-            })
-            .await;
-        assert_conflict(result, constraints::USER_USERNAME);
+        assert_conflict(try_insert(&store, &duplicate, None).await, constraints::USER_USERNAME);
     }
     // The username keeps the case it was given; only its uniqueness ignores case.
     let listed = store.list_users(tenant.id, &filter(10), now()).await.expect("list");
@@ -1380,30 +1364,15 @@ async fn images_are_stored_content_addressed_with_the_user_write(store: DynStore
 
     let mut first = person(tenant.id, "abe@example.com", "abe");
     first.profile.avatar = stored_avatar("sha256-one");
-    store
-        .insert_user(NewUser {
-            user: &first,
-            password_hash: None,
-            secure_metadata: &Map::new(),
-            new_image: Some(ImageBlob { hash: "sha256-one", content_type: "image/png", bytes: png }),
-        })
-        .await
-        .expect("insert user with image");
+    let one = ImageBlob { hash: "sha256-one", content_type: "image/png", bytes: png };
+    try_insert(&store, &first, Some(one)).await.expect("insert user with image");
     assert_eq!(store.find_image("sha256-one").await.expect("find"), Some(("image/png".to_owned(), png.to_vec())));
     assert_eq!(find(&store, &first).await, first);
 
     // The same content stored again by another user is the same image, not a conflict.
     let mut second = person(tenant.id, "bea@example.com", "bea");
     second.profile.avatar = stored_avatar("sha256-one");
-    store
-        .insert_user(NewUser {
-            user: &second,
-            password_hash: None,
-            secure_metadata: &Map::new(),
-            new_image: Some(ImageBlob { hash: "sha256-one", content_type: "image/png", bytes: png }),
-        })
-        .await
-        .expect("insert user with the same image");
+    try_insert(&store, &second, Some(one)).await.expect("insert user with the same image");
 
     // An update stores its new image with the user.
     let mut next = next_version(&second);
@@ -1434,15 +1403,7 @@ async fn delete_unreferenced_images_removes_only_images_no_user_refers_to(store:
     let mut changing = person(tenant.id, "eli@example.com", "eli");
     changing.profile.avatar = stored_avatar("old");
     for (user, hash) in [(&shared_a, "shared"), (&shared_b, "shared"), (&changing, "old")] {
-        store
-            .insert_user(NewUser {
-                user,
-                password_hash: None,
-                secure_metadata: &Map::new(),
-                new_image: Some(blob(hash)),
-            })
-            .await
-            .expect("insert user with image");
+        try_insert(&store, user, Some(blob(hash))).await.expect("insert user with image");
     }
     let mut next = next_version(&changing);
     next.profile.avatar = stored_avatar("new");

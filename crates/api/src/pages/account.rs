@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Form, FromRequest, FromRequestParts, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -18,7 +18,7 @@ use tessera_core::fields::{self, Shown};
 use tessera_core::user::User;
 use tessera_service::{Principal, TotpEnrolment, UpdateOptions};
 
-use super::{Ctx, FormErrors, esc, input};
+use super::{Ctx, FormErrors, Posted, esc, input, no_issuer};
 use crate::AppState;
 use crate::error::Untold;
 use crate::extract::PathParams;
@@ -89,11 +89,9 @@ pub struct AccountForm {
     confirm: Option<String>,
 }
 
-const SURFACE: &str = "hosted";
+csrf_form!(AccountForm);
 
-fn no_issuer() -> Response {
-    (StatusCode::NOT_FOUND, "no such issuer").into_response()
-}
+const SURFACE: &str = "hosted";
 
 fn flash(done: &str) -> Option<&'static str> {
     Some(match done {
@@ -379,18 +377,14 @@ impl FromRequest<AppState> for AccountPost {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
-        let (mut parts, body) = req.into_parts();
-        let PathParams(raw) =
-            PathParams::<String>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
-        let headers = parts.headers.clone();
-        let Form(form) =
-            Form::<AccountForm>::from_request(Request::from_parts(parts, body), state).await.unwrap_or_default();
-        let (ctx, who) = begin(state, &raw, &headers, form.csrf.as_deref()).await?;
+        let Posted { ctx, form, headers } = Posted::<AccountForm>::from_request(req, state).await?;
+        let who = session(state, &ctx, &headers).await?;
         Ok(Self { ctx, who, form })
     }
 }
 
-/// The common start of every account form: issuer, CSRF, signed-in user.
+/// The checks of an account form read by hand (the avatar's multipart body): issuer, CSRF,
+/// signed-in user.
 async fn begin(
     state: &AppState,
     raw: &str,

@@ -3,14 +3,13 @@
 //! URI are known good, errors are shown here, never redirected. The consent form carries the
 //! original query and is checked again when the user decides.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_service::oauth::{AuthorizationRequest, AuthorizeError, ValidAuthorization};
 
-use super::{Ctx, FormErrors, esc, see_other, sign_in};
+use super::{Ctx, FormErrors, Posted, esc, no_issuer, see_other, sign_in};
 use crate::AppState;
 use crate::error::Untold;
 use crate::extract::PathParams;
@@ -25,6 +24,8 @@ pub struct DecisionForm {
     request: Option<String>,
     decision: Option<String>,
 }
+
+csrf_form!(DecisionForm);
 
 /// `redirect_uri` with the response parameters added (RFC 6749 §4.1.2), keeping any query the
 /// registered URI has.
@@ -154,9 +155,7 @@ pub async fn start(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else {
-        return (StatusCode::NOT_FOUND, "no such issuer").into_response();
-    };
+    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
     let query = query.unwrap_or_default();
     let v = match check(&state, &ctx, &query).await {
         Ok(v) => v,
@@ -180,19 +179,7 @@ pub async fn start(
     }
 }
 
-pub async fn decide(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<DecisionForm>, FormRejection>,
-) -> Response {
-    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else {
-        return (StatusCode::NOT_FOUND, "no such issuer").into_response();
-    };
-    let Form(f) = form.unwrap_or_default();
-    if !ctx.csrf_ok(f.csrf.as_deref()) {
-        return ctx.csrf_failed();
-    }
+pub async fn decide(State(state): State<AppState>, Posted { ctx, form: f, headers }: Posted<DecisionForm>) -> Response {
     let query = f.request.unwrap_or_default();
     let v = match check(&state, &ctx, &query).await {
         Ok(v) => v,

@@ -8,6 +8,17 @@
 //! The forms are plain HTML so that any HTTP client can complete them: `email` (or `username`)
 //! and `password` to sign in, `code` for the second factor, and an approve button for consent.
 
+/// Implements [`CsrfForm`] for forms whose CSRF field is `csrf: Option<String>`.
+macro_rules! csrf_form {
+    ($($form:ty),+) => {$(
+        impl super::CsrfForm for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        }
+    )+};
+}
+
 pub mod account;
 pub mod authorize;
 pub mod sign_in;
@@ -15,6 +26,7 @@ pub mod sign_in;
 use std::fmt::Write as _;
 
 use axum::Router;
+use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +34,7 @@ use tessera_core::TenantId;
 use tessera_service::Principal;
 
 use crate::AppState;
+use crate::extract::PathParams;
 
 const SESSION_COOKIE: &str = "tessera_session";
 const CSRF_COOKIE: &str = "tessera_csrf";
@@ -46,6 +59,42 @@ pub fn routes() -> Router<AppState> {
         .route("/account/totp/disable", post(account::totp_disable))
         .route("/account/sessions/revoke", post(account::revoke_session))
         .route("/account/delete", post(account::delete))
+}
+
+/// The answer for a path whose tenant does not exist.
+pub fn no_issuer() -> Response {
+    (StatusCode::NOT_FOUND, "no such issuer").into_response()
+}
+
+/// A form that carries the CSRF field.
+pub trait CsrfForm: serde::de::DeserializeOwned + Default + Send {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// A form posted to one of a tenant's pages, past the checks every post needs: the tenant
+/// exists and the CSRF token is this browser's. Otherwise the answer is the page that says so.
+/// A form that does not parse is read as empty, so each field's own message is shown.
+pub struct Posted<F> {
+    pub ctx: Ctx,
+    pub form: F,
+    pub headers: HeaderMap,
+}
+
+impl<F: CsrfForm> FromRequest<AppState> for Posted<F> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let PathParams(raw) =
+            PathParams::<String>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let ctx = Ctx::new(state, &raw, &headers).await.ok_or_else(no_issuer)?;
+        let Form(form) = Form::<F>::from_request(Request::from_parts(parts, body), state).await.unwrap_or_default();
+        if !ctx.csrf_ok(form.csrf()) {
+            return Err(ctx.csrf_failed());
+        }
+        Ok(Self { ctx, form, headers })
+    }
 }
 
 /// The stylesheet of the hosted pages, the only asset they load.

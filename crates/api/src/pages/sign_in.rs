@@ -2,15 +2,14 @@
 //! sign-in starts a session whose token the browser keeps in an `HttpOnly` cookie, then goes
 //! back to where it came from: an authorization request or the account page.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_core::DomainError;
 use tessera_store::Login;
 
-use super::{Ctx, FormErrors, Page, esc, input, safe_return_to};
+use super::{Ctx, FormErrors, Page, Posted, esc, input, no_issuer, safe_return_to};
 use crate::AppState;
 use crate::error::Untold;
 use crate::extract::{Client, PathParams};
@@ -42,6 +41,8 @@ pub struct MfaForm {
 pub struct CsrfOnly {
     csrf: Option<String>,
 }
+
+csrf_form!(SignInForm, MfaForm, CsrfOnly);
 
 /// The sign-in form. `intro` says what the sign-in is for.
 pub fn render(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, intro: &str) -> Page {
@@ -112,10 +113,6 @@ fn render_mfa(ctx: &Ctx, mfa_token: &str, return_to: &str, errors: &FormErrors) 
     ctx.page(status, "Two-step verification", &body)
 }
 
-fn no_issuer() -> Response {
-    (StatusCode::NOT_FOUND, "no such issuer").into_response()
-}
-
 pub async fn page(
     State(state): State<AppState>,
     PathParams(raw): PathParams<String>,
@@ -141,16 +138,9 @@ fn signed_in(ctx: &Ctx, tokens: &tessera_service::Tokens, return_to: &str) -> Re
 
 pub async fn submit(
     State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
     Client(client): Client,
-    form: Result<Form<SignInForm>, FormRejection>,
+    Posted { ctx, form: f, .. }: Posted<SignInForm>,
 ) -> Response {
-    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
-    let Form(f) = form.unwrap_or_default();
-    if !ctx.csrf_ok(f.csrf.as_deref()) {
-        return ctx.csrf_failed();
-    }
     let return_to = safe_return_to(f.return_to.as_deref());
     let login_value = f.email.or(f.username).unwrap_or_default();
     let login_value = login_value.trim();
@@ -185,16 +175,9 @@ pub async fn submit(
 
 pub async fn second_factor(
     State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
     Client(client): Client,
-    form: Result<Form<MfaForm>, FormRejection>,
+    Posted { ctx, form: f, .. }: Posted<MfaForm>,
 ) -> Response {
-    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
-    let Form(f) = form.unwrap_or_default();
-    if !ctx.csrf_ok(f.csrf.as_deref()) {
-        return ctx.csrf_failed();
-    }
     let return_to = safe_return_to(f.return_to.as_deref());
     let token = f.mfa_token.unwrap_or_default();
     let code = f.code.unwrap_or_default();
@@ -223,17 +206,7 @@ pub async fn second_factor(
     }
 }
 
-pub async fn sign_out(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
-) -> Response {
-    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
-    let Form(f) = form.unwrap_or_default();
-    if !ctx.csrf_ok(f.csrf.as_deref()) {
-        return ctx.csrf_failed();
-    }
+pub async fn sign_out(State(state): State<AppState>, Posted { ctx, headers, .. }: Posted<CsrfOnly>) -> Response {
     if let Some((who, _)) = ctx.signed_in(&state, &headers).await
         && let Err(e) = state.service.sign_out(&who).await
     {

@@ -10,14 +10,8 @@ use crate::helpers::*;
 async fn sign_up_returns_the_user_and_a_bearer_token_pair() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let res = app
-        .send_for_tenant(
-            Method::POST,
-            "/v1/auth/sign-up",
-            &t.id,
-            json!({"email": "Ada@Example.com", "password": PASSWORD, "username": "ada", "display_name": "Ada"}),
-        )
-        .await;
+    let ada = json!({"email": "Ada@Example.com", "password": PASSWORD, "username": "ada", "display_name": "Ada"});
+    let res = app.send_for_tenant(Method::POST, "/v1/auth/sign-up", &t.id, ada).await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
@@ -36,28 +30,13 @@ async fn sign_up_returns_the_user_and_a_bearer_token_pair() {
 async fn sign_up_names_every_bad_field_and_rejects_taken_emails_case_insensitively() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let res = app
-        .send_for_tenant(
-            Method::POST,
-            "/v1/auth/sign-up",
-            &t.id,
-            json!({"email": "nope", "password": "password", "username": "bad name"}),
-        )
-        .await;
-    let (status, v) = body(res).await;
+    let (status, v) =
+        app.sign_up_with(&t.id, json!({"email": "nope", "password": "password", "username": "bad name"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["email:invalid_email", "password:weak_password", "username:invalid_format"]);
 
     app.sign_up(&t, "ada@example.com").await;
-    let res = app
-        .send_for_tenant(
-            Method::POST,
-            "/v1/auth/sign-up",
-            &t.id,
-            json!({"email": "ADA@example.com", "password": PASSWORD}),
-        )
-        .await;
-    let (status, v) = body(res).await;
+    let (status, v) = app.sign_up_with(&t.id, json!({"email": "ADA@example.com", "password": PASSWORD})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(field_codes(&v), ["email:already_taken"]);
 
@@ -80,41 +59,22 @@ async fn sign_up_without_a_tenant_or_with_unknown_fields_is_refused() {
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["X-Tenant-ID:required"]);
-    let res = app
-        .send_for_tenant(
-            Method::POST,
-            "/v1/auth/sign-up",
-            &t.id,
-            json!({"email": "a@b.co", "password": PASSWORD, "is_superuser": true}),
-        )
-        .await;
-    let (status, v) = body(res).await;
+    let (status, v) =
+        app.sign_up_with(&t.id, json!({"email": "a@b.co", "password": PASSWORD, "is_superuser": true})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["is_superuser:unknown_field"]);
-    let res = app
-        .send_for_tenant(
-            Method::POST,
-            "/v1/auth/sign-up",
-            &uuid::Uuid::new_v4().to_string(),
-            json!({"email": "a@b.co", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let (status, _) = app.sign_up_with(&unknown, json!({"email": "a@b.co", "password": PASSWORD})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn sign_in_by_email_or_username_and_wrong_credentials_look_alike() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let res = app
-        .send_for_tenant(
-            Method::POST,
-            "/v1/auth/sign-up",
-            &t.id,
-            json!({"email": "ada@example.com", "password": PASSWORD, "username": "Ada"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
+    let (status, _) =
+        app.sign_up_with(&t.id, json!({"email": "ada@example.com", "password": PASSWORD, "username": "Ada"})).await;
+    assert_eq!(status, StatusCode::CREATED);
 
     let (status, v) = app.sign_in(&t.id, "ADA@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -136,17 +96,7 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_session() {
     let (t, u) = app.user().await;
     let refresh = |token: String| {
         let app = &app;
-        async move {
-            body(
-                app.client
-                    .post(app.url("/v1/auth/refresh"))
-                    .json(&json!({"refresh_token": token}))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
+        async move { body(app.refresh(&token).await).await }
     };
     let (status, v) = refresh(u.refresh.clone()).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -173,9 +123,11 @@ async fn refresh_with_another_tenants_header_is_a_mismatch_and_uses_nothing_up()
         app.send_for_tenant(Method::POST, "/v1/auth/refresh", &other.id, json!({"refresh_token": u.refresh})).await;
     let (status, v) = body(res).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("tenant_mismatch")));
-    let res =
-        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "the token was not used up by the refused attempt");
+    assert_eq!(
+        app.refresh(&u.refresh).await.status(),
+        StatusCode::OK,
+        "the token was not used up by the refused attempt"
+    );
 }
 
 #[tokio::test]
@@ -186,17 +138,14 @@ async fn sign_out_ends_the_session_at_once() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let (status, v) = app.get_me(&u.access).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
-    let res =
-        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&u.refresh).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_revoked_sessions_access_token_stops_working_immediately() {
     let app = spawn_app().await;
     let (t, phone) = app.user().await;
-    let (_, v) = app.sign_in(&t.id, &phone.email, PASSWORD).await;
-    let laptop = signed_in(&t.id, &phone.email, &v);
+    let laptop = app.sign_in_as(&t.id, &phone.email).await;
     assert_eq!(app.get_me(&phone.access).await.0, StatusCode::OK);
 
     let (status, sessions) = body(app.send(Method::GET, "/v1/me/sessions", &laptop.access, None).await).await;
@@ -224,22 +173,11 @@ async fn a_users_token_with_another_tenants_header_is_tenant_mismatch() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
     let other = app.tenant().await;
-    let res =
-        app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &other.id).send().await.unwrap();
-    let (status, v) = body(res).await;
+    let me_for = |tenant: &str| app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", tenant);
+    let (status, v) = body(me_for(&other.id).send().await.unwrap()).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("tenant_mismatch")));
-    let res =
-        app.client.get(app.url("/v1/me")).bearer_auth(&u.access).header("X-Tenant-ID", &t.id).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = app
-        .client
-        .get(app.url("/v1/me"))
-        .bearer_auth(&u.access)
-        .header("X-Tenant-ID", "not-a-uuid")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(me_for(&t.id).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(me_for("not-a-uuid").send().await.unwrap().status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -262,9 +200,7 @@ async fn expired_forged_and_missing_tokens_are_refused() {
     app.advance(chrono::Duration::minutes(16));
     let (status, v) = app.get_me(&u.access).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_expired")));
-    let res =
-        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "the session outlives its access tokens");
+    assert_eq!(app.refresh(&u.refresh).await.status(), StatusCode::OK, "the session outlives its access tokens");
 }
 
 #[tokio::test]
@@ -299,14 +235,8 @@ async fn an_anonymous_user_upgrades_in_place_by_signing_up_with_its_token() {
 async fn a_suspended_user_cannot_sign_in_or_call_anything_until_lifted() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let (status, s) = app
-        .server(
-            reqwest::Method::POST,
-            &t,
-            &format!("/v1/users/{}/suspensions", u.id),
-            Some(json!({"reason": "chargeback"})),
-        )
-        .await;
+    let suspensions = format!("/v1/users/{}/suspensions", u.id);
+    let (status, s) = app.server(reqwest::Method::POST, &t, &suspensions, Some(json!({"reason": "chargeback"}))).await;
     assert_eq!(status, StatusCode::CREATED, "{s}");
     let (status, v) = app.get_me(&u.access).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("suspended")));
@@ -331,11 +261,10 @@ async fn a_disabled_or_deactivated_account_is_refused_everywhere() {
         (json!({"status": "disabled"}), json!({"status": "active"})),
         (json!({"is_active": false}), json!({"is_active": true})),
     ] {
-        let path = format!("/v1/users/{}", u.id);
-        assert_eq!(app.server(reqwest::Method::PATCH, &t, &path, Some(off)).await.0, StatusCode::OK);
+        assert_eq!(app.update_user(&t, &u.id, off).await.0, StatusCode::OK);
         assert_eq!(app.get_me(&u.access).await.0, StatusCode::FORBIDDEN);
         assert_eq!(app.sign_in(&t.id, &u.email, PASSWORD).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(app.server(reqwest::Method::PATCH, &t, &path, Some(on)).await.0, StatusCode::OK);
+        assert_eq!(app.update_user(&t, &u.id, on).await.0, StatusCode::OK);
         assert_eq!(app.get_me(&u.access).await.0, StatusCode::OK);
     }
 }
@@ -362,6 +291,8 @@ async fn tokens_signed_after_a_key_rotation_verify_and_old_ones_still_do() {
     assert!(kids.contains(&&kid(&before.access)) && kids.contains(&&kid(&after.access)), "{jwks}");
 }
 
+const TOTP_SECRET: &[u8] = b"a-secret-of-twenty-b";
+
 /// The TOTP code of `secret` at the test clock's time plus `offset_steps`.
 fn totp_code(app: &TestApp, secret: &[u8], offset_steps: i64) -> String {
     let step = tessera_auth::totp::step_of(app.clock.now_unix()) + offset_steps;
@@ -375,12 +306,17 @@ async fn mfa(app: &TestApp, token: &str, code: &str) -> (StatusCode, serde_json:
     .await
 }
 
+/// Signs in with the password and returns the second-factor challenge the refusal carries.
+async fn mfa_challenge(app: &TestApp, u: &SignedIn) -> String {
+    let (_, v) = app.sign_in(&u.tenant, &u.email, PASSWORD).await;
+    v["details"]["mfa_token"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn with_totp_on_sign_in_answers_mfa_required_and_a_code_completes_it_once() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let secret = b"a-secret-of-twenty-b";
-    app.enable_totp(&u, secret).await;
+    app.enable_totp(&u, TOTP_SECRET).await;
     let (status, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("mfa_required")));
     let challenge = v["details"]["mfa_token"].as_str().unwrap().to_owned();
@@ -388,7 +324,7 @@ async fn with_totp_on_sign_in_answers_mfa_required_and_a_code_completes_it_once(
 
     let (status, v) = mfa(&app, &challenge, "000000").await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["code:invalid_code".to_owned()]));
-    let code = totp_code(&app, secret, 0);
+    let code = totp_code(&app, TOTP_SECRET, 0);
     let (status, v) = mfa(&app, &challenge, &code).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(app.get_me(v["access_token"].as_str().unwrap()).await.0, StatusCode::OK);
@@ -396,15 +332,15 @@ async fn with_totp_on_sign_in_answers_mfa_required_and_a_code_completes_it_once(
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["code:code_reused".to_owned()]), "no replay");
     // One step of skew either way, not two; an older step than the last used one never.
     app.advance(chrono::Duration::seconds(30));
-    assert_eq!(mfa(&app, &challenge, &totp_code(&app, secret, -2)).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(mfa(&app, &challenge, &totp_code(&app, secret, 1)).await.0, StatusCode::OK);
+    assert_eq!(mfa(&app, &challenge, &totp_code(&app, TOTP_SECRET, -2)).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(mfa(&app, &challenge, &totp_code(&app, TOTP_SECRET, 1)).await.0, StatusCode::OK);
     assert_eq!(
-        mfa(&app, &challenge, &totp_code(&app, secret, 0)).await.0,
+        mfa(&app, &challenge, &totp_code(&app, TOTP_SECRET, 0)).await.0,
         StatusCode::BAD_REQUEST,
         "older than the last used"
     );
     app.advance(chrono::Duration::minutes(6));
-    let (status, v) = mfa(&app, &challenge, &totp_code(&app, secret, 0)).await;
+    let (status, v) = mfa(&app, &challenge, &totp_code(&app, TOTP_SECRET, 0)).await;
     assert_eq!(
         (status, v["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("unauthenticated")),
@@ -438,25 +374,22 @@ async fn repeated_failed_sign_ins_lock_the_account_for_the_window_with_retry_aft
 #[tokio::test]
 async fn second_factor_guesses_are_limited_per_user() {
     let app = spawn_app().await;
-    let (t, u) = app.user().await;
-    let secret = b"a-secret-of-twenty-b";
-    app.enable_totp(&u, secret).await;
-    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
-    let challenge = v["details"]["mfa_token"].as_str().unwrap().to_owned();
+    let (_, u) = app.user().await;
+    app.enable_totp(&u, TOTP_SECRET).await;
+    let challenge = mfa_challenge(&app, &u).await;
     for _ in 0..5 {
         assert_eq!(mfa(&app, &challenge, "000000").await.0, StatusCode::BAD_REQUEST);
     }
-    let (status, v) = mfa(&app, &challenge, &totp_code(&app, secret, 0)).await;
+    let (status, v) = mfa(&app, &challenge, &totp_code(&app, TOTP_SECRET, 0)).await;
     assert_eq!(
         (status, v["code"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
         "even the right code waits"
     );
     app.advance(chrono::Duration::minutes(4));
-    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
-    let challenge = v["details"]["mfa_token"].as_str().unwrap().to_owned();
+    let challenge = mfa_challenge(&app, &u).await;
     app.advance(chrono::Duration::minutes(2));
-    assert_eq!(mfa(&app, &challenge, &totp_code(&app, secret, 0)).await.0, StatusCode::OK);
+    assert_eq!(mfa(&app, &challenge, &totp_code(&app, TOTP_SECRET, 0)).await.0, StatusCode::OK);
 }
 
 #[tokio::test]

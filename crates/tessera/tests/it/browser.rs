@@ -84,9 +84,8 @@ async fn a_new_user_manages_the_account_page_in_headless_chromium() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
     // Another device, to be signed out from the page.
-    let (_, other) = app.sign_in(&t.id, &u.email, PASSWORD).await;
-    let other_access = other["access_token"].as_str().unwrap().to_owned();
-    let other_session = other["session_id"].as_str().unwrap().to_owned();
+    let other = app.sign_in_as(&t.id, &u.email).await;
+    let (other_access, other_session) = (other.access, other.session_id);
 
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();

@@ -15,16 +15,12 @@ async fn update(app: &TestApp, key: &str, project: &str, user: &str, b: Value) -
 async fn a_user_updates_itself_with_the_documented_fields() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let (status, v) = update(
-        &app,
-        &u.access,
-        &t.id,
-        &u.id,
-        json!({"update": {"name": "John Doe", "username": "new_username", "avatar": "https://example.com/avatar.jpg",
-                          "bio": "New bio text", "birthdate": "1990-01-01", "location": {"longitude": -118.25, "latitude": 34.05},
-                          "metadata": {"theme": "dark"}}}),
-    )
-    .await;
+    let documented = json!({"update": {
+        "name": "John Doe", "username": "new_username", "avatar": "https://example.com/avatar.jpg",
+        "bio": "New bio text", "birthdate": "1990-01-01", "location": {"longitude": -118.25, "latitude": 34.05},
+        "metadata": {"theme": "dark"}
+    }});
+    let (status, v) = update(&app, &u.access, &t.id, &u.id, documented).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["id"].as_str(), Some(u.id.as_str()));
     assert_eq!((v["username"].as_str(), v["name"].as_str()), (Some("new_username"), Some("John Doe")));
@@ -42,20 +38,13 @@ async fn a_user_updates_itself_with_the_documented_fields() {
 async fn the_seeds_own_example_location_is_refused_because_latitude_is_out_of_range() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let (status, v) = update(
-        &app,
-        &u.access,
-        &t.id,
-        &u.id,
-        json!({"update": {"username": "new_username", "location": {"longitude": 34.05, "latitude": -118.25}, "metadata": {"theme": "dark"}}}),
-    )
-    .await;
+    let seed_example = json!({"update": {"username": "new_username", "location": {"longitude": 34.05, "latitude": -118.25}, "metadata": {"theme": "dark"}}});
+    let (status, v) = update(&app, &u.access, &t.id, &u.id, seed_example).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["code"], "user/missing-data");
     assert!(v["error"].is_string());
     assert_eq!(field_codes(&v), ["location.latitude:out_of_range"]);
-    let (_, me) = app.get_me(&u.access).await;
-    assert_eq!(me["username"], Value::Null, "nothing of the refused update was stored");
+    assert_eq!(app.get_me(&u.access).await.1["username"], Value::Null, "nothing of the refused update was stored");
 }
 
 #[tokio::test]

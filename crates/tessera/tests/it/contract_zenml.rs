@@ -6,24 +6,23 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const ME: &str = "/compat/zenml/users/me";
+const LOGIN: &str = "/compat/zenml/login";
 
 async fn patch(app: &TestApp, token: &str, b: Value) -> (StatusCode, Value) {
     body(app.send(Method::PATCH, ME, token, Some(b.clone())).await).await
+}
+
+/// The password form of the login, for ada@example.com.
+async fn password_login(app: &TestApp, t: &Tenant, password: &str) -> (StatusCode, Value) {
+    let form = [("username", "ada@example.com"), ("password", password)];
+    body(app.client.post(app.url(LOGIN)).header("X-Tenant-ID", &t.id).form(&form).send().await.unwrap()).await
 }
 
 #[tokio::test]
 async fn login_with_the_password_form_then_read_the_exact_response_model() {
     let app = spawn_app().await;
     let (t, _) = app.user().await;
-    let res = app
-        .client
-        .post(app.url("/compat/zenml/login"))
-        .header("X-Tenant-ID", &t.id)
-        .form(&[("username", "ada@example.com"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let (status, login) = body(res).await;
+    let (status, login) = password_login(&app, &t, PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{login}");
     assert_eq!(login["token_type"], "bearer");
     let token = login["access_token"].as_str().unwrap();
@@ -59,15 +58,7 @@ async fn login_with_the_password_form_then_read_the_exact_response_model() {
     assert_eq!((v["is_service_account"].as_bool(), v["is_onboarded"].as_bool()), (Some(false), Some(false)));
     assert_eq!(v["organization_id"], Value::Null);
 
-    let res = app
-        .client
-        .post(app.url("/compat/zenml/login"))
-        .header("X-Tenant-ID", &t.id)
-        .form(&[("username", "ada@example.com"), ("password", "wrong")])
-        .send()
-        .await
-        .unwrap();
-    let (status, v) = body(res).await;
+    let (status, v) = password_login(&app, &t, "wrong").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(v["detail"][0], "AuthorizationException");
 }
@@ -76,13 +67,9 @@ async fn login_with_the_password_form_then_read_the_exact_response_model() {
 async fn update_validates_lengths_and_the_username_pattern_as_fastapi_does() {
     let app = spawn_app().await;
     let (_, u) = app.user().await;
-    let (status, v) = patch(
-        &app,
-        &u.access,
-        json!({"name": "Ada", "company": "Analytical Engines", "job_title": "Programmer",
-        "metadata": {"k": 1}, "username": "ada.l", "is_onboarded": true, "avatar_url": "https://example.com/a.png"}),
-    )
-    .await;
+    let documented = json!({"name": "Ada", "company": "Analytical Engines", "job_title": "Programmer",
+        "metadata": {"k": 1}, "username": "ada.l", "is_onboarded": true, "avatar_url": "https://example.com/a.png"});
+    let (status, v) = patch(&app, &u.access, documented).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
         (v["name"].as_str(), v["username"].as_str(), v["is_onboarded"].as_bool()),
@@ -115,10 +102,9 @@ async fn oauth2_accounts_keep_username_and_email_and_service_accounts_cannot_upd
         json!({"primary_email": "gh@example.com", "password": PASSWORD, "auth_provider": "oidc", "oauth_provider": "github", "oauth_id": "42"}),
         json!({"primary_email": "bot@example.com", "username": "bot", "password": PASSWORD, "is_service_account": true}),
     ] {
-        assert_eq!(app.server(reqwest::Method::POST, &t, "/v1/users", Some(body_json)).await.0, StatusCode::CREATED);
+        assert_eq!(app.create_user(&t, body_json).await.0, StatusCode::CREATED);
     }
-    let (_, v) = app.sign_in(&t.id, "gh@example.com", PASSWORD).await;
-    let gh = v["access_token"].as_str().unwrap().to_owned();
+    let gh = app.sign_in_as(&t.id, "gh@example.com").await.access;
     let (_, me) = body(app.send(Method::GET, ME, &gh, None).await).await;
     assert_eq!((me["oauth_provider"].as_str(), me["oauth_id"].as_str()), (Some("github"), Some("42")));
     for field in [("username", "newname"), ("email", "new@example.com")] {
@@ -127,8 +113,7 @@ async fn oauth2_accounts_keep_username_and_email_and_service_accounts_cannot_upd
     }
     assert_eq!(patch(&app, &gh, json!({"name": "Octo"})).await.0, StatusCode::OK);
 
-    let (_, v) = app.sign_in(&t.id, "bot@example.com", PASSWORD).await;
-    let bot = v["access_token"].as_str().unwrap().to_owned();
+    let bot = app.sign_in_as(&t.id, "bot@example.com").await.access;
     let (_, me) = body(app.send(Method::GET, ME, &bot, None).await).await;
     assert_eq!(me["is_service_account"], true);
     let (status, v) = patch(&app, &bot, json!({"name": "Bot"})).await;
@@ -139,8 +124,7 @@ async fn oauth2_accounts_keep_username_and_email_and_service_accounts_cannot_upd
 async fn a_password_change_needs_the_old_password_and_ends_other_sessions() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
-    let other = v["access_token"].as_str().unwrap().to_owned();
+    let other = app.sign_in_as(&t.id, &u.email).await.access;
     let (status, v) = patch(&app, &u.access, json!({"password": "a brand new long passphrase"})).await;
     assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
     let (status, v) =
@@ -160,7 +144,7 @@ async fn the_admin_account_is_refused_here_and_password_fields_are_never_dropped
     let t = app.tenant().await;
     let admin = json!({"primary_email": "root@example.com", "username": "admin", "password": PASSWORD});
     // `admin` is reserved for users, not for the server creating the built-in account.
-    let (status, v) = app.server(reqwest::Method::POST, &t, "/v1/users", Some(admin)).await;
+    let (status, v) = app.create_user(&t, admin).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     let (_, u) = (0, app.sign_up(&t, "ada@example.com").await);
     let (status, v) = patch(&app, &u.access, json!({"old_password": PASSWORD})).await;
@@ -179,14 +163,9 @@ async fn service_accounts_use_client_credentials_and_cannot_update_themselves() 
     assert_eq!(sa["user"]["is_service_account"], true);
     let (id, secret) = (sa["client_id"].as_str().unwrap().to_owned(), sa["client_secret"].as_str().unwrap().to_owned());
 
-    let res = app
-        .client
-        .post(app.url("/compat/zenml/login"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", secret.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let (status, v) = body(res).await;
+    let in_form =
+        [("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", secret.as_str())];
+    let (status, v) = body(app.post_form(app.url(LOGIN), None, &in_form).await).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v.get("refresh_token").is_none(), "no refresh token for client credentials");
     let token = v["access_token"].as_str().unwrap().to_owned();
@@ -197,21 +176,9 @@ async fn service_accounts_use_client_credentials_and_cannot_update_themselves() 
     assert_eq!((status, v["detail"][0].as_str()), (StatusCode::BAD_REQUEST, Some("ValueError")));
 
     // HTTP Basic works too; a wrong secret does not.
-    let res = app
-        .client
-        .post(app.url("/compat/zenml/login"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_form(app.url(LOGIN), Some((&id, &secret)), &[("grant_type", "client_credentials")]).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app
-        .client
-        .post(app.url("/compat/zenml/login"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", "tsr_cs_wrong")])
-        .send()
-        .await
-        .unwrap();
+    let wrong = [("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", "tsr_cs_wrong")];
+    let res = app.post_form(app.url(LOGIN), None, &wrong).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }

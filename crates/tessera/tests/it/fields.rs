@@ -45,9 +45,7 @@ async fn every_declared_field_is_shown_taken_described_and_limited_alike_on_ever
     let base = format!("{}/oidc/{}", app.base, t.id);
     let page = browser.get(&format!("{base}/sign-in?return_to=account")).await;
     let csrf = page.input("csrf").unwrap();
-    let form =
-        [("csrf", csrf.as_str()), ("email", "ada@example.com"), ("password", PASSWORD), ("return_to", "account")];
-    browser.post(&format!("{base}/sign-in"), &form).await;
+    browser.sign_in(&format!("{base}/sign-in"), &csrf, "ada@example.com", "account").await;
     let account = browser.get(&format!("{base}/account")).await;
     assert_eq!(account.status, StatusCode::OK);
     let mut offered = Vec::new();

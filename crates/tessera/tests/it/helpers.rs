@@ -3,7 +3,7 @@
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{IntoUrl, Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tessera::config::Settings;
 use tessera::server::Running;
@@ -148,15 +148,13 @@ impl TestApp {
     }
 
     pub async fn sign_up(&self, tenant: &Tenant, email: &str) -> SignedIn {
-        let res = self.send_for_tenant(
-            Method::POST,
-            "/v1/auth/sign-up",
-            &tenant.id,
-            json!({"email": email, "password": PASSWORD}),
-        );
-        let (status, v) = body(res.await).await;
+        let (status, v) = self.sign_up_with(&tenant.id, json!({"email": email, "password": PASSWORD})).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         signed_in(&tenant.id, email, &v)
+    }
+
+    pub async fn sign_up_with(&self, tenant: &str, json_body: Value) -> (StatusCode, Value) {
+        body(self.send_for_tenant(Method::POST, "/v1/auth/sign-up", tenant, json_body).await).await
     }
 
     pub async fn sign_in(&self, tenant: &str, email: &str, password: &str) -> (StatusCode, Value) {
@@ -167,6 +165,18 @@ impl TestApp {
             json!({"email": email, "password": password}),
         );
         body(res.await).await
+    }
+
+    /// `POST /v1/auth/refresh`, which needs no tenant header.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        let token = json!({"refresh_token": refresh_token});
+        self.client.post(self.url("/v1/auth/refresh")).json(&token).send().await.unwrap()
+    }
+
+    /// A new session of an account whose password is `PASSWORD`.
+    pub async fn sign_in_as(&self, tenant: &str, email: &str) -> SignedIn {
+        let (_, v) = self.sign_in(tenant, email, PASSWORD).await;
+        signed_in(tenant, email, &v)
     }
 
     /// `method path` for a tenant's public endpoints (`X-Tenant-ID`), with a JSON body.
@@ -207,6 +217,45 @@ impl TestApp {
             req = req.json(&b);
         }
         req.send().await.unwrap()
+    }
+
+    /// `method path` with a bearer credential and a body that is not JSON.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        content_type: &str,
+        bytes: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(bearer)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts `form` to `url` (an issuer's endpoints take full URLs), with the client's id and
+    /// secret as HTTP Basic when given.
+    pub async fn post_form(&self, url: impl IntoUrl, client: Option<(&str, &str)>, form: &[(&str, &str)]) -> Response {
+        let mut req = self.client.post(url).form(form);
+        if let Some((id, secret)) = client {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The server's `POST /v1/users`.
+    pub async fn create_user(&self, tenant: &Tenant, user: Value) -> (StatusCode, Value) {
+        self.server(Method::POST, tenant, "/v1/users", Some(user)).await
+    }
+
+    /// The server's `PATCH /v1/users/{id}`.
+    pub async fn update_user(&self, tenant: &Tenant, id: &str, patch: Value) -> (StatusCode, Value) {
+        self.server(Method::PATCH, tenant, &format!("/v1/users/{id}"), Some(patch)).await
     }
 
     /// Enables TOTP for a user through the service.
@@ -311,5 +360,10 @@ impl FormClient {
 
     pub async fn post(&self, url: &str, form: &[(&str, &str)]) -> Html {
         self.send(self.http.post(self.absolute(url)).form(form)).await
+    }
+
+    /// Posts the hosted sign-in form at `action` with `PASSWORD`.
+    pub async fn sign_in(&self, action: &str, csrf: &str, email: &str, return_to: &str) -> Html {
+        self.post(action, &[("csrf", csrf), ("email", email), ("password", PASSWORD), ("return_to", return_to)]).await
     }
 }

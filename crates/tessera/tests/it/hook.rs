@@ -74,6 +74,22 @@ async fn with_hook(app: &TestApp, t: &Tenant, hook: Value) {
     assert!(!v.to_string().contains(SECRET), "the hook secret is never shown");
 }
 
+/// An app whose tenant's hook is a receiver in `mode`, signed with `SECRET`, and its user.
+async fn hooked(mode: Mode) -> (TestApp, Tenant, SignedIn, Receiver) {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (url, r) = receiver(mode).await;
+    with_hook(&app, &t, json!({"url": url, "secret": SECRET})).await;
+    (app, t, u, r)
+}
+
+/// Changes the user's bio and expects the hook to refuse it; returns the error.
+async fn refused_by_hook(app: &TestApp, u: &SignedIn, bio: &str) -> Value {
+    let (status, v) = app.patch_me(&u.access, json!({ "bio": bio })).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("hook_rejected")));
+    v
+}
+
 #[tokio::test]
 async fn an_accepting_hook_sees_the_user_before_and_the_change_signed() {
     let app = spawn_app().await;
@@ -97,12 +113,8 @@ async fn an_accepting_hook_sees_the_user_before_and_the_change_signed() {
 
 #[tokio::test]
 async fn a_refusing_hook_stops_the_update_with_its_message_and_nothing_is_stored() {
-    let app = spawn_app().await;
-    let (t, u) = app.user().await;
-    let (url, _) = receiver(Mode::Refuse).await;
-    with_hook(&app, &t, json!({"url": url, "secret": SECRET})).await;
-    let (status, v) = app.patch_me(&u.access, json!({"bio": "Try Competitor Inc."})).await;
-    assert_eq!((status, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("hook_rejected")));
+    let (app, _, u, _) = hooked(Mode::Refuse).await;
+    let v = refused_by_hook(&app, &u, "Try Competitor Inc.").await;
     assert!(v["message"].as_str().unwrap().contains("bios may not mention competitors"));
     let (_, me) = app.get_me(&u.access).await;
     assert_eq!((me["bio"].clone(), me["version"].as_i64()), (Value::Null, Some(1)));
@@ -115,8 +127,7 @@ async fn a_hanging_hook_times_out_closed_by_default_and_open_when_chosen() {
     let (url, _) = receiver(Mode::Hang).await;
     with_hook(&app, &t, json!({"url": url, "secret": SECRET, "timeout_ms": 300})).await;
     let started = std::time::Instant::now();
-    let (status, v) = app.patch_me(&u.access, json!({"bio": "x"})).await;
-    assert_eq!((status, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("hook_rejected")));
+    let v = refused_by_hook(&app, &u, "x").await;
     assert!(v["message"].as_str().unwrap().contains("in time"));
     assert!(started.elapsed() < Duration::from_secs(4), "the timeout, not the hook, decided");
 
@@ -127,12 +138,8 @@ async fn a_hanging_hook_times_out_closed_by_default_and_open_when_chosen() {
 
 #[tokio::test]
 async fn garbage_a_bad_signature_or_an_unreachable_hook_refuse() {
-    let app = spawn_app().await;
-    let (t, u) = app.user().await;
-    let (url, _) = receiver(Mode::Garbage).await;
-    with_hook(&app, &t, json!({"url": url, "secret": SECRET})).await;
-    let (status, v) = app.patch_me(&u.access, json!({"bio": "x"})).await;
-    assert_eq!((status, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("hook_rejected")));
+    let (app, t, u, _) = hooked(Mode::Garbage).await;
+    refused_by_hook(&app, &u, "x").await;
 
     let (url, _) = receiver(Mode::Verify("whsec_c29tZSBvdGhlciBzZWNyZXQ=")).await;
     with_hook(&app, &t, json!({"url": url, "secret": SECRET})).await;
@@ -148,18 +155,10 @@ async fn garbage_a_bad_signature_or_an_unreachable_hook_refuse() {
 
 #[tokio::test]
 async fn the_hook_guards_every_surface_and_bad_settings_are_refused() {
-    let app = spawn_app().await;
-    let (t, u) = app.user().await;
-    let (url, r) = receiver(Mode::Refuse).await;
-    with_hook(&app, &t, json!({"url": url, "secret": SECRET})).await;
-    let res = app
-        .send(
-            Method::PATCH,
-            &format!("/compat/replyke/{}/users/{}", t.id, u.id),
-            &u.access,
-            Some(json!({"update": {"bio": "x", "secureMetadata": {"k": "v"}}})),
-        )
-        .await;
+    let (app, t, u, r) = hooked(Mode::Refuse).await;
+    let replyke = format!("/compat/replyke/{}/users/{}", t.id, u.id);
+    let update = json!({"update": {"bio": "x", "secureMetadata": {"k": "v"}}});
+    let res = app.send(Method::PATCH, &replyke, &u.access, Some(update)).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let res = app.send(Method::PATCH, "/compat/bird/me", &u.access, Some(json!({"bio": "x"}))).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -168,14 +167,8 @@ async fn the_hook_guards_every_surface_and_bad_settings_are_refused() {
     assert_eq!(calls[0].1["data"]["update"], json!({"bio": "x", "secure_metadata": {"k": "v"}}));
     assert_eq!(calls[1].1["data"]["surface"], "bird");
 
-    let (status, v) = app
-        .server(
-            Method::PATCH,
-            &t,
-            "/v1/settings",
-            Some(json!({"pre_update_hook": {"url": "ftp://x", "secret": "short", "timeout_ms": 1}})),
-        )
-        .await;
+    let bad = json!({"pre_update_hook": {"url": "ftp://x", "secret": "short", "timeout_ms": 1}});
+    let (status, v) = app.server(Method::PATCH, &t, "/v1/settings", Some(bad)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         field_codes(&v),

@@ -17,14 +17,8 @@ async fn another_tenants_credentials_reach_nothing_on_the_contracts_and_the_issu
         (sa_b["client_id"].as_str().unwrap().to_owned(), sa_b["client_secret"].as_str().unwrap().to_owned());
 
     // Replyke: B's key, B's project, A's user: not found there.
-    let res = app
-        .send(
-            Method::PATCH,
-            &format!("/compat/replyke/{}/users/{}", b.id, ada.id),
-            &b.server_key,
-            Some(json!({"update": {"bio": "from b"}})),
-        )
-        .await;
+    let replyke = format!("/compat/replyke/{}/users/{}", b.id, ada.id);
+    let res = app.send(Method::PATCH, &replyke, &b.server_key, Some(json!({"update": {"bio": "from b"}}))).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // Stack: B's keys with A's user token and B's project id.
     let res = app
@@ -42,47 +36,26 @@ async fn another_tenants_credentials_reach_nothing_on_the_contracts_and_the_issu
 
     // B's issuer: A's tokens are not active there, cannot be refreshed or revoked there.
     let issuer_b = app.url(&format!("/oidc/{}", b.id));
-    let res = app
-        .client
-        .post(format!("{issuer_b}/introspect"))
-        .basic_auth(&b_id, Some(&b_secret))
-        .form(&[("token", ada.access.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let b_client = Some((b_id.as_str(), b_secret.as_str()));
+    let access = [("token", ada.access.as_str())];
+    let res = app.post_form(format!("{issuer_b}/introspect"), b_client, &access).await;
     assert_eq!(body(res).await.1["active"], false);
     let res = app.client.get(format!("{issuer_b}/userinfo")).bearer_auth(&ada.access).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res =
-        app.client.post(format!("{issuer_b}/revoke")).form(&[("token", ada.refresh.as_str())]).send().await.unwrap();
+    let res = app.post_form(format!("{issuer_b}/revoke"), None, &[("token", ada.refresh.as_str())]).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res =
-        app.client.post(format!("{issuer_b}/revoke")).form(&[("token", ada.access.as_str())]).send().await.unwrap();
+    let res = app.post_form(format!("{issuer_b}/revoke"), None, &access).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app
-        .client
-        .post(format!("{issuer_b}/token"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", ada.refresh.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", ada.refresh.as_str())];
+    let res = app.post_form(format!("{issuer_b}/token"), None, &refresh).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     // B's client at A's issuer.
-    let res = app
-        .client
-        .post(app.url(&format!("/oidc/{}/introspect", a.id)))
-        .basic_auth(&b_id, Some(&b_secret))
-        .form(&[("token", ada.access.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_form(app.url(&format!("/oidc/{}/introspect", a.id)), b_client, &access).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     // Nothing of A changed: the session lives, the refresh token was not used up, no field moved.
     let (status, me) = app.get_me(&ada.access).await;
     assert_eq!((status, me["bio"].clone(), me["version"].as_i64()), (StatusCode::OK, serde_json::Value::Null, Some(1)));
-    let res =
-        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": ada.refresh})).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.refresh(&ada.refresh).await.status(), StatusCode::OK);
     assert_eq!(app.get_me(&bob.access).await.0, StatusCode::OK);
 }

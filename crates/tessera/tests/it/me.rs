@@ -104,17 +104,10 @@ async fn fields_the_user_may_not_write_are_refused_by_name_with_notices() {
 async fn idp_managed_fields_are_read_only_for_oidc_users() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let (status, _) = app
-        .server(
-            reqwest::Method::POST,
-            &t,
-            "/v1/users",
-            Some(json!({"primary_email": "sso@example.com", "password": PASSWORD, "auth_provider": "oidc", "first_name": "Sam"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, v) = app.sign_in(&t.id, "sso@example.com", PASSWORD).await;
-    let u = signed_in(&t.id, "sso@example.com", &v);
+    let sso =
+        json!({"primary_email": "sso@example.com", "password": PASSWORD, "auth_provider": "oidc", "first_name": "Sam"});
+    assert_eq!(app.create_user(&t, sso).await.0, StatusCode::CREATED);
+    let u = app.sign_in_as(&t.id, "sso@example.com").await;
     let (status, v) = app.patch_me(&u.access, json!({"first_name": "Samuel", "primary_email": "x@example.com"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(field_codes(&v), ["first_name:idp_managed", "primary_email:idp_managed"]);
@@ -125,17 +118,9 @@ async fn idp_managed_fields_are_read_only_for_oidc_users() {
 async fn service_accounts_get_403_on_self_update() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let (status, _) = app
-        .server(
-            reqwest::Method::POST,
-            &t,
-            "/v1/users",
-            Some(json!({"username": "ci-bot", "primary_email": "bot@example.com", "password": PASSWORD, "is_service_account": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, v) = app.sign_in(&t.id, "bot@example.com", PASSWORD).await;
-    let bot = signed_in(&t.id, "bot@example.com", &v);
+    let ci_bot = json!({"username": "ci-bot", "primary_email": "bot@example.com", "password": PASSWORD, "is_service_account": true});
+    assert_eq!(app.create_user(&t, ci_bot).await.0, StatusCode::CREATED);
+    let bot = app.sign_in_as(&t.id, "bot@example.com").await;
     let (status, v) = app.get_me(&bot.access).await;
     assert_eq!((status, v["is_service_account"].as_bool()), (StatusCode::OK, Some(true)));
     let (status, v) = app.patch_me(&bot.access, json!({"display_name": "Bot"})).await;
@@ -161,25 +146,24 @@ async fn put_profile_replaces_the_profile_but_keeps_identity_and_metadata() {
     assert_eq!(v["client_metadata"], json!({"k": 1}));
 }
 
+async fn patch_if_match(app: &TestApp, u: &SignedIn, etag: &str, patch: Value) -> reqwest::Response {
+    app.client
+        .patch(app.url("/v1/me"))
+        .bearer_auth(&u.access)
+        .header("If-Match", etag)
+        .json(&patch)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_stale_if_match_gets_412_and_changes_nothing() {
     let app = spawn_app().await;
     let (_, u) = app.user().await;
     let send = |etag: &'static str, bio: &'static str| {
         let (app, u) = (&app, &u);
-        async move {
-            body(
-                app.client
-                    .patch(app.url("/v1/me"))
-                    .bearer_auth(&u.access)
-                    .header("If-Match", etag)
-                    .json(&json!({"bio": bio}))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
+        async move { body(patch_if_match(app, u, etag, json!({"bio": bio})).await).await }
     };
     assert_eq!(send("\"1\"", "first").await.0, StatusCode::OK);
     let (status, v) = send("\"1\"", "second").await;
@@ -196,17 +180,7 @@ async fn two_racing_conditional_updates_have_exactly_one_winner() {
     let (_, u) = app.user().await;
     let send = |bio: &'static str| {
         let (app, u) = (&app, &u);
-        async move {
-            app.client
-                .patch(app.url("/v1/me"))
-                .bearer_auth(&u.access)
-                .header("If-Match", "\"1\"")
-                .json(&json!({"bio": bio}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { patch_if_match(app, u, "\"1\"", json!({"bio": bio})).await.status() }
     };
     let (a, b) = tokio::join!(send("a"), send("b"));
     let mut got = [a, b];
@@ -228,15 +202,7 @@ async fn many_clients_incrementing_with_if_match_lose_no_update() {
                 let etag = res.headers()["etag"].to_str().unwrap().to_owned();
                 let me: Value = res.json().await.unwrap();
                 let n = me["client_metadata"]["n"].as_i64().unwrap_or(0);
-                let res = app
-                    .client
-                    .patch(app.url("/v1/me"))
-                    .bearer_auth(&u.access)
-                    .header("If-Match", etag)
-                    .json(&json!({"client_metadata": {"n": n + 1}}))
-                    .send()
-                    .await
-                    .unwrap();
+                let res = patch_if_match(app, u, &etag, json!({"client_metadata": {"n": n + 1}})).await;
                 match res.status() {
                     StatusCode::OK => return conflicts,
                     StatusCode::PRECONDITION_FAILED => conflicts += 1,
@@ -296,22 +262,11 @@ async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output
 async fn changing_the_password_needs_the_current_one_and_ends_every_other_session() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
-    let other = signed_in(&t.id, &u.email, &v);
+    let other = app.sign_in_as(&t.id, &u.email).await;
     let change = |current: &'static str, new: &'static str| {
         let (app, u) = (&app, &u);
-        async move {
-            body(
-                app.send(
-                    Method::POST,
-                    "/v1/me/password",
-                    &u.access,
-                    Some(json!({"current_password": current, "new_password": new})),
-                )
-                .await,
-            )
-            .await
-        }
+        let passwords = json!({"current_password": current, "new_password": new});
+        async move { body(app.send(Method::POST, "/v1/me/password", &u.access, Some(passwords)).await).await }
     };
     let (status, v) = change("wrong password here", "a brand new long passphrase").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -336,15 +291,7 @@ async fn an_uploaded_avatar_is_stored_content_addressed_and_served_with_cache_he
     let app = spawn_app().await;
     let (_, u) = app.user().await;
     let gif = base64::engine::general_purpose::STANDARD.decode(GIF_1X1).unwrap();
-    let res = app
-        .client
-        .put(app.url("/v1/me/avatar"))
-        .bearer_auth(&u.access)
-        .header("content-type", "image/gif")
-        .body(gif.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = app.send_body(Method::PUT, "/v1/me/avatar", &u.access, "image/gif", gif.clone()).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let url = v["avatar_url"].as_str().unwrap().to_owned();
@@ -360,14 +307,8 @@ async fn an_uploaded_avatar_is_stored_content_addressed_and_served_with_cache_he
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
 
     // JSON with a data URI, and with a URL.
-    let res = app
-        .send(
-            Method::PUT,
-            "/v1/me/avatar",
-            &u.access,
-            Some(json!({"image": format!("data:image/png;base64,{PNG_1X1}")})),
-        )
-        .await;
+    let data_uri = json!({"image": format!("data:image/png;base64,{PNG_1X1}")});
+    let res = app.send(Method::PUT, "/v1/me/avatar", &u.access, Some(data_uri)).await;
     let (_, v) = body(res).await;
     assert!(v["avatar_url"].as_str().unwrap().ends_with(".png"));
     let res =
@@ -387,19 +328,7 @@ async fn avatars_that_are_not_images_too_large_or_bombs_are_refused() {
     let (t, u) = app.user().await;
     let put = |ct: &'static str, bytes: Vec<u8>| {
         let (app, u) = (&app, &u);
-        async move {
-            body(
-                app.client
-                    .put(app.url("/v1/me/avatar"))
-                    .bearer_auth(&u.access)
-                    .header("content-type", ct)
-                    .body(bytes)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
+        async move { body(app.send_body(Method::PUT, "/v1/me/avatar", &u.access, ct, bytes).await).await }
     };
     let (status, v) = put("image/png", b"<svg onload=alert(1)>".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -418,8 +347,7 @@ async fn avatars_that_are_not_images_too_large_or_bombs_are_refused() {
     assert_eq!(field_codes(&v), ["avatar_url:too_large"]);
     let (status, v) = put("text/plain", b"hello".to_vec()).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
-    let (_, me) = app.get_me(&u.access).await;
-    assert_eq!(me["avatar_url"], Value::Null);
+    assert_eq!(app.get_me(&u.access).await.1["avatar_url"], Value::Null);
 }
 
 #[tokio::test]
@@ -453,13 +381,7 @@ async fn selected_team_must_be_a_team_the_user_is_in() {
 async fn export_holds_the_users_data_and_never_secure_metadata() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    app.server(
-        reqwest::Method::PATCH,
-        &t,
-        &format!("/v1/users/{}", u.id),
-        Some(json!({"secure_metadata": {"ssn": "SECRET-123"}})),
-    )
-    .await;
+    app.update_user(&t, &u.id, json!({"secure_metadata": {"ssn": "SECRET-123"}})).await;
     let res = app.send(Method::GET, "/v1/me/export", &u.access, None).await;
     assert!(res.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
     let text = res.text().await.unwrap();

@@ -54,13 +54,21 @@ fn issuer(app: &TestApp, t: &Tenant) -> String {
     app.url(&format!("/oidc/{}", t.id))
 }
 
+fn authorize_url(app: &TestApp, t: &Tenant, params: &[(&str, &str)]) -> String {
+    format!("{}/authorize?{}", issuer(app, t), serde_urlencoded::to_string(params).unwrap())
+}
+
 async fn discover(app: &TestApp, t: &Tenant) -> Meta {
     Meta::discover_async(IssuerUrl::new(issuer(app, t)).unwrap(), &http()).await.expect("discovery")
 }
 
+async fn create_client(app: &TestApp, t: &Tenant, body: Value) -> (StatusCode, Value) {
+    app.server(Method::POST, t, "/v1/oauth/clients", Some(body)).await
+}
+
 /// Registers a client through the server API; returns its id and secret.
 async fn register(app: &TestApp, t: &Tenant, body: Value) -> (String, Option<String>) {
-    let (status, c) = app.server(Method::POST, t, "/v1/oauth/clients", Some(body)).await;
+    let (status, c) = create_client(app, t, body).await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
     (c["client_id"].as_str().unwrap().to_owned(), c["client_secret"].as_str().map(str::to_owned))
 }
@@ -87,9 +95,7 @@ pub(crate) async fn approve(
     let action = format!("{}/sign-in", auth_url.split("/authorize").next().unwrap());
     let csrf = page.input("csrf").unwrap();
     let return_to = page.input("return_to").unwrap();
-    let mut next = browser
-        .post(&action, &[("csrf", &csrf), ("email", login), ("password", PASSWORD), ("return_to", &return_to)])
-        .await;
+    let mut next = browser.sign_in(&action, &csrf, login, &return_to).await;
     if let Some(code) = code {
         assert_eq!(next.status, StatusCode::OK, "the TOTP step: {}", next.text);
         assert!(next.text.contains(r#"name="code""#));
@@ -150,13 +156,8 @@ async fn authorization_code_with_pkce_through_openidconnect_reaches_me_and_refre
     let code = query_param(&back, "code").unwrap();
 
     let http = http();
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http)
-        .await
-        .expect("code exchange");
+    let exchange = client.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier);
+    let tokens = exchange.request_async(&http).await.expect("code exchange");
     let id_token = tokens.id_token().expect("an ID token for the openid scope");
     let claims = id_token.claims(&client.id_token_verifier(), &nonce).expect("the ID token verifies");
     assert_eq!(claims.subject().as_str(), user.id);
@@ -206,13 +207,8 @@ async fn authorization_code_with_pkce_through_openidconnect_reaches_me_and_refre
         )
         .await;
     let code = query_param(&done.location(&app.base), "code").unwrap();
-    let second = client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http)
-        .await
-        .unwrap();
+    let exchange = client.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier);
+    let second = exchange.request_async(&http).await.unwrap();
     let res = http
         .post(&revocation)
         .basic_auth(&id, Some(&secret))
@@ -255,13 +251,8 @@ async fn a_public_client_must_use_pkce_and_its_verifier_gets_the_tokens() {
     let back = approve(&app, &browser, auth_url.as_str(), "ada@example.com", None).await;
     let code = query_param(&back, "code").unwrap();
     let http = http();
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http)
-        .await
-        .unwrap();
+    let exchange = client.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier);
+    let tokens = exchange.request_async(&http).await.unwrap();
     tokens.id_token().unwrap().claims(&client.id_token_verifier(), &nonce).unwrap();
     assert_eq!(app.get_me(tokens.access_token().secret()).await.0, StatusCode::OK);
     assert!(tokens.refresh_token().is_none(), "the client was not allowed refresh_token");
@@ -326,8 +317,8 @@ async fn client_credentials_grants_share_one_session_until_it_is_revoked() {
     }
 
     // Revoking one of them ends the session, so every token issued on it.
-    let revoked = app.client.post(format!("{}/revoke", issuer(&app, &t))).form(&[("token", &access[0])]).send().await;
-    assert_eq!(revoked.unwrap().status(), StatusCode::OK);
+    let revoked = app.post_form(format!("{}/revoke", issuer(&app, &t)), None, &[("token", &access[0])]).await;
+    assert_eq!(revoked.status(), StatusCode::OK);
     for token in &access {
         assert_eq!(app.get_me(token).await.0, StatusCode::UNAUTHORIZED);
     }
@@ -349,8 +340,7 @@ async fn code_for(app: &TestApp, t: &Tenant, client_id: &str, challenge: Option<
         params.push(("code_challenge", c));
         params.push(("code_challenge_method", "S256"));
     }
-    let url = format!("{}/authorize?{}", issuer(app, t), serde_urlencoded::to_string(&params).unwrap());
-    let back = approve(app, &FormClient::new(&app.base), &url, login, None).await;
+    let back = approve(app, &FormClient::new(&app.base), &authorize_url(app, t, &params), login, None).await;
     query_param(&back, "code").unwrap()
 }
 
@@ -371,15 +361,7 @@ async fn redeem(
     if let Some(v) = verifier {
         form.push(("code_verifier", v));
     }
-    let res = app
-        .client
-        .post(format!("{}/token", issuer(app, t)))
-        .basic_auth(id, Some(secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    body(res).await
+    body(app.post_form(format!("{}/token", issuer(app, t)), Some((id, secret)), &form).await).await
 }
 
 #[tokio::test]
@@ -409,14 +391,9 @@ async fn codes_are_single_use_bound_to_the_verifier_and_a_replay_revokes_what_th
     let (status, v) = redeem(&app, &t, &id, &secret, &code, Some(verifier)).await;
     assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     assert_eq!(app.get_me(access).await.0, StatusCode::UNAUTHORIZED, "the replay revoked the first tokens");
-    let res = app
-        .client
-        .post(format!("{}/token", issuer(&app, &t)))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let token_url = format!("{}/token", issuer(&app, &t));
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap())];
+    let res = app.post_form(&token_url, Some((&id, &secret)), &refresh).await;
     assert_eq!(body(res).await.1["error"], "invalid_grant");
 
     // Another client cannot redeem the code; a wrong redirect URI neither.
@@ -424,14 +401,9 @@ async fn codes_are_single_use_bound_to_the_verifier_and_a_replay_revokes_what_th
     let code = code_for(&app, &t, &id, None, "ada@example.com").await;
     assert_eq!(redeem(&app, &t, &other, &other_secret, &code, None).await.1["error"], "invalid_grant");
     let code = code_for(&app, &t, &id, None, "ada@example.com").await;
-    let res = app
-        .client
-        .post(format!("{}/token", issuer(&app, &t)))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/other")])
-        .send()
-        .await
-        .unwrap();
+    let elsewhere =
+        [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/other")];
+    let res = app.post_form(&token_url, Some((&id, &secret)), &elsewhere).await;
     assert_eq!(body(res).await.1["error"], "invalid_grant");
     // Nor the right client with a wrong secret.
     let code = code_for(&app, &t, &id, None, "ada@example.com").await;
@@ -450,9 +422,7 @@ async fn the_authorization_endpoint_never_redirects_to_an_unregistered_uri() {
     let t = app.tenant().await;
     let (id, _) = confidential(&app, &t).await;
     let browser = FormClient::new(&app.base);
-    let url = |params: &[(&str, &str)]| {
-        format!("{}/authorize?{}", issuer(&app, &t), serde_urlencoded::to_string(params).unwrap())
-    };
+    let url = |params: &[(&str, &str)]| authorize_url(&app, &t, params);
 
     for bad in [
         url(&[("response_type", "code"), ("client_id", &id), ("redirect_uri", "https://evil.example/cb")]),
@@ -495,31 +465,12 @@ async fn denying_consent_tells_the_client_access_denied() {
     let t = app.tenant().await;
     app.sign_up(&t, "ada@example.com").await;
     let (id, _) = confidential(&app, &t).await;
-    let url = format!(
-        "{}/authorize?{}",
-        issuer(&app, &t),
-        serde_urlencoded::to_string([
-            ("response_type", "code"),
-            ("client_id", &id),
-            ("redirect_uri", REDIRECT),
-            ("state", "s")
-        ])
-        .unwrap()
-    );
+    let params = [("response_type", "code"), ("client_id", &id), ("redirect_uri", REDIRECT), ("state", "s")];
     let browser = FormClient::new(&app.base);
-    let page = browser.get(&url).await;
+    let page = browser.get(&authorize_url(&app, &t, &params)).await;
     let csrf = page.input("csrf").unwrap();
-    let signed = browser
-        .post(
-            &format!("{}/sign-in", issuer(&app, &t)),
-            &[
-                ("csrf", &csrf),
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", &page.input("return_to").unwrap()),
-            ],
-        )
-        .await;
+    let return_to = page.input("return_to").unwrap();
+    let signed = browser.sign_in(&format!("{}/sign-in", issuer(&app, &t)), &csrf, "ada@example.com", &return_to).await;
     let consent = browser.get(&signed.location(&app.base)).await;
     let done = browser
         .post(
@@ -543,12 +494,7 @@ async fn the_hosted_sign_in_asks_for_the_totp_code_and_refuses_a_replayed_one() 
     let (id, _) = confidential(&app, &t).await;
     let code_now =
         format!("{:06}", tessera_auth::totp::code_at(secret, tessera_auth::totp::step_of(app.clock.now_unix()), 6));
-    let url = format!(
-        "{}/authorize?{}",
-        issuer(&app, &t),
-        serde_urlencoded::to_string([("response_type", "code"), ("client_id", &id), ("redirect_uri", REDIRECT)])
-            .unwrap()
-    );
+    let url = authorize_url(&app, &t, &[("response_type", "code"), ("client_id", &id), ("redirect_uri", REDIRECT)]);
     let back = approve(&app, &FormClient::new(&app.base), &url, "ada@example.com", Some(code_now.clone())).await;
     assert!(query_param(&back, "code").is_some(), "{back}");
 
@@ -556,12 +502,7 @@ async fn the_hosted_sign_in_asks_for_the_totp_code_and_refuses_a_replayed_one() 
     let browser = FormClient::new(&app.base);
     let page = browser.get(&url).await;
     let csrf = page.input("csrf").unwrap();
-    let step = browser
-        .post(
-            &format!("{}/sign-in", issuer(&app, &t)),
-            &[("csrf", &csrf), ("email", "ada@example.com"), ("password", PASSWORD), ("return_to", "account")],
-        )
-        .await;
+    let step = browser.sign_in(&format!("{}/sign-in", issuer(&app, &t)), &csrf, "ada@example.com", "account").await;
     let again = browser
         .post(
             &format!("{}/sign-in/mfa", issuer(&app, &t)),
@@ -594,13 +535,11 @@ async fn hosted_forms_need_their_csrf_token_and_set_hardened_cookies() {
     assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Lax"), "{csrf_cookie}");
     assert!(csrf_cookie.contains(&format!("Path=/oidc/{}", t.id)));
 
-    let form = |csrf: &'static str| {
-        [("csrf", csrf), ("email", "ada@example.com"), ("password", PASSWORD), ("return_to", "account")]
-    };
     // A forged post (no token, or another token) is refused and signs nobody in.
-    let res = browser.post(&sign_in, &form("")).await;
+    let res = browser.sign_in(&sign_in, "", "ada@example.com", "account").await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
-    let res = browser.post(&sign_in, &form("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).await;
+    let res =
+        browser.sign_in(&sign_in, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "ada@example.com", "account").await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert!(browser.cookie("tessera_session").is_none());
     // A fresh browser without the cookie cannot post either.
@@ -620,17 +559,7 @@ async fn hosted_forms_need_their_csrf_token_and_set_hardened_cookies() {
         .await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert!(res.text.contains("not right"));
-    let res = browser
-        .post(
-            &sign_in,
-            &[
-                ("csrf", token.as_str()),
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", "https://evil.example/"),
-            ],
-        )
-        .await;
+    let res = browser.sign_in(&sign_in, &token, "ada@example.com", "https://evil.example/").await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     assert_eq!(res.location(&app.base), format!("{}/account", issuer(&app, &t)), "return_to cannot leave the issuer");
     let session_cookie = res.headers["set-cookie"].to_str().unwrap();
@@ -649,12 +578,7 @@ async fn the_account_page_changes_the_password_and_deletes_the_account_through_i
     let base = issuer(&app, &t);
     let page = browser.get(&format!("{base}/sign-in?return_to=account")).await;
     let csrf = page.input("csrf").unwrap();
-    browser
-        .post(
-            &format!("{base}/sign-in"),
-            &[("csrf", &csrf), ("email", "ada@example.com"), ("password", PASSWORD), ("return_to", "account")],
-        )
-        .await;
+    browser.sign_in(&format!("{base}/sign-in"), &csrf, "ada@example.com", "account").await;
 
     // Field errors are shown next to the field; nothing changes.
     let res =
@@ -728,14 +652,8 @@ async fn failed_token_requests_from_one_address_are_rate_limited() {
         let (status, _) = redeem(&app, &t, &id, &secret, "tsr_ac_made_up", None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
-    let res = app
-        .client
-        .post(format!("{}/token", issuer(&app, &t)))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "authorization_code"), ("code", "tsr_ac_made_up")])
-        .send()
-        .await
-        .unwrap();
+    let made_up = [("grant_type", "authorization_code"), ("code", "tsr_ac_made_up")];
+    let res = app.post_form(format!("{}/token", issuer(&app, &t)), Some((&id, &secret)), &made_up).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().get("retry-after").is_some());
     assert_eq!(body(res).await.1["error"], "slow_down");
@@ -747,14 +665,8 @@ async fn failed_token_requests_from_one_address_are_rate_limited() {
 async fn oauth_clients_are_validated_listed_and_deleted_by_the_server() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let (status, v) = app
-        .server(
-            Method::POST,
-            &t,
-            "/v1/oauth/clients",
-            Some(json!({"name": "", "redirect_uris": ["http://example.com/cb", "https://ok.example/cb#x"], "grant_types": ["implicit"]})),
-        )
-        .await;
+    let bad = json!({"name": "", "redirect_uris": ["http://example.com/cb", "https://ok.example/cb#x"], "grant_types": ["implicit"]});
+    let (status, v) = create_client(&app, &t, bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let mut fields = field_codes(&v);
     fields.sort();
@@ -768,14 +680,8 @@ async fn oauth_clients_are_validated_listed_and_deleted_by_the_server() {
         ],
         "{v}"
     );
-    let (status, v) = app
-        .server(
-            Method::POST,
-            &t,
-            "/v1/oauth/clients",
-            Some(json!({"name": "SPA", "grant_types": ["client_credentials"], "public": true})),
-        )
-        .await;
+    let public_machine = json!({"name": "SPA", "grant_types": ["client_credentials"], "public": true});
+    let (status, v) = create_client(&app, &t, public_machine).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["grant_types:not_allowed".to_owned()]));
 
     let (id, _) = confidential(&app, &t).await;
@@ -816,17 +722,8 @@ async fn another_tenants_clients_and_codes_reach_nothing() {
     // B's browser session is not A's: signed in at A, the account page of B asks to sign in.
     let browser = FormClient::new(&app.base);
     let page = browser.get(&format!("{}/sign-in?return_to=account", issuer(&app, &a))).await;
-    browser
-        .post(
-            &format!("{}/sign-in", issuer(&app, &a)),
-            &[
-                ("csrf", &page.input("csrf").unwrap()),
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", "account"),
-            ],
-        )
-        .await;
+    let csrf = page.input("csrf").unwrap();
+    browser.sign_in(&format!("{}/sign-in", issuer(&app, &a)), &csrf, "ada@example.com", "account").await;
     assert_eq!(browser.get(&format!("{}/account", issuer(&app, &a))).await.status, StatusCode::OK);
     assert_eq!(browser.get(&format!("{}/account", issuer(&app, &b))).await.status, StatusCode::SEE_OTHER);
     // B's server key sees none of A's clients.

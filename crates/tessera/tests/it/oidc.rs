@@ -45,14 +45,8 @@ async fn client_credentials_give_a_service_account_a_token_for_userinfo_and_me()
     let t = app.tenant().await;
     let (id, secret) = service_account(&app, &t).await;
     let token_url = app.url(&format!("/oidc/{}/token", t.id));
-    let res = app
-        .client
-        .post(&token_url)
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let grant = [("grant_type", "client_credentials")];
+    let res = app.post_form(&token_url, Some((&id, &secret)), &grant).await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -65,29 +59,17 @@ async fn client_credentials_give_a_service_account_a_token_for_userinfo_and_me()
     assert_eq!((status, info["preferred_username"].as_str()), (StatusCode::OK, Some("ci-bot")));
 
     // RFC 6749 §5.2 errors.
-    let res = app
-        .client
-        .post(&token_url)
-        .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", "wrong")])
-        .send()
-        .await
-        .unwrap();
+    let wrong_secret = [("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", "wrong")];
+    let res = app.post_form(&token_url, None, &wrong_secret).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(body(res).await.1["error"], "invalid_client");
-    let res = app.client.post(&token_url).form(&[("grant_type", "password")]).send().await.unwrap();
+    let res = app.post_form(&token_url, None, &[("grant_type", "password")]).await;
     assert_eq!(body(res).await.1["error"], "unsupported_grant_type");
-    let res = app.client.post(&token_url).form(&[("nothing", "here")]).send().await.unwrap();
+    let res = app.post_form(&token_url, None, &[("nothing", "here")]).await;
     assert_eq!(body(res).await.1["error"], "invalid_request");
     // Another tenant's issuer does not take this client.
     let other = app.tenant().await;
-    let res = app
-        .client
-        .post(app.url(&format!("/oidc/{}/token", other.id)))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_form(app.url(&format!("/oidc/{}/token", other.id)), Some((&id, &secret)), &grant).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -97,54 +79,30 @@ async fn refresh_rotates_through_the_token_endpoint_and_revocation_and_introspec
     let (t, u) = app.user().await;
     let (id, secret) = service_account(&app, &t).await;
     let issuer = app.url(&format!("/oidc/{}", t.id));
-    let res = app
-        .client
-        .post(format!("{issuer}/token"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", u.refresh.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let (status, v) = body(res).await;
+    let grant = [("grant_type", "refresh_token"), ("refresh_token", u.refresh.as_str())];
+    let (status, v) = body(app.post_form(format!("{issuer}/token"), None, &grant).await).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let (access, refresh) =
         (v["access_token"].as_str().unwrap().to_owned(), v["refresh_token"].as_str().unwrap().to_owned());
-    let res = app
-        .client
-        .post(format!("{issuer}/token"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", u.refresh.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_form(format!("{issuer}/token"), None, &grant).await;
     assert_eq!(body(res).await.1["error"], "invalid_grant", "a used refresh token is a reuse");
 
     // The reuse revoked the session; start a fresh one to test revoke and introspect.
-    let (_, v) = app.sign_in(&t.id, &u.email, PASSWORD).await;
-    let fresh = signed_in(&t.id, &u.email, &v);
+    let fresh = app.sign_in_as(&t.id, &u.email).await;
     let introspect = |tok: String| {
         let (app, issuer, id, secret) = (&app, &issuer, &id, &secret);
         async move {
-            body(
-                app.client
-                    .post(format!("{issuer}/introspect"))
-                    .basic_auth(id, Some(secret))
-                    .form(&[("token", tok)])
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
+            body(app.post_form(format!("{issuer}/introspect"), Some((id, secret)), &[("token", &tok)]).await).await
         }
     };
     let (status, v) = introspect(fresh.access.clone()).await;
     assert_eq!((status, v["active"].as_bool(), v["sub"].as_str()), (StatusCode::OK, Some(true), Some(u.id.as_str())));
     assert_eq!(introspect(access).await.1["active"], false, "the reused family is gone");
     let _ = refresh;
-    let res =
-        app.client.post(format!("{issuer}/introspect")).form(&[("token", fresh.access.as_str())]).send().await.unwrap();
+    let res = app.post_form(format!("{issuer}/introspect"), None, &[("token", &fresh.access)]).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "introspection needs client credentials");
 
-    let res =
-        app.client.post(format!("{issuer}/revoke")).form(&[("token", fresh.refresh.as_str())]).send().await.unwrap();
+    let res = app.post_form(format!("{issuer}/revoke"), None, &[("token", &fresh.refresh)]).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         introspect(fresh.access.clone()).await.1["active"],
@@ -152,6 +110,6 @@ async fn refresh_rotates_through_the_token_endpoint_and_revocation_and_introspec
         "revoking the refresh token ends the session"
     );
     assert_eq!(app.get_me(&fresh.access).await.0, StatusCode::UNAUTHORIZED);
-    let res = app.client.post(format!("{issuer}/revoke")).form(&[("token", "garbage")]).send().await.unwrap();
+    let res = app.post_form(format!("{issuer}/revoke"), None, &[("token", "garbage")]).await;
     assert_eq!(res.status(), StatusCode::OK, "RFC 7009: unknown tokens are fine");
 }

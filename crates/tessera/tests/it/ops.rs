@@ -56,19 +56,7 @@ async fn http_layer_errors_come_in_the_native_shape() {
     let (_, u) = app.user().await;
     let patch = |ct: &'static str, body_text: String| {
         let (app, u) = (&app, &u);
-        async move {
-            body(
-                app.client
-                    .patch(app.url("/v1/me"))
-                    .bearer_auth(&u.access)
-                    .header("content-type", ct)
-                    .body(body_text)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
+        async move { body(app.send_body(Method::PATCH, "/v1/me", &u.access, ct, body_text).await).await }
     };
     let (status, v) = patch("application/json", "{\"bio\": ".into()).await;
     assert_eq!((status, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));

@@ -39,11 +39,7 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
     let mut keep = |v: &Value| responses.push(v.to_string());
 
     let secure = "SECURE-METADATA-VALUE-42";
-    keep(
-        &app.server(Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"secure_metadata": {"k": secure}})))
-            .await
-            .1,
-    );
+    keep(&app.update_user(&t, &u.id, json!({"secure_metadata": {"k": secure}})).await.1);
     let hook_secret = "whsec_c2VjcmV0LWhvb2sta2V5LWJ5dGVz";
     keep(&app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"pre_update_hook": {"url": "http://127.0.0.1:9/h", "secret": hook_secret, "fail_open": true, "timeout_ms": 200}}))).await.1);
     let totp = b"totp-secret-bytes-20";
@@ -61,20 +57,12 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
     keep(&app.server(Method::GET, &t, &format!("/v1/users/{}", u.id), None).await.1);
     keep(&app.server(Method::GET, &t, "/v1/users", None).await.1);
     keep(&app.server(Method::GET, &t, "/v1/settings", None).await.1);
-    let res =
-        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let res =
-        app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": u.refresh})).send().await.unwrap();
+    assert_eq!(app.refresh(&u.refresh).await.status(), StatusCode::OK);
+    let res = app.refresh(&u.refresh).await;
     keep(&body(res).await.1);
-    let res = app
-        .send(
-            Method::PATCH,
-            &format!("/compat/replyke/{}/users/{}", t.id, u.id),
-            &t.server_key,
-            Some(json!({"update": {"secureMetadata": {"k": secure}}})),
-        )
-        .await;
+    let replyke = format!("/compat/replyke/{}/users/{}", t.id, u.id);
+    let update = json!({"update": {"secureMetadata": {"k": secure}}});
+    let res = app.send(Method::PATCH, &replyke, &t.server_key, Some(update)).await;
     keep(&body(res).await.1);
 
     // The authorization-code flow: a password posted to a hosted form, the browser session
@@ -90,14 +78,8 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
     let back = crate::oauth::approve(&app, &browser, &authorize, &ben.email, None).await;
     let code = crate::oauth::query_param(&back, "code").unwrap();
     let cookie = browser.cookie("tessera_session").unwrap();
-    let res = app
-        .client
-        .post(app.url(&format!("/oidc/{}/token", t.id)))
-        .basic_auth(&oauth_id, Some(&oauth_secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", crate::oauth::REDIRECT)])
-        .send()
-        .await
-        .unwrap();
+    let grant = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", crate::oauth::REDIRECT)];
+    let res = app.post_form(app.url(&format!("/oidc/{}/token", t.id)), Some((&oauth_id, &oauth_secret)), &grant).await;
     let granted = body(res).await.1;
     let id_token = granted["id_token"].as_str().unwrap().to_owned();
     let account = browser.get(&app.url(&format!("/oidc/{}/account", t.id))).await;

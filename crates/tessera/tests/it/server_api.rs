@@ -10,29 +10,17 @@ use crate::helpers::*;
 async fn the_server_creates_reads_updates_and_deletes_users() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let (status, v) = app
-        .server(
-            Method::POST,
-            &t,
-            "/v1/users",
-            Some(json!({"primary_email": "new@example.com", "username": "newbie", "display_name": "New",
-                        "server_metadata": {"plan": "pro"}, "password": PASSWORD})),
-        )
-        .await;
+    let newbie = json!({"primary_email": "new@example.com", "username": "newbie", "display_name": "New",
+                        "server_metadata": {"plan": "pro"}, "password": PASSWORD});
+    let (status, v) = app.create_user(&t, newbie).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["server_metadata"], json!({"plan": "pro"}), "the server sees server metadata");
     let id = v["id"].as_str().unwrap().to_owned();
     let (status, v) = app.server(Method::GET, &t, &format!("/v1/users/{id}"), None).await;
     assert_eq!((status, v["username"].as_str()), (StatusCode::OK, Some("newbie")));
 
-    let (status, v) = app
-        .server(
-            Method::PATCH,
-            &t,
-            &format!("/v1/users/{id}"),
-            Some(json!({"client_read_only_metadata": {"tier": "gold"}, "status": "active"})),
-        )
-        .await;
+    let (status, v) =
+        app.update_user(&t, &id, json!({"client_read_only_metadata": {"tier": "gold"}, "status": "active"})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "active");
     let (_, signed) = app.sign_in(&t.id, "new@example.com", PASSWORD).await;
@@ -40,7 +28,7 @@ async fn the_server_creates_reads_updates_and_deletes_users() {
     assert_eq!(me["client_read_only_metadata"], json!({"tier": "gold"}), "the user reads it");
     assert!(me.get("server_metadata").is_none(), "but not server metadata");
 
-    let (status, v) = app.server(Method::PATCH, &t, &format!("/v1/users/{id}"), Some(json!({"status": "gone"}))).await;
+    let (status, v) = app.update_user(&t, &id, json!({"status": "gone"})).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["status:invalid_value".to_owned()]));
 
     let (status, _) = app.server(Method::DELETE, &t, &format!("/v1/users/{id}"), None).await;
@@ -54,9 +42,7 @@ async fn secure_metadata_is_stored_but_never_returned_by_any_response() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
     let secret = "SSN-078-05-1120";
-    let (status, v) = app
-        .server(Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"secure_metadata": {"ssn": secret}})))
-        .await;
+    let (status, v) = app.update_user(&t, &u.id, json!({"secure_metadata": {"ssn": secret}})).await;
     assert_eq!(status, StatusCode::OK);
     let mut seen = vec![v];
     seen.push(app.server(Method::GET, &t, &format!("/v1/users/{}", u.id), None).await.1);
@@ -85,14 +71,8 @@ async fn listing_filters_and_pages_through_every_user_exactly_once() {
     let app = spawn_app().await;
     let t = app.tenant().await;
     for i in 0..7 {
-        let (status, _) = app
-            .server(
-                Method::POST,
-                &t,
-                "/v1/users",
-                Some(json!({"primary_email": format!("u{i}@example.com"), "is_anonymous": i % 2 == 0})),
-            )
-            .await;
+        let user = json!({"primary_email": format!("u{i}@example.com"), "is_anonymous": i % 2 == 0});
+        let (status, _) = app.create_user(&t, user).await;
         assert_eq!(status, StatusCode::CREATED);
     }
     let mut seen = Vec::new();
@@ -178,14 +158,8 @@ async fn teams_and_memberships_are_managed_by_the_server() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{team}");
     let id = team["id"].as_str().unwrap();
-    let (_, team) = app
-        .server(
-            Method::PATCH,
-            &t,
-            &format!("/v1/teams/{id}"),
-            Some(json!({"display_name": "Core team", "profile_image_url": null})),
-        )
-        .await;
+    let rename = json!({"display_name": "Core team", "profile_image_url": null});
+    let (_, team) = app.server(Method::PATCH, &t, &format!("/v1/teams/{id}"), Some(rename)).await;
     assert_eq!(team["display_name"], "Core team");
     for _ in 0..2 {
         let (status, _) = app.server(Method::PUT, &t, &format!("/v1/teams/{id}/members/{}", u.id), None).await;
@@ -239,14 +213,8 @@ async fn the_operator_needs_the_root_key() {
 async fn creation_refuses_wrongly_typed_fields_instead_of_dropping_them() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let (status, v) = app
-        .server(
-            Method::POST,
-            &t,
-            "/v1/users",
-            Some(json!({"primary_email": "x@example.com", "password": true, "auth_provider": "ldap"})),
-        )
-        .await;
+    let (status, v) =
+        app.create_user(&t, json!({"primary_email": "x@example.com", "password": true, "auth_provider": "ldap"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(field_codes(&v), ["auth_provider:invalid_value", "password:invalid_type"]);
     let (status, v) =
@@ -289,8 +257,7 @@ forbid (principal is User, action == Action::"update", resource) when { context.
     let res = app.send(Method::PATCH, "/compat/bird/me", &u.access, Some(json!({"name": "Ada"}))).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // The server is not a User principal, so the tenant's rule leaves it alone.
-    let (status, _) =
-        app.server(Method::PATCH, &t, &format!("/v1/users/{}", u.id), Some(json!({"display_name": "Ada"}))).await;
+    let (status, _) = app.update_user(&t, &u.id, json!({"display_name": "Ada"})).await;
     assert_eq!(status, StatusCode::OK);
     // Other tenants are untouched.
     let (_, other) = app.user().await;

@@ -6,6 +6,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
+/// A location as it is stored and shown: a GeoJSON point.
+fn point(longitude: f64, latitude: f64) -> Value {
+    json!({"type": "Point", "coordinates": [longitude, latitude]})
+}
+
 /// (field, value sent, value stored) — accepted.
 fn valid_rows() -> Vec<(&'static str, Value, Value)> {
     vec![
@@ -28,16 +33,8 @@ fn valid_rows() -> Vec<(&'static str, Value, Value)> {
         ("locale", json!("zh-hant-tw"), json!("zh-Hant-TW")),
         ("timezone", json!("America/Los_Angeles"), json!("America/Los_Angeles")),
         ("birthdate", json!("1990-01-01"), json!("1990-01-01")),
-        (
-            "location",
-            json!({"longitude": 180, "latitude": -90}),
-            json!({"type": "Point", "coordinates": [180.0, -90.0]}),
-        ),
-        (
-            "location",
-            json!({"longitude": -118.25, "latitude": 34.05}),
-            json!({"type": "Point", "coordinates": [-118.25, 34.05]}),
-        ),
+        ("location", json!({"longitude": 180, "latitude": -90}), point(180.0, -90.0)),
+        ("location", json!({"longitude": -118.25, "latitude": 34.05}), point(-118.25, 34.05)),
         ("avatar_url", json!("https://cdn.example.com/me.png"), json!("https://cdn.example.com/me.png")),
         ("client_metadata", json!({"a": {"b": [1, 2, {"c": null}]}}), json!({"a": {"b": [1, 2, {"c": null}]}})),
         ("is_onboarded", json!(true), json!(true)),
@@ -130,13 +127,7 @@ async fn usernames_and_emails_are_unique_per_tenant_regardless_of_case() {
 async fn a_new_email_is_unverified_and_metadata_caps_follow_tenant_settings() {
     let app = spawn_app().await;
     let (t, u) = app.user().await;
-    app.server(
-        reqwest::Method::PATCH,
-        &t,
-        &format!("/v1/users/{}", u.id),
-        Some(json!({"primary_email_verified": true})),
-    )
-    .await;
+    app.update_user(&t, &u.id, json!({"primary_email_verified": true})).await;
     let (_, me) = app.get_me(&u.access).await;
     assert_eq!(me["primary_email_verified"], true);
     let (_, me) = app.patch_me(&u.access, json!({"primary_email": "new@example.com"})).await;
