@@ -15,7 +15,7 @@ use tessera_core::{DomainError, TenantId};
 
 use tessera_core::oauth::GrantType;
 use tessera_service::oauth::{ProtocolError, SCOPES, standard_claims};
-use tessera_service::{ClientInfo, Tokens};
+use tessera_service::{ClientInfo, Introspection, Tokens};
 
 use crate::AppState;
 use crate::error::Untold;
@@ -89,6 +89,7 @@ async fn tenant(state: &AppState, raw: &str) -> Result<TenantId, OAuthError> {
 
 async fn discovery(State(state): State<AppState>, PathParams(raw): PathParams<String>) -> Result<Response, OAuthError> {
     let t = tenant(&state, &raw).await?;
+    let alg = state.service.tenant(t).await.map(|t| t.settings.signing_algorithm).unwrap_or_default();
     let issuer = state.service.tokens.issuer(t);
     Ok(axum::Json(json!({
         "issuer": issuer,
@@ -104,7 +105,7 @@ async fn discovery(State(state): State<AppState>, PathParams(raw): PathParams<St
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "id_token_signing_alg_values_supported": [alg.name()],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -353,10 +354,17 @@ async fn introspect(
     }
     let token =
         form.token.ok_or_else(|| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "token is required"))?;
+    let issuer = state.service.tokens.issuer(t);
     Ok(match state.service.introspect(t, &token).await.map_err(server_error)? {
-        Some((claims, user)) => no_store(json!({
+        Some(Introspection::Access(claims, user)) => no_store(json!({
             "active": true, "sub": claims.sub, "iss": claims.iss, "exp": claims.exp, "iat": claims.iat,
             "token_type": "Bearer", "username": user.username, "sid": claims.sid, "aud": claims.aud,
+            "client_id": claims.client_id,
+        })),
+        Some(Introspection::Refresh(session, user)) => no_store(json!({
+            "active": true, "sub": session.user_id, "iss": issuer, "exp": session.expires_at.timestamp(),
+            "iat": session.last_refreshed_at.timestamp(), "token_type": "refresh_token",
+            "username": user.username, "sid": session.id, "client_id": session.client_id,
         })),
         None => no_store(json!({"active": false})),
     })

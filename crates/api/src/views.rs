@@ -339,6 +339,10 @@ pub struct SettingsView {
     pub attempts_per_address_per_minute: u32,
     /// Failed second-factor codes per user per 5 minutes (default 5).
     pub mfa_failures_per_user: u32,
+    /// How access and ID tokens are signed: `EdDSA` (default), `ES256` or `RS256`. Tokens
+    /// signed before a change keep verifying until they expire.
+    #[schema(value_type = String, example = "EdDSA")]
+    pub signing_algorithm: tessera_core::keys::SigningAlgorithm,
 }
 
 impl From<&TenantSettings> for SettingsView {
@@ -352,6 +356,7 @@ impl From<&TenantSettings> for SettingsView {
             sign_in_failures_per_account: s.sign_in_failures_per_account,
             attempts_per_address_per_minute: s.attempts_per_address_per_minute,
             mfa_failures_per_user: s.mfa_failures_per_user,
+            signing_algorithm: s.signing_algorithm,
             pre_update_hook: s.pre_update_hook.as_ref().map(|h| {
                 serde_json::json!({"url": h.url, "timeout_ms": h.timeout_ms, "fail_open": h.fail_open, "has_secret": true})
             }),

@@ -1,6 +1,7 @@
-//! Access tokens: compact JWS with `alg` pinned to EdDSA, and a bounded cache of tokens already
-//! verified, so the hot path skips the ~150 µs signature check on repeat requests while still
-//! checking expiry on every use. Revocation is checked by the caller against the session row.
+//! Access tokens: compact JWS signed with the tenant's algorithm (`alg` pinned to the key that
+//! `kid` names), and a bounded cache of tokens already verified, so the hot path skips the
+//! signature check on repeat requests while still checking expiry on every use. Revocation is
+//! checked by the caller against the session row.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -8,12 +9,15 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, Signer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tessera_core::keys::SigningAlgorithm;
 use tessera_core::{SessionId, TenantId, UserId};
 
-use crate::keys::{ALG_EDDSA, KeyRing};
+use crate::keys::{KeyRing, Verdict};
+
+/// The JWS `typ` of access tokens (RFC 9068), so that no other JWT passes for one.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECONDS: i64 = 30;
@@ -33,6 +37,12 @@ pub struct AccessClaims {
     pub exp: i64,
     pub nbf: i64,
     pub jti: String,
+    /// The OAuth client the session was started through (RFC 9068), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The granted scopes, space-separated (RFC 9068), when the token came from an OAuth grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// An OpenID Connect ID token (OIDC Core §2): who signed in, for which client, when.
@@ -136,14 +146,32 @@ impl TokenVerifier {
         *guard = Arc::new(ring);
     }
 
-    /// Signs `claims` with the active key.
-    pub fn issue(&self, claims: &AccessClaims) -> Result<String, TokenError> {
-        self.sign_jws(claims)
+    /// Signs access-token `claims` with the active key of `alg`.
+    pub fn issue(&self, claims: &AccessClaims, alg: SigningAlgorithm) -> Result<String, TokenError> {
+        self.sign_jws(claims, alg, ACCESS_TOKEN_TYPE)
+    }
+
+    /// Signs access-token `claims` with more claims beside them, for a surface whose clients
+    /// read the token themselves. Verification ignores the extra claims.
+    pub fn issue_with<E: Serialize>(
+        &self,
+        claims: &AccessClaims,
+        extra: &E,
+        alg: SigningAlgorithm,
+    ) -> Result<String, TokenError> {
+        #[derive(Serialize)]
+        struct With<'a, E> {
+            #[serde(flatten)]
+            extra: &'a E,
+            #[serde(flatten)]
+            claims: &'a AccessClaims,
+        }
+        self.sign_jws(&With { extra, claims }, alg, ACCESS_TOKEN_TYPE)
     }
 
     /// Signs an ID token.
-    pub fn issue_id_token(&self, claims: &IdClaims) -> Result<String, TokenError> {
-        self.sign_jws(claims)
+    pub fn issue_id_token(&self, claims: &IdClaims, alg: SigningAlgorithm) -> Result<String, TokenError> {
+        self.sign_jws(claims, alg, "JWT")
     }
 
     /// The audience of access tokens of a tenant: its issuer, where its API lives.
@@ -152,8 +180,9 @@ impl TokenVerifier {
     }
 
     /// Signs a second-factor challenge. It can never pass as an access token: it has no `sid`.
+    /// Only Tessera reads it, so it is always signed with Ed25519.
     pub fn issue_mfa(&self, claims: &MfaClaims) -> Result<String, TokenError> {
-        self.sign_jws(claims)
+        self.sign_jws(claims, SigningAlgorithm::EdDSA, "JWT")
     }
 
     /// Verifies a second-factor challenge (never cached: each is used once or twice at most).
@@ -168,17 +197,17 @@ impl TokenVerifier {
         Ok(claims)
     }
 
-    fn sign_jws<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+    fn sign_jws<T: Serialize>(&self, claims: &T, alg: SigningAlgorithm, typ: &str) -> Result<String, TokenError> {
         let ring = self.keys();
-        let (kid, key) = ring.active().ok_or(TokenError::NoSigningKey)?;
-        let header = serde_json::json!({"alg": ALG_EDDSA, "typ": "JWT", "kid": kid});
-        let mut out = String::with_capacity(400);
+        let kid = ring.active_kid(alg).ok_or(TokenError::NoSigningKey)?;
+        let header = serde_json::json!({"alg": alg.name(), "typ": typ, "kid": kid});
+        let mut out = String::with_capacity(if alg == SigningAlgorithm::RS256 { 800 } else { 480 });
         out.push_str(&URL_SAFE_NO_PAD.encode(header.to_string()));
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| TokenError::Malformed)?));
-        let sig = key.sign(out.as_bytes());
+        let sig = ring.sign(alg, out.as_bytes()).ok_or(TokenError::NoSigningKey)?;
         out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(sig.to_bytes()));
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
         Ok(out)
     }
 
@@ -226,21 +255,22 @@ impl TokenVerifier {
         };
         let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
         let header: Header<'_> = serde_json::from_slice(&header_bytes).map_err(|_| TokenError::Malformed)?;
-        // The algorithm is pinned: `none`, HS256 with the public key, RS256 … are all refused
-        // before any key is touched.
-        if header.alg != ALG_EDDSA {
-            return Err(TokenError::AlgorithmNotAllowed);
-        }
+        // The algorithm is pinned: `none`, HS256 with a public key as the secret … are refused
+        // before any key is touched, and a known algorithm must be the one of the key `kid`
+        // names, so no key is ever used the way another algorithm would use it.
+        let alg = SigningAlgorithm::from_name(header.alg).ok_or(TokenError::AlgorithmNotAllowed)?;
         if header.crit.is_some() {
             return Err(TokenError::Malformed);
         }
-        let ring = self.keys();
-        let vk = header.kid.and_then(|kid| ring.verifier(kid)).ok_or(TokenError::UnknownKey)?;
-        let sig_bytes: [u8; 64] =
-            URL_SAFE_NO_PAD.decode(s).ok().and_then(|b| b.try_into().ok()).ok_or(TokenError::Malformed)?;
-        let signed_len = h.len() + 1 + p.len();
-        vk.verify_strict(&token.as_bytes()[..signed_len], &Signature::from_bytes(&sig_bytes))
-            .map_err(|_| TokenError::BadSignature)?;
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Malformed)?;
+        let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+        match self.keys().verify(kid, alg, signed, &sig) {
+            Verdict::Valid => {}
+            Verdict::UnknownKey => return Err(TokenError::UnknownKey),
+            Verdict::WrongAlgorithm => return Err(TokenError::AlgorithmNotAllowed),
+            Verdict::BadSignature => return Err(TokenError::BadSignature),
+        }
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
         serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
     }
@@ -251,9 +281,13 @@ mod tests {
     use super::*;
     use chrono::Duration as D;
 
+    const ED: SigningAlgorithm = SigningAlgorithm::EdDSA;
+
+    /// A verifier with one active key of each algorithm.
     fn verifier() -> TokenVerifier {
         let now = Utc::now();
-        let ring = KeyRing::from_records(&[KeyRing::generate(now)], now, D::hours(1)).unwrap();
+        let records: Vec<_> = SigningAlgorithm::ALL.iter().map(|a| KeyRing::generate(*a, now).unwrap()).collect();
+        let ring = KeyRing::from_records(&records, now, D::hours(1)).unwrap();
         TokenVerifier::new(ring, "http://localhost", Duration::from_secs(3600))
     }
 
@@ -270,20 +304,74 @@ mod tests {
             exp: now + exp_in,
             nbf: now,
             jti: "j".into(),
+            client_id: None,
+            scope: None,
         }
     }
 
     #[test]
-    fn issued_tokens_verify_and_tampering_is_refused() {
+    fn issued_tokens_verify_and_tampering_is_refused_with_every_algorithm() {
+        let v = verifier();
+        for alg in SigningAlgorithm::ALL {
+            let c = claims(&v, 600);
+            let t = v.issue(&c, alg).unwrap();
+            let header: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap()).unwrap()).unwrap();
+            assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some(alg.name()), Some("at+jwt")));
+            assert_eq!(*v.verify(&t, Utc::now()).unwrap(), c, "{alg:?}");
+            let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+            let mut other = c.clone();
+            other.sub = UserId::new();
+            parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap());
+            assert_eq!(v.verify(&parts.join("."), Utc::now()).unwrap_err(), TokenError::BadSignature, "{alg:?}");
+        }
+    }
+
+    /// A token relabelled with another algorithm is checked against the algorithm of the key
+    /// its `kid` names, never the one its header claims.
+    #[test]
+    fn a_token_relabelled_with_another_algorithm_is_refused() {
+        let v = verifier();
+        for signed_with in SigningAlgorithm::ALL {
+            let t = v.issue(&claims(&v, 600), signed_with).unwrap();
+            let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+            let header: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[0]).unwrap()).unwrap();
+            for claimed in SigningAlgorithm::ALL.into_iter().filter(|a| *a != signed_with) {
+                let relabelled = serde_json::json!({"alg": claimed.name(), "typ": "at+jwt", "kid": header["kid"]});
+                parts[0] = URL_SAFE_NO_PAD.encode(relabelled.to_string());
+                assert_eq!(v.verify(&parts.join("."), Utc::now()).unwrap_err(), TokenError::AlgorithmNotAllowed);
+            }
+        }
+    }
+
+    #[test]
+    fn extra_claims_are_signed_and_ignored_by_verification() {
         let v = verifier();
         let c = claims(&v, 600);
-        let t = v.issue(&c).unwrap();
+        let t = v.issue_with(&c, &serde_json::json!({"role": "authenticated"}), ED).unwrap();
+        let payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        assert_eq!(payload["role"], "authenticated");
         assert_eq!(*v.verify(&t, Utc::now()).unwrap(), c);
-        let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
-        let mut other = c.clone();
-        other.sub = UserId::new();
-        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap());
-        assert_eq!(v.verify(&parts.join("."), Utc::now()).unwrap_err(), TokenError::BadSignature);
+    }
+
+    #[test]
+    fn the_jwks_lists_each_key_with_its_own_type() {
+        let v = verifier();
+        let jwks = v.keys().jwks();
+        let mut types: Vec<(String, String)> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| (k["kty"].as_str().unwrap().to_owned(), k["alg"].as_str().unwrap().to_owned()))
+            .collect();
+        types.sort();
+        assert_eq!(
+            types,
+            [("EC".into(), "ES256".into()), ("OKP".into(), "EdDSA".into()), ("RSA".into(), "RS256".into())]
+        );
+        assert!(!jwks.to_string().contains("\"d\""), "no private parts");
     }
 
     #[test]
@@ -291,7 +379,7 @@ mod tests {
         let v = verifier();
         let c = claims(&v, 600);
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
-        for alg in ["none", "HS256", "RS256", "ES256"] {
+        for alg in ["none", "HS256", "PS256", "ES384", "eddsa"] {
             let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
             assert_eq!(v.verify(&format!("{h}.{body}.AAAA"), Utc::now()).unwrap_err(), TokenError::AlgorithmNotAllowed);
         }
@@ -300,7 +388,7 @@ mod tests {
     #[test]
     fn expiry_is_checked_even_for_cached_tokens() {
         let v = verifier();
-        let t = v.issue(&claims(&v, 60)).unwrap();
+        let t = v.issue(&claims(&v, 60), ED).unwrap();
         assert!(v.verify(&t, Utc::now()).is_ok());
         assert_eq!(v.verify(&t, Utc::now() + D::seconds(60 + LEEWAY_SECONDS + 1)).unwrap_err(), TokenError::Expired);
     }
@@ -310,10 +398,10 @@ mod tests {
         let v = verifier();
         let mut c = claims(&v, 600);
         c.aud = "tsr_ci_someone_else".into();
-        assert_eq!(v.verify(&v.issue(&c).unwrap(), Utc::now()).unwrap_err(), TokenError::WrongAudience);
+        assert_eq!(v.verify(&v.issue(&c, ED).unwrap(), Utc::now()).unwrap_err(), TokenError::WrongAudience);
         let mut c = claims(&v, 600);
         c.nbf += 120;
-        let t = v.issue(&c).unwrap();
+        let t = v.issue(&c, ED).unwrap();
         assert_eq!(v.verify(&t, Utc::now()).unwrap_err(), TokenError::NotYetValid);
         assert!(v.verify(&t, Utc::now() + D::seconds(120)).is_ok(), "valid once nbf is reached");
     }
@@ -336,7 +424,7 @@ mod tests {
                 ("sid".to_owned(), serde_json::json!(c.sid)),
             ]),
         };
-        let t = v.issue_id_token(&id).unwrap();
+        let t = v.issue_id_token(&id, ED).unwrap();
         assert!(matches!(v.verify(&t, Utc::now()), Err(TokenError::WrongAudience | TokenError::Malformed)));
     }
 
@@ -344,7 +432,7 @@ mod tests {
     fn a_key_from_another_ring_is_unknown() {
         let a = verifier();
         let b = verifier();
-        let t = a.issue(&claims(&a, 600)).unwrap();
+        let t = a.issue(&claims(&a, 600), ED).unwrap();
         assert_eq!(b.verify(&t, Utc::now()).unwrap_err(), TokenError::UnknownKey);
     }
 }

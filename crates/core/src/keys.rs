@@ -19,3 +19,34 @@ impl std::fmt::Debug for SigningKeyRecord {
         f.debug_struct("SigningKeyRecord").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
     }
 }
+
+/// The JWS algorithms Tessera signs with. A tenant picks one for its tokens (`EdDSA` unless
+/// set); every key is pinned to its algorithm, so a token is checked only the way its key
+/// signs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum SigningAlgorithm {
+    /// Ed25519: the smallest and fastest keys and signatures.
+    #[default]
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256, for verifiers without Ed25519.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and 2048-bit keys, for verifiers that know only RSA.
+    RS256,
+}
+
+impl SigningAlgorithm {
+    pub const ALL: [Self; 3] = [Self::EdDSA, Self::ES256, Self::RS256];
+
+    /// The JWS `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TenantId;
+use crate::keys::SigningAlgorithm;
 use crate::validate::ImageLimits;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,8 @@ pub struct TenantSettings {
     pub attempts_per_address_per_minute: u32,
     /// Failed second-factor codes per user per 5 minutes.
     pub mfa_failures_per_user: u32,
+    /// How the tenant's access and ID tokens are signed.
+    pub signing_algorithm: SigningAlgorithm,
 }
 
 /// Where and how the pre-update validation hook is called. The secret is write-only.
@@ -81,6 +84,7 @@ impl Default for TenantSettings {
             sign_in_failures_per_account: 10,
             attempts_per_address_per_minute: 60,
             mfa_failures_per_user: 5,
+            signing_algorithm: SigningAlgorithm::default(),
         }
     }
 }

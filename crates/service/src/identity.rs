@@ -36,6 +36,15 @@ pub struct Tokens {
     pub refresh_token: String,
     pub expires_in: i64,
     pub session_id: SessionId,
+    /// What `access_token` says, for a surface that signs the same claims with more beside them.
+    pub claims: AccessClaims,
+}
+
+/// What an active token is (RFC 7662).
+#[derive(Debug)]
+pub enum Introspection {
+    Access(AccessClaims, User),
+    Refresh(Session, User),
 }
 
 /// Whether the account may be used now: not suspended, not disabled, not deactivated. Checked
@@ -144,15 +153,17 @@ impl Service {
         self.store.insert_session(&session, &hash_secret(&refresh)).await.map_err(store_err)?;
         let mut user = user;
         user.active_sessions += 1;
-        self.tokens_for(tenant, user, session.id, refresh)
+        self.tokens_for(tenant, user, session.id, refresh, session.client_id).await
     }
 
-    pub(crate) fn tokens_for(
+    /// An access token for session `sid`, signed with the tenant's algorithm.
+    pub(crate) async fn tokens_for(
         &self,
         tenant: &Tenant,
         user: User,
         sid: SessionId,
         refresh_token: String,
+        client_id: Option<String>,
     ) -> Result<Tokens> {
         let now = self.now().timestamp();
         let ttl = tenant.settings.access_token_ttl_seconds;
@@ -166,9 +177,24 @@ impl Service {
             exp: now + ttl,
             nbf: now,
             jti: random_token("", 12),
+            client_id,
+            scope: None,
         };
-        let access_token = self.tokens.issue(&claims).map_err(token_error)?;
-        Ok(Tokens { user, access_token, refresh_token, expires_in: ttl, session_id: sid })
+        let access_token = self.sign(&claims, tenant).await?;
+        Ok(Tokens { user, access_token, refresh_token, expires_in: ttl, session_id: sid, claims })
+    }
+
+    /// Signs access-token claims with the tenant's algorithm. A tenant whose algorithm has no
+    /// key on this instance yet (another instance made it moments ago) gets it here.
+    async fn sign(&self, claims: &AccessClaims, tenant: &Tenant) -> Result<String> {
+        let alg = tenant.settings.signing_algorithm;
+        match self.tokens.issue(claims, alg) {
+            Err(TokenError::NoSigningKey) => {
+                self.ensure_signing_key(alg).await?;
+                self.tokens.issue(claims, alg).map_err(token_error)
+            }
+            other => other.map_err(token_error),
+        }
     }
 
     /// Creates a password account and signs it in. With `upgrade`, an anonymous user becomes
@@ -399,7 +425,7 @@ impl Service {
                     .map_err(store_err)?
                     .ok_or(DomainError::Unauthenticated("the session has ended"))?;
                 ensure_usable(&user, now)?;
-                self.tokens_for(&tenant, user, session.id, new)
+                self.tokens_for(&tenant, user, session.id, new, session.client_id).await
             }
             Rotation::Reused => {
                 tracing::warn!("a refresh token was used twice; its session is revoked");
@@ -425,17 +451,31 @@ impl Service {
         Ok(())
     }
 
-    /// RFC 7662: whether an access token of this tenant is active now (signature, expiry, and a
-    /// live session), with its claims.
-    pub async fn introspect(&self, tenant: TenantId, token: &str) -> Result<Option<(AccessClaims, User)>> {
+    /// RFC 7662: whether a token of this tenant is active now, and what it is. An access token
+    /// is active while its signature, expiry and session hold; a refresh token while it is
+    /// unused and its session lives.
+    pub async fn introspect(&self, tenant: TenantId, token: &str) -> Result<Option<Introspection>> {
         let now = self.now();
-        let Ok(claims) = self.tokens.verify(token, now) else { return Ok(None) };
-        if claims.tid != tenant {
+        if let Ok(claims) = self.tokens.verify(token, now) {
+            if claims.tid != tenant {
+                return Ok(None);
+            }
+            let user =
+                self.store.find_user_for_session(claims.tid, claims.sub, claims.sid, now).await.map_err(store_err)?;
+            return Ok(user
+                .filter(|u| ensure_usable(u, now).is_ok())
+                .map(|u| Introspection::Access((*claims).clone(), u)));
+        }
+        let Some(session) =
+            self.store.find_session_by_unused_refresh(&hash_secret(token), now).await.map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        if session.tenant_id != tenant {
             return Ok(None);
         }
-        let user =
-            self.store.find_user_for_session(claims.tid, claims.sub, claims.sid, now).await.map_err(store_err)?;
-        Ok(user.filter(|u| ensure_usable(u, now).is_ok()).map(|u| ((*claims).clone(), u)))
+        let user = self.store.find_user(tenant, session.user_id, now).await.map_err(store_err)?;
+        Ok(user.filter(|u| ensure_usable(u, now).is_ok()).map(|u| Introspection::Refresh(session, u)))
     }
 
     /// Ends the caller's session: its refresh token and access tokens stop working at once.

@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tessera_auth::{KeyRing, PasswordHasher, TokenVerifier};
+use tessera_core::keys::SigningAlgorithm;
 use tessera_core::policy::PolicyEngine;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::User;
 use tessera_core::{Clock, DomainError, SessionId, TenantId};
 use tessera_store::{Store, StoreError, constraints};
 
-pub use identity::{ClientInfo, SignUp, Tokens};
+pub use identity::{ClientInfo, Introspection, SignUp, Tokens};
 pub use me::{Export, UpdateOptions};
 pub use mfa::TotpEnrolment;
 pub use server::{CreatedTenant, NewSuspension, TeamInput};
@@ -90,8 +91,8 @@ impl Service {
     ) -> Result<(Self, Option<String>)> {
         let now = clock.now();
         let mut records = store.list_signing_keys().await.map_err(store_err)?;
-        if !records.iter().any(|r| r.retired_at.is_none()) {
-            let rec = KeyRing::generate(now);
+        if !records.iter().any(|r| r.retired_at.is_none() && r.alg == SigningAlgorithm::EdDSA.name()) {
+            let rec = KeyRing::generate(SigningAlgorithm::EdDSA, now).map_err(DomainError::internal)?;
             store.insert_signing_key(&rec).await.map_err(store_err)?;
             records = store.list_signing_keys().await.map_err(store_err)?;
         }
@@ -150,16 +151,44 @@ impl Service {
         DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
     }
 
-    /// Rotates the signing key: a new key signs from now on; the old one keeps verifying.
-    pub async fn rotate_signing_key(&self) -> Result<String> {
+    /// Rotates the signing keys: for each algorithm in use, a new key signs from now on and
+    /// the old one keeps verifying. Returns the new keys' ids.
+    pub async fn rotate_signing_key(&self) -> Result<Vec<String>> {
         let now = self.now();
-        let rec = KeyRing::generate(now);
-        for old in self.store.list_signing_keys().await.map_err(store_err)?.iter().filter(|r| r.retired_at.is_none()) {
-            self.store.retire_signing_key(&old.kid, now).await.map_err(store_err)?;
+        let active: Vec<_> = self.store.list_signing_keys().await.map_err(store_err)?;
+        let active: Vec<_> = active.iter().filter(|r| r.retired_at.is_none()).collect();
+        let mut kids = Vec::new();
+        for alg in SigningAlgorithm::ALL.into_iter().filter(|a| active.iter().any(|r| r.alg == a.name())) {
+            let rec = KeyRing::generate(alg, now).map_err(DomainError::internal)?;
+            for old in active.iter().filter(|r| r.alg == alg.name()) {
+                self.store.retire_signing_key(&old.kid, now).await.map_err(store_err)?;
+            }
+            self.store.insert_signing_key(&rec).await.map_err(store_err)?;
+            kids.push(rec.kid);
         }
-        self.store.insert_signing_key(&rec).await.map_err(store_err)?;
         self.reload_keys().await?;
-        Ok(rec.kid)
+        Ok(kids)
+    }
+
+    /// Makes sure a key of `alg` signs: reloads the ring (another instance may have made one),
+    /// then makes one if there is still none. Two instances racing here each make a key; the
+    /// newer signs and both verify, so the race costs nothing but a spare key.
+    pub(crate) async fn ensure_signing_key(&self, alg: SigningAlgorithm) -> Result<()> {
+        if self.tokens.keys().active_kid(alg).is_some() {
+            return Ok(());
+        }
+        self.reload_keys().await?;
+        if self.tokens.keys().active_kid(alg).is_some() {
+            return Ok(());
+        }
+        // An RSA key takes a moment to make: not on the async threads.
+        let now = self.now();
+        let rec = tokio::task::spawn_blocking(move || KeyRing::generate(alg, now))
+            .await
+            .map_err(DomainError::internal)?
+            .map_err(DomainError::internal)?;
+        self.store.insert_signing_key(&rec).await.map_err(store_err)?;
+        self.reload_keys().await
     }
 
     /// Reloads the key ring from the store (after a rotation by this or another instance).

@@ -347,7 +347,7 @@ impl Service {
             .into_iter()
             .find(|s| s.client_id.as_deref() == Some(client.client_id.as_str()) && s.expires_at > outlives);
         let mut tokens = match reusable {
-            Some(session) => self.tokens_for(&tenant, user, session.id, String::new())?,
+            Some(session) => self.tokens_for(&tenant, user, session.id, String::new(), session.client_id).await?,
             None => self.start_session(&tenant, user, info, SessionId::new(), Some(&client.client_id)).await?,
         };
         // RFC 6749 §4.4.3: no refresh token for client credentials.
@@ -505,7 +505,11 @@ impl Service {
                 nonce: grant.nonce.clone(),
                 profile: standard_claims(&tokens.user, &self.config.public_url, &grant.scope),
             };
-            Some(self.tokens.issue_id_token(&claims).map_err(DomainError::internal)?)
+            Some(
+                self.tokens
+                    .issue_id_token(&claims, tenant.settings.signing_algorithm)
+                    .map_err(DomainError::internal)?,
+            )
         } else {
             None
         };

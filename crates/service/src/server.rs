@@ -76,7 +76,12 @@ impl Service {
             let mut alone = current.clone();
             alone[k] = v.clone();
             if serde_json::from_value::<TenantSettings>(alone).is_err() {
-                errors.push(FieldError::new(k.clone(), "invalid_type", "has the wrong type"));
+                errors.push(match (k.as_str(), v) {
+                    ("signing_algorithm", Value::String(_)) => {
+                        FieldError::new(k.clone(), "invalid_choice", "must be EdDSA, ES256 or RS256")
+                    }
+                    _ => FieldError::new(k.clone(), "invalid_type", "has the wrong type"),
+                });
             }
             merged[k] = v.clone();
         }
@@ -85,6 +90,8 @@ impl Service {
         }
         let settings: TenantSettings = serde_json::from_value(merged).map_err(DomainError::internal)?;
         settings.check()?;
+        // The key exists before any token needs it.
+        self.ensure_signing_key(settings.signing_algorithm).await?;
         tenant.settings = settings;
         self.store.update_tenant(&tenant).await.map_err(store_err)?;
         self.tenants.invalidate(&tenant_id).await;

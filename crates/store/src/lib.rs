@@ -302,6 +302,8 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation>;
     /// The live session a refresh token belongs to, without using the token up.
     async fn find_session_by_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
+    /// The live session of a refresh token that can still be used (not yet rotated away).
+    async fn find_session_by_unused_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
     async fn list_sessions(&self, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>>;
     async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool>;
 

@@ -32,6 +32,15 @@ static FIND_BY_REFRESH_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// As above, only while the token itself is unused (its rotation has not happened).
+static FIND_BY_UNUSED_REFRESH_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = \
+         (SELECT session_id FROM refresh_tokens WHERE hash = $1 AND used_at IS NULL) \
+         AND revoked_at IS NULL AND expires_at > $2"
+    )
+});
+
 static LIST_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL \
@@ -128,6 +137,10 @@ pub(crate) async fn rotate_refresh_token(
 
 pub(crate) async fn find_by_refresh(db: &Db, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
     db.fetch_optional(&FIND_BY_REFRESH_SQL, &[Param::text(hash), Param::time(now)], session_from).await
+}
+
+pub(crate) async fn find_by_unused_refresh(db: &Db, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+    db.fetch_optional(&FIND_BY_UNUSED_REFRESH_SQL, &[Param::text(hash), Param::time(now)], session_from).await
 }
 
 pub(crate) async fn list(db: &Db, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>> {

@@ -225,6 +225,10 @@ impl Store for SqlStore {
         sessions::find_by_refresh(&self.db, hash, now).await
     }
 
+    async fn find_session_by_unused_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+        sessions::find_by_unused_refresh(&self.db, hash, now).await
+    }
+
     async fn list_sessions(&self, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>> {
         sessions::list(&self.db, tenant, user, now).await
     }

@@ -276,9 +276,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Rotate) => {
             let service = admin_service(&settings).await?;
-            let kid = service.rotate_signing_key().await.map_err(err)?;
-            print(j, json!({"active_kid": kid}), || {
-                format!("new signing key {kid} is active; running servers pick it up within 30 seconds")
+            let kids = service.rotate_signing_key().await.map_err(err)?;
+            print(j, json!({"active_kids": kids}), || {
+                format!(
+                    "new signing keys {} are active; running servers pick them up within 30 seconds",
+                    kids.join(", ")
+                )
             });
         }
     }

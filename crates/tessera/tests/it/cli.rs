@@ -18,6 +18,13 @@ fn tessera(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `tessera oauth-client create --tenant <tenant>` followed by `args`.
+fn create_client(db: &std::path::Path, tenant: &str, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["oauth-client", "create", "--tenant", tenant];
+    all.extend_from_slice(args);
+    tessera(db, &all)
+}
+
 #[test]
 fn tenant_and_user_commands_work_with_json_and_human_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,46 +59,19 @@ fn tenant_and_user_commands_work_with_json_and_human_output() {
     let (ok, out, _) = tessera(&db, &["user", "create", "--tenant", tid, "--email", "bad"]);
     assert!(!ok, "{out}");
     let (ok, out, _) = tessera(&db, &["keys", "rotate", "--json"]);
-    assert!(ok && out.contains("active_kid"));
+    assert!(ok && out.contains("active_kids"));
 
-    let (ok, out, err) = tessera(
-        &db,
-        &[
-            "oauth-client",
-            "create",
-            "--tenant",
-            tid,
-            "--name",
-            "Notes",
-            "--redirect-uri",
-            "https://notes.example/cb",
-            "--json",
-        ],
-    );
+    let (ok, out, err) =
+        create_client(&db, tid, &["--name", "Notes", "--redirect-uri", "https://notes.example/cb", "--json"]);
     assert!(ok, "{err}");
     let client: Value = serde_json::from_str(&out).unwrap();
     assert!(client["client_secret"].as_str().unwrap().starts_with("tsr_cs_"));
     assert_eq!(client["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
     let cid = client["client_id"].as_str().unwrap();
-    let (ok, out, err) = tessera(
-        &db,
-        &[
-            "oauth-client",
-            "create",
-            "--tenant",
-            tid,
-            "--name",
-            "SPA",
-            "--public",
-            "--redirect-uri",
-            "http://localhost:5173/cb",
-        ],
-    );
+    let (ok, out, err) =
+        create_client(&db, tid, &["--name", "SPA", "--public", "--redirect-uri", "http://localhost:5173/cb"]);
     assert!(ok && out.contains("public client") && !out.contains("secret"), "{out}{err}");
-    let (ok, _, err) = tessera(
-        &db,
-        &["oauth-client", "create", "--tenant", tid, "--name", "x", "--redirect-uri", "http://evil.example/"],
-    );
+    let (ok, _, err) = create_client(&db, tid, &["--name", "x", "--redirect-uri", "http://evil.example/"]);
     assert!(!ok && err.contains("redirect_uris[0]"), "{err}");
     let (ok, out, _) = tessera(&db, &["oauth-client", "list", "--tenant", tid]);
     assert!(ok && out.contains(cid) && out.contains("Notes"));

@@ -367,3 +367,18 @@ impl FormClient {
         self.post(action, &[("csrf", csrf), ("email", email), ("password", PASSWORD), ("return_to", return_to)]).await
     }
 }
+
+/// Part `i` (0 the header, 1 the claims) of a compact JWS, decoded.
+pub fn jwt_part(token: &str, i: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// Where `scripts/client-libs` installed a client library. A test that needs one fails when it
+/// is missing, so that it is never counted as passed without having run.
+pub fn client_lib(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run `eval \"$(scripts/client-libs)\"` first, or leave these tests out with SKIP_CLIENT_LIBS=1")
+    })
+}

@@ -9,6 +9,7 @@ mod helpers;
 mod auth;
 mod browser;
 mod cli;
+mod clients;
 mod contract_bird;
 mod contract_jitsudo;
 mod contract_replyke;

@@ -12,9 +12,9 @@ use openidconnect::core::{
     CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl, IssuerUrl,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, ProviderMetadata, RedirectUrl, Scope, TokenIntrospectionResponse,
-    TokenResponse,
+    AccessToken, AdditionalProviderMetadata, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, ProviderMetadata, RedirectUrl, Scope,
+    TokenIntrospectionResponse, TokenResponse,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -179,9 +179,21 @@ async fn authorization_code_with_pkce_through_openidconnect_reaches_me_and_refre
     assert!(info.active());
     assert_eq!(info.sub(), Some(user.id.as_str()));
 
-    // Refresh with rotation; the old refresh token is then spent.
+    // The access token is an RFC 9068 one: its type says so, and it names the client.
+    let [header, payload] = [0, 1].map(|i| jwt_part(tokens.access_token().secret(), i));
+    assert_eq!((header["typ"].as_str(), payload["client_id"].as_str()), (Some("at+jwt"), Some(id.as_str())));
+
+    // A live refresh token introspects as active until it is used.
     let rt = tokens.refresh_token().expect("a refresh token").clone();
+    let as_token = AccessToken::new(rt.secret().clone());
+    let info = client.introspect(&as_token).request_async(&http).await.expect("introspection");
+    assert!(info.active(), "a live refresh token is active");
+    assert_eq!(info.sub(), Some(user.id.as_str()));
+
+    // Refresh with rotation; the old refresh token is then spent.
     let refreshed = client.exchange_refresh_token(&rt).unwrap().request_async(&http).await.expect("refresh");
+    let info = client.introspect(&as_token).request_async(&http).await.unwrap();
+    assert!(!info.active(), "a rotated refresh token is no longer active");
     assert_eq!(app.get_me(refreshed.access_token().secret()).await.0, StatusCode::OK);
     assert!(client.exchange_refresh_token(&rt).unwrap().request_async(&http).await.is_err(), "reuse is refused");
     // The reuse revoked the session: the rotated tokens died with it.

@@ -113,3 +113,35 @@ async fn refresh_rotates_through_the_token_endpoint_and_revocation_and_introspec
     let res = app.post_form(format!("{issuer}/revoke"), None, &[("token", "garbage")]).await;
     assert_eq!(res.status(), StatusCode::OK, "RFC 7009: unknown tokens are fine");
 }
+
+#[tokio::test]
+async fn an_unknown_algorithm_is_refused_by_name_and_changes_nothing() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    for bad in [json!("HS256"), json!("none"), json!(256)] {
+        let (status, v) = app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"signing_algorithm": bad}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let code = if bad.is_string() { "invalid_choice" } else { "invalid_type" };
+        assert_eq!(field_codes(&v), [format!("signing_algorithm:{code}")]);
+    }
+    let (_, v) = app.server(Method::GET, &t, "/v1/settings", None).await;
+    assert_eq!(v["signing_algorithm"], "EdDSA");
+}
+
+#[tokio::test]
+async fn rotation_replaces_the_key_of_every_algorithm_in_use_and_old_tokens_keep_verifying() {
+    let app = spawn_app().await;
+    let (t, _) = app.user().await;
+    app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"signing_algorithm": "RS256"}))).await;
+    let old = app.sign_in_as(&t.id, "ada@example.com").await;
+    let kids = app.service().rotate_signing_key().await.unwrap();
+    assert_eq!(kids.len(), 2, "the EdDSA key and the RS256 key");
+    let new = app.sign_in_as(&t.id, "ada@example.com").await;
+    let kid = |token: &str| jwt_part(token, 0)["kid"].as_str().unwrap().to_owned();
+    assert_ne!(kid(&old.access), kid(&new.access));
+    assert!(kids.contains(&kid(&new.access)));
+    assert_eq!(jwt_part(&new.access, 0)["alg"], "RS256");
+    for u in [&old, &new] {
+        assert_eq!(app.get_me(&u.access).await.0, StatusCode::OK);
+    }
+}
