@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use tessera_auth::{KeyRing, TokenVerifier};
+use tessera_core::keys::SigningAlgorithm;
 
 static VERIFIER: LazyLock<TokenVerifier> = LazyLock::new(|| {
     let now = chrono::Utc::now();
-    let ring = KeyRing::from_records(&[KeyRing::generate(now)], now, chrono::Duration::hours(1)).expect("a key ring");
+    // One key of each algorithm, so that every verification path is reached.
+    let keys: Vec<_> =
+        SigningAlgorithm::ALL.iter().map(|alg| KeyRing::generate(*alg, now).expect("a new key")).collect();
+    let ring = KeyRing::from_records(&keys, now, chrono::Duration::hours(1)).expect("a key ring");
     TokenVerifier::new(ring, "http://localhost", Duration::from_secs(3600))
 });
 
