@@ -184,6 +184,41 @@ impl Service {
         Ok(Tokens { user, access_token, refresh_token, expires_in: ttl, session_id: sid, claims })
     }
 
+    /// The access token of `tokens` signed again with `extra` claims beside Tessera's own, for a
+    /// surface whose clients read the token themselves.
+    pub async fn access_token_with<E: serde::Serialize>(&self, tokens: &Tokens, extra: &E) -> Result<String> {
+        let tenant = self.tenant(tokens.claims.tid).await?;
+        let alg = tenant.settings.signing_algorithm;
+        match self.tokens.issue_with(&tokens.claims, extra, alg) {
+            Err(TokenError::NoSigningKey) => {
+                self.ensure_signing_key(alg).await?;
+                self.tokens.issue_with(&tokens.claims, extra, alg).map_err(token_error)
+            }
+            other => other.map_err(token_error),
+        }
+    }
+
+    /// A new access token for the session of a refresh token, leaving the refresh token as it
+    /// is: for a client that keeps one refresh token for the whole session and never rotates
+    /// it. The token stays single-session; revoking the session still ends it at once.
+    pub async fn refresh_access_token(&self, tenant_id: TenantId, refresh_token: &str) -> Result<Tokens> {
+        let now = self.now();
+        let invalid = || DomainError::Unauthenticated("invalid refresh token");
+        let session = self
+            .store
+            .find_session_by_unused_refresh(&hash_secret(refresh_token), now)
+            .await
+            .map_err(store_err)?
+            // A token issued to an OAuth client is refreshed only by that client, at the token endpoint.
+            .filter(|s| s.tenant_id == tenant_id && s.client_id.is_none())
+            .ok_or_else(invalid)?;
+        let tenant = self.tenant(tenant_id).await?;
+        let user =
+            self.store.find_user(tenant_id, session.user_id, now).await.map_err(store_err)?.ok_or_else(invalid)?;
+        ensure_usable(&user, now)?;
+        self.tokens_for(&tenant, user, session.id, refresh_token.to_owned(), session.client_id).await
+    }
+
     /// Signs access-token claims with the tenant's algorithm. A tenant whose algorithm has no
     /// key on this instance yet (another instance made it moments ago) gets it here.
     async fn sign(&self, claims: &AccessClaims, tenant: &Tenant) -> Result<String> {

@@ -24,10 +24,13 @@ fn server(req: RequestBuilder, t: &Tenant, u: &SignedIn) -> RequestBuilder {
 
 async fn known_error(req: RequestBuilder) -> (StatusCode, String, Value) {
     let res = req.send().await.unwrap();
-    let header = res.headers().get("x-stack-known-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let known = |name: &str| res.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let (header, renamed) = (known("x-stack-known-error"), known("x-hexclave-known-error"));
     let (status, v) = body(res).await;
     assert_eq!(v["code"].as_str(), Some(header.as_str()), "the header repeats the code: {v}");
+    assert_eq!(renamed, header, "the SDK's releases after the rename read the x-hexclave- twin");
     assert!(v["error"].is_string());
+    assert!(v["details"].is_object(), "the SDK rebuilds every known error from its details: {v}");
     (status, header, v)
 }
 
@@ -79,13 +82,16 @@ async fn headers_and_keys_are_checked_with_known_errors() {
             .header("x-stack-publishable-client-key", &t.publishable_key),
     )
     .await;
-    assert_eq!((s, code.as_str()), (StatusCode::UNAUTHORIZED, "USER_AUTHENTICATION_REQUIRED"));
+    // Keys but no user: the SDK's "signed out", which makes its getUser() answer null.
+    assert_eq!((s, code.as_str()), (StatusCode::BAD_REQUEST, "CANNOT_GET_OWN_USER_WITHOUT_USER"));
     // The user's token used with another project's id and keys.
     let u_elsewhere = SignedIn { tenant: other.id.clone(), ..u.clone() };
-    let (s, code, _) = known_error(client(&app, get(), &other, &u_elsewhere)).await;
-    assert_eq!((s, code.as_str()), (StatusCode::FORBIDDEN, "INVALID_PROJECT_FOR_ACCESS_TOKEN"));
+    let (s, code, v) = known_error(client(&app, get(), &other, &u_elsewhere)).await;
+    assert_eq!((s, code.as_str()), (StatusCode::UNAUTHORIZED, "INVALID_PROJECT_FOR_ACCESS_TOKEN"));
+    assert_eq!(v["details"]["expected_project_id"].as_str(), Some(other.id.as_str()));
+    assert_eq!(v["details"]["actual_project_id"].as_str(), Some(t.id.as_str()));
     let (_, code, _) = known_error(client(&app, get(), &t, &SignedIn { access: "nope".into(), ..u.clone() })).await;
-    assert_eq!(code, "INVALID_ACCESS_TOKEN");
+    assert_eq!(code, "UNPARSABLE_ACCESS_TOKEN");
 }
 
 #[tokio::test]
@@ -143,7 +149,7 @@ async fn selected_team_must_be_one_of_the_users_teams_and_comes_back_as_an_objec
     let team_id = team["id"].as_str().unwrap().to_owned();
     let patch = |b: Value| client(&app, app.client.patch(app.url(ME)), &t, &u).json(&b);
     let (status, code, _) = known_error(patch(json!({"selected_team_id": team_id}))).await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "TEAM_MEMBERSHIP_NOT_FOUND"));
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "TEAM_MEMBERSHIP_NOT_FOUND"));
     app.server(reqwest::Method::PUT, &t, &format!("/v1/teams/{team_id}/members/{}", u.id), None).await;
     let (status, v) = body(patch(json!({"selected_team_id": team_id})).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);

@@ -32,7 +32,7 @@ async fn another_tenants_credentials_reach_nothing_on_the_contracts_and_the_issu
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "INVALID_PROJECT_FOR_ACCESS_TOKEN, as Stack answers it");
 
     // B's issuer: A's tokens are not active there, cannot be refreshed or revoked there.
     let issuer_b = app.url(&format!("/oidc/{}", b.id));
