@@ -52,3 +52,78 @@ async fn a_jwt_library_without_eddsa_verifies_the_tokens_of_an_rs256_or_es256_te
     // Tokens signed before a change keep working until they expire.
     assert_eq!(app.get_me(&before.access).await.0, StatusCode::OK);
 }
+
+/// `stack_sdk.mjs` with one installed release of Stack's SDK: every call a Stack app makes
+/// through it, against a fresh tenant, and the known errors it must recognise.
+async fn drive_stack_sdk(sdk_dir: &str) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let app = spawn_app().await;
+    let (t, ada) = app.user().await;
+    let totp_user = app.sign_up(&t, "totp@example.com").await;
+    let secret = b"stack-sdk-totp-secret";
+    app.enable_totp(&totp_user, secret).await;
+    let mut teams = Vec::new();
+    for name in ["Core", "Elsewhere"] {
+        let (_, team) = app.server(Method::POST, &t, "/v1/teams", Some(json!({"display_name": name}))).await;
+        teams.push(team["id"].as_str().unwrap().to_owned());
+    }
+    app.server(Method::PUT, &t, &format!("/v1/teams/{}/members/{}", teams[0], ada.id), None).await;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/stack_sdk.mjs");
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(secret)
+    };
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .envs([
+            ("SDK_DIR", sdk_dir),
+            ("BASE", &app.url("/compat/stack-auth")),
+            ("PROJECT_ID", &t.id),
+            ("PUBLISHABLE_KEY", &t.publishable_key),
+            ("SECRET_KEY", &t.server_key),
+            ("EMAIL", "ada@example.com"),
+            ("PASSWORD", PASSWORD),
+            ("TEAM_ID", &teams[0]),
+            ("OTHER_TEAM_ID", &teams[1]),
+            ("TOTP_EMAIL", "totp@example.com"),
+            ("TOTP_SECRET_BASE64", &b64),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line == "expire" {
+                // Past the access token's lifetime (15 minutes), well inside the session's.
+                app.advance(chrono::Duration::minutes(20));
+                stdin.write_all(b"go\n").await.unwrap();
+            }
+            seen.push(line);
+        }
+        child.wait_with_output().await.unwrap()
+    };
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run).await.expect("the SDK run ends");
+    assert!(
+        out.status.success() && seen.last().map(String::as_str) == Some("ok"),
+        "{sdk_dir}: {}\n{}",
+        seen.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn stack_s_own_sdk_works_unmodified_at_its_oldest_and_newest_supported_release() {
+    let sdks = client_lib("CLIENT_LIBS_STACK_SDKS");
+    let sdks: Vec<&str> = sdks.split(',').collect();
+    assert_eq!(sdks.len(), 2, "2.8.102 and the newest release");
+    for sdk in sdks {
+        drive_stack_sdk(sdk).await;
+    }
+}

@@ -82,7 +82,11 @@ struct Project {
 async fn project(state: &AppState, h: &HeaderMap) -> Result<Project, StackError> {
     let access = match header(h, "access-type") {
         None => {
-            return Err(StackError::new(StatusCode::BAD_REQUEST, "ACCESS_TYPE_REQUIRED", "the access type is required"));
+            return Err(StackError::new(
+                StatusCode::BAD_REQUEST,
+                "ACCESS_TYPE_REQUIRED",
+                "the access type is required",
+            ));
         }
         Some("client") => Access::Client,
         Some("server") => Access::Server,
