@@ -17,15 +17,23 @@ pub(super) struct StackError {
     /// `None` for an answer that is not one of Stack's known errors.
     code: Option<&'static str>,
     error: String,
-    details: Value,
+    details: Box<Value>,
     /// Seconds, for a rate limit.
     retry_after: Option<u64>,
-    untold: Option<Untold>,
+    /// Boxed, as `details` is, to keep every `Result` of this adapter small.
+    untold: Option<Box<Untold>>,
 }
 
 impl StackError {
     pub(super) fn new(status: StatusCode, code: &'static str, error: impl Into<String>) -> Self {
-        Self { status, code: Some(code), error: error.into(), details: json!({}), retry_after: None, untold: None }
+        Self {
+            status,
+            code: Some(code),
+            error: error.into(),
+            details: Box::new(json!({})),
+            retry_after: None,
+            untold: None,
+        }
     }
 
     pub(super) fn code(&self) -> Option<&'static str> {
@@ -33,7 +41,7 @@ impl StackError {
     }
 
     pub(super) fn with(mut self, details: Value) -> Self {
-        self.details = details;
+        *self.details = details;
         self
     }
 
@@ -90,7 +98,7 @@ impl From<ApiError> for StackError {
                 }
             }
         };
-        out.untold = untold;
+        out.untold = untold.map(Box::new);
         out
     }
 }
@@ -103,7 +111,7 @@ impl From<DomainError> for StackError {
 
 /// An answer Stack has no code for: a server fault, a rate limit.
 fn unknown(status: StatusCode, message: String) -> StackError {
-    StackError { status, code: None, error: message, details: json!({}), retry_after: None, untold: None }
+    StackError { status, code: None, error: message, details: Box::new(json!({})), retry_after: None, untold: None }
 }
 
 fn from_domain(d: &DomainError, e: &ApiError) -> StackError {
@@ -152,7 +160,7 @@ fn from_domain(d: &DomainError, e: &ApiError) -> StackError {
 
 impl IntoResponse for StackError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": self.error, "details": self.details});
+        let mut body = json!({"error": self.error, "details": *self.details});
         let mut res = match self.code {
             Some(code) => {
                 body["code"] = json!(code);
@@ -170,6 +178,6 @@ impl IntoResponse for StackError {
         if let Some(secs) = self.retry_after {
             res.headers_mut().insert("retry-after", HeaderValue::from(secs));
         }
-        Untold::attach(self.untold, res)
+        Untold::attach(self.untold.map(|u| *u), res)
     }
 }
