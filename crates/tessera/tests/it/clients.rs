@@ -68,6 +68,10 @@ async fn drive_stack_sdk(sdk_dir: &str) {
         teams.push(team["id"].as_str().unwrap().to_owned());
     }
     app.server(Method::PUT, &t, &format!("/v1/teams/{}/members/{}", teams[0], ada.id), None).await;
+    let suspended = app.sign_up(&t, "suspended@example.com").await;
+    let path = format!("/v1/users/{}/suspensions", suspended.id);
+    app.server(Method::POST, &t, &path, Some(json!({"reason": "chargeback"}))).await;
+    let other = app.tenant().await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/stack_sdk.mjs");
     let b64 = {
@@ -88,6 +92,9 @@ async fn drive_stack_sdk(sdk_dir: &str) {
             ("OTHER_TEAM_ID", &teams[1]),
             ("TOTP_EMAIL", "totp@example.com"),
             ("TOTP_SECRET_BASE64", &b64),
+            ("SUSPENDED_EMAIL", "suspended@example.com"),
+            ("OTHER_PROJECT_ID", &other.id),
+            ("OTHER_PUBLISHABLE_KEY", &other.publishable_key),
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -5,8 +5,9 @@
 // Env: SDK_DIR (a folder with node_modules/@stackframe/js), BASE (`{server}/compat/stack-auth`),
 // PROJECT_ID, PUBLISHABLE_KEY, SECRET_KEY, EMAIL, PASSWORD (a user in a team TEAM_ID),
 // TOTP_EMAIL and TOTP_SECRET_BASE64 (a user with TOTP on), OTHER_TEAM_ID (a team the user is
-// not in). Between the two halves it prints `expire` and waits for a line on stdin, while the
-// test moves the server's clock past the access token's expiry.
+// not in), SUSPENDED_EMAIL (a suspended user), OTHER_PROJECT_ID and OTHER_PUBLISHABLE_KEY (a
+// second tenant). Between the two halves it prints `expire` and waits for a line on stdin,
+// while the test moves the server's clock past the access token's expiry.
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -48,6 +49,24 @@ function totp(secretBase64) {
   const mac = createHmac("sha1", Buffer.from(secretBase64, "base64")).update(counter).digest();
   const offset = mac[mac.length - 1] & 0xf;
   return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+// Every known error the surface answers must be one the SDK can rebuild from its body: its
+// `KnownError.fromJson` throws when the code is unknown or `details` lacks what the class reads.
+const { KnownError } = await import(pathToFileURL(require.resolve("@stackframe/stack-shared/dist/known-errors")).href);
+const clientHeaders = { "x-stack-project-id": env("PROJECT_ID"), "x-stack-access-type": "client", "x-stack-publishable-client-key": env("PUBLISHABLE_KEY") };
+const serverHeaders = { "x-stack-project-id": env("PROJECT_ID"), "x-stack-access-type": "server", "x-stack-secret-server-key": env("SECRET_KEY") };
+async function knownError(expected, path, { method = "GET", headers = clientHeaders, json, form, raw } = {}) {
+  step(`${expected} from ${method} ${path}`);
+  const init = { method, headers: { ...headers } };
+  if (json !== undefined) { init.body = JSON.stringify(json); init.headers["content-type"] = "application/json"; }
+  if (raw !== undefined) { init.body = raw; init.headers["content-type"] = "application/json"; }
+  if (form !== undefined) { init.body = new URLSearchParams(form); }
+  const res = await fetch(`${env("BASE")}/api/v1${path}`, init);
+  const body = await res.json();
+  assert.equal(res.headers.get("x-stack-known-error"), expected, `${current}: ${JSON.stringify(body)}`);
+  assert.equal(res.headers.get("x-hexclave-known-error"), expected);
+  assert.equal(KnownError.fromJson(body).errorCode, expected);
 }
 
 const app = new StackClientApp(options);
@@ -113,6 +132,11 @@ assert.equal(resultError(await second.signInWithMfa(wrong, attempt, { noRedirect
 assert.equal((await second.signInWithMfa(totp(env("TOTP_SECRET_BASE64")), attempt, { noRedirect: true })).status, "ok");
 assert.equal((await second.getUser({ or: "throw" })).primaryEmail, env("TOTP_EMAIL"));
 
+await knownError("INVALID_PROJECT_FOR_ACCESS_TOKEN", "/users/me", {
+  headers: { "x-stack-project-id": env("OTHER_PROJECT_ID"), "x-stack-access-type": "client",
+    "x-stack-publishable-client-key": env("OTHER_PUBLISHABLE_KEY"), "x-stack-access-token": auth.accessToken },
+});
+
 // The server's clock moves past the access token's expiry: the next call refreshes.
 console.log("expire");
 await new Promise((resolve) => createInterface({ input: process.stdin }).once("line", resolve));
@@ -142,6 +166,26 @@ assert.equal(await server.getUser(id), null, "USER_NOT_FOUND is null");
 step("a wrong publishable key is INVALID_PUBLISHABLE_CLIENT_KEY");
 const wrongKey = new StackClientApp({ ...options, publishableClientKey: "tsr_pk_wrong" });
 assert.equal(resultError(await wrongKey.signInWithCredential({ email: EMAIL, password: PASSWORD, noRedirect: true }).catch((e) => ({ status: "error", error: e }))), "INVALID_PUBLISHABLE_CLIENT_KEY");
+
+const otherUuid = "00000000-0000-4000-8000-000000000000";
+await knownError("ACCESS_TYPE_REQUIRED", "/users/me", { headers: { "x-stack-project-id": env("PROJECT_ID") } });
+await knownError("INVALID_ACCESS_TYPE", "/users/me", { headers: { ...clientHeaders, "x-stack-access-type": "admin" } });
+await knownError("ACCESS_TYPE_WITHOUT_PROJECT_ID", "/users/me", { headers: { "x-stack-access-type": "client" } });
+await knownError("PROJECT_NOT_FOUND", "/users/me", { headers: { ...clientHeaders, "x-stack-project-id": otherUuid } });
+await knownError("INVALID_PUBLISHABLE_CLIENT_KEY", "/users/me", { headers: { ...clientHeaders, "x-stack-publishable-client-key": "nope" } });
+await knownError("INVALID_SECRET_SERVER_KEY", "/users", { headers: { ...serverHeaders, "x-stack-secret-server-key": "nope" } });
+await knownError("INSUFFICIENT_ACCESS_TYPE", "/users");
+await knownError("CANNOT_GET_OWN_USER_WITHOUT_USER", "/users/me");
+await knownError("UNPARSABLE_ACCESS_TOKEN", "/users/me", { headers: { ...clientHeaders, "x-stack-access-token": "nope" } });
+await knownError("ACCESS_TOKEN_EXPIRED", "/users/me", { headers: { ...clientHeaders, "x-stack-access-token": auth.accessToken } });
+await knownError("USER_NOT_FOUND", `/users/${otherUuid}`, { headers: serverHeaders });
+await knownError("BODY_PARSING_ERROR", `/users/${otherUuid}`, { method: "PATCH", headers: serverHeaders, raw: "{not json" });
+await knownError("REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED", "/auth/oauth/token", { method: "POST", headers: {},
+  form: { grant_type: "refresh_token", refresh_token: "nope", client_id: env("PROJECT_ID"), client_secret: env("PUBLISHABLE_KEY") } });
+await knownError("INVALID_OAUTH_CLIENT_ID_OR_SECRET", "/auth/oauth/token", { method: "POST", headers: {},
+  form: { grant_type: "refresh_token", refresh_token: "nope", client_id: env("PROJECT_ID"), client_secret: "nope" } });
+await knownError("VERIFICATION_CODE_NOT_FOUND", "/auth/mfa/sign-in", { method: "POST", json: { type: "totp", totp: "123456", code: "nope" } });
+await knownError("RESTRICTED_USER_NOT_ALLOWED", "/auth/password/sign-in", { method: "POST", json: { email: env("SUSPENDED_EMAIL"), password: PASSWORD } });
 
 console.log("ok");
 process.exit(0);
