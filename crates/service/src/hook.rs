@@ -16,6 +16,7 @@ use tessera_core::tenant::HookSettings;
 use tessera_core::user::User;
 
 use crate::Result;
+use crate::outbound::Outbound;
 
 /// The most of a hook's answer that is read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -50,13 +51,20 @@ fn user_json(u: &User) -> Value {
     })
 }
 
+/// A hook that cannot be asked (timeout, unreachable, or an address outbound calls may not
+/// reach) follows the tenant's choice: the update goes through only with `fail_open`.
+fn unreachable(hook: &HookSettings, error: &str, why: &'static str) -> Result<()> {
+    tracing::warn!(hook = %hook.url, error, fail_open = hook.fail_open, "{why}");
+    if hook.fail_open { Ok(()) } else { Err(refused(why)) }
+}
+
 fn refused(message: impl Into<String>) -> DomainError {
     DomainError::HookRejected { message: message.into() }
 }
 
 /// Asks the hook. `Ok` lets the update through.
 pub async fn ask(
-    client: &reqwest::Client,
+    outbound: &Outbound,
     hook: &HookSettings,
     surface: &str,
     before: &User,
@@ -71,8 +79,11 @@ pub async fn ask(
         "data": {"tenant_id": before.tenant_id, "surface": surface, "user": user_json(before), "update": change},
     });
     let body = serde_json::to_vec(&payload).map_err(DomainError::internal)?;
-    let request = client
-        .post(&hook.url)
+    let request = match outbound.post(&hook.url) {
+        Ok(r) => r,
+        Err(e) => return unreachable(hook, &e.to_string(), "the validation hook's address is not a public one"),
+    };
+    let request = request
         .timeout(Duration::from_millis(hook.timeout_ms))
         .header("content-type", "application/json")
         .header("webhook-id", &id)
@@ -95,17 +106,14 @@ pub async fn ask(
     let (status, bytes) = match answer.await {
         Ok(a) => a,
         Err(e) => {
-            // Timeouts and unreachable hooks follow the tenant's choice.
-            tracing::warn!(hook = %hook.url, timeout = e.is_timeout(), fail_open = hook.fail_open, "the validation hook did not answer");
-            return if hook.fail_open {
-                Ok(())
+            let why = if e.is_timeout() {
+                "the validation hook did not answer in time"
+            } else if crate::outbound::refused_in(&e) {
+                "the validation hook's address is not a public one"
             } else {
-                Err(refused(if e.is_timeout() {
-                    "the validation hook did not answer in time"
-                } else {
-                    "the validation hook could not be reached"
-                }))
+                "the validation hook could not be reached"
             };
+            return unreachable(hook, &e.to_string(), why);
         }
     };
     let parsed: Option<Map<String, Value>> = serde_json::from_slice(&bytes).ok();

@@ -10,6 +10,7 @@ pub mod limits;
 mod me;
 mod mfa;
 pub mod oauth;
+pub mod outbound;
 mod server;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct ServiceConfig {
     /// The operator's root key from configuration; when absent, the stored one is used, and on
     /// first start a new one is generated (and returned once by `bootstrap`).
     pub root_key: Option<String>,
+    /// Whether outbound calls (the pre-update hook) may reach loopback and private addresses.
+    pub allow_private_targets: bool,
 }
 
 /// A signed-in user, as established from an access token.
@@ -70,7 +73,8 @@ pub struct Service {
     /// Each tenant's compiled policies, cached like tenants.
     policies: moka::future::Cache<TenantId, Arc<PolicyEngine>>,
     /// For the pre-update hook; redirects are not followed (the tenant names the URL).
-    http: reqwest::Client,
+    /// Calls to URLs tenants configure, through the private-target guard.
+    http: outbound::Outbound,
     limits: limits::Limiter,
     /// Unconditional changes to one user take turns here (`me::UserTurns`).
     turns: me::UserTurns,
@@ -121,11 +125,7 @@ impl Service {
         let hasher = PasswordHasher::new(config.hash_concurrency, hash_params).map_err(DomainError::internal)?;
         let tenants = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
         let policies = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(DomainError::internal)?;
+        let http = outbound::Outbound::new(config.allow_private_targets).map_err(DomainError::internal)?;
         Ok((
             Self {
                 store,

@@ -50,6 +50,18 @@ pub struct Settings {
     pub request_timeout_seconds: u64,
     /// Where each foreign contract is mounted (`TESSERA_COMPAT__BIRD=/bird`, or a `[compat]` table).
     pub compat: tessera_api::compat::Prefixes,
+    /// Calls Tessera makes to URLs tenants configure (an `[outbound]` table).
+    pub outbound: OutboundSettings,
+}
+
+/// Calls Tessera makes to URLs tenants configure: the pre-update hook.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundSettings {
+    /// Let them reach loopback, private, link-local and other non-public addresses
+    /// (`TESSERA_OUTBOUND__ALLOW_PRIVATE_TARGETS=true`). For tests and local development; off,
+    /// a tenant cannot make Tessera call into the network it runs in.
+    pub allow_private_targets: bool,
 }
 
 impl Default for Settings {
@@ -72,6 +84,7 @@ impl Default for Settings {
             header_read_timeout_seconds: 10,
             request_timeout_seconds: 30,
             compat: tessera_api::compat::Prefixes::default(),
+            outbound: OutboundSettings::default(),
         }
     }
 }

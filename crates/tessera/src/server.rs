@@ -44,6 +44,7 @@ pub async fn build_service(
             .hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         root_key: settings.root_key.as_ref().map(|k| k.expose_secret().to_owned()),
+        allow_private_targets: settings.outbound.allow_private_targets,
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
         .await

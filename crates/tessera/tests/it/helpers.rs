@@ -60,6 +60,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         db_max_connections: 4,
         hash_concurrency: Some(2),
         purge_interval_seconds: 3600,
+        // The hook receivers of the tests listen on loopback.
+        outbound: tessera::config::OutboundSettings { allow_private_targets: true },
         ..Settings::default()
     };
     adjust(&mut settings);

@@ -181,3 +181,20 @@ async fn the_hook_guards_every_surface_and_bad_settings_are_refused() {
     with_hook(&app, &t, Value::Null).await;
     assert_eq!(app.patch_me(&u.access, json!({"bio": "free"})).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_hook_on_a_private_address_is_never_called_unless_the_operator_allows_it() {
+    let app = spawn_app_with(|s| s.outbound.allow_private_targets = false).await;
+    let (t, u) = app.user().await;
+    let (url, r) = receiver(Mode::Verify(SECRET)).await;
+    // The receiver's own URL (an address), and a name that resolves to loopback.
+    let by_name = url.replace("127.0.0.1", "localhost");
+    for url in [url, by_name] {
+        with_hook(&app, &t, json!({"url": url, "secret": SECRET})).await;
+        let v = refused_by_hook(&app, &u, "through the guard").await;
+        assert_eq!(v["message"], "the update was refused: the validation hook's address is not a public one", "{url}");
+    }
+    assert!(r.calls.lock().unwrap().is_empty(), "the receiver was never called");
+    let (_, me) = app.get_me(&u.access).await;
+    assert!(me["bio"].is_null(), "nothing was written");
+}
