@@ -81,6 +81,11 @@ impl<'a> UserView<'a> {
     }
 }
 
+/// A user as the tenant's server sees it, as JSON: what events carry.
+pub fn server_user_json(user: &User, public_url: &str, now: DateTime<Utc>) -> serde_json::Value {
+    serde_json::to_value(UserView::new(user, Audience::Server, public_url, now)).unwrap_or_default()
+}
+
 impl Serialize for UserView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;

@@ -297,8 +297,15 @@ impl Service {
         user.profile.display_name = display_name;
         user.has_password = true;
         let empty = serde_json::Map::new();
+        let events = [self.user_event("user.created", &user, None, now)];
         self.store
-            .insert_user(NewUser { user: &user, password_hash: Some(&hash), secure_metadata: &empty, new_image: None })
+            .insert_user(NewUser {
+                user: &user,
+                password_hash: Some(&hash),
+                secure_metadata: &empty,
+                new_image: None,
+                events: &events,
+            })
             .await
             .map_err(store_err)?;
         self.start_session(&tenant, user, client, SessionId::new(), None).await
@@ -418,11 +425,19 @@ impl Service {
     /// Creates an anonymous user and signs it in.
     pub async fn sign_in_anonymously(&self, tenant_id: TenantId, client: &ClientInfo) -> Result<Tokens> {
         let tenant = self.tenant(tenant_id).await?;
-        let mut user = User::new(tenant_id, self.now());
+        let now = self.now();
+        let mut user = User::new(tenant_id, now);
         user.is_anonymous = true;
         let empty = serde_json::Map::new();
+        let events = [self.user_event("user.created", &user, None, now)];
         self.store
-            .insert_user(NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None })
+            .insert_user(NewUser {
+                user: &user,
+                password_hash: None,
+                secure_metadata: &empty,
+                new_image: None,
+                events: &events,
+            })
             .await
             .map_err(store_err)?;
         self.start_session(&tenant, user, client, SessionId::new(), None).await

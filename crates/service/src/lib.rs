@@ -12,6 +12,7 @@ mod mfa;
 pub mod oauth;
 pub mod outbound;
 mod server;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +44,16 @@ pub struct ServiceConfig {
     /// The operator's root key from configuration; when absent, the stored one is used, and on
     /// first start a new one is generated (and returned once by `bootstrap`).
     pub root_key: Option<String>,
-    /// Whether outbound calls (the pre-update hook) may reach loopback and private addresses.
+    /// Whether outbound calls (the pre-update hook, webhooks) may reach loopback and private
+    /// addresses.
     pub allow_private_targets: bool,
+    /// How event payloads show a user.
+    pub render_user: webhooks::RenderUser,
+    /// Seconds to wait after each failed delivery attempt before the next; after the last,
+    /// the delivery has failed.
+    pub webhook_retry_schedule: Vec<u64>,
+    /// How long delivered events are kept.
+    pub event_retention_seconds: i64,
 }
 
 /// A signed-in user, as established from an access token.

@@ -228,9 +228,12 @@ impl Service {
             _ => None,
         };
         let mut user = current.clone();
+        let changed = patch.fields();
         let applied = patch.apply(&mut user);
         user.version = current.version + 1;
         user.updated_at = now;
+        let events =
+            [self.user_event("user.updated", &user, Some(("changed_fields", serde_json::json!(changed))), now)];
         let empty = Map::new();
         let secure = match &applied.secure_metadata {
             Field::Absent => None,
@@ -241,6 +244,7 @@ impl Service {
         write.secure_metadata = secure;
         write.require_membership = require_membership;
         write.through_session = by.session;
+        write.events = &events;
         write.new_image = applied.new_image.as_ref().map(|img| ImageBlob {
             hash: img.hash_str(),
             content_type: img.kind.content_type(),

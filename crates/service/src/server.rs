@@ -170,12 +170,14 @@ impl Service {
             content_type: i.kind.content_type(),
             bytes: &i.bytes,
         });
+        let events = [self.user_event("user.created", &user, None, now)];
         self.store
             .insert_user(NewUser {
                 user: &user,
                 password_hash: hash.as_deref(),
                 secure_metadata: &secure,
                 new_image: image,
+                events: &events,
             })
             .await
             .map_err(store_err)?;

@@ -12,6 +12,7 @@
 //! transactions: every multi-step write is one transaction.
 
 mod db;
+mod events;
 mod images;
 mod instance;
 mod keys;
@@ -26,18 +27,22 @@ mod store;
 mod teams;
 mod tenants;
 mod users;
+mod webhooks;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use tessera_core::events::{Delivery, DueDelivery, Event, WebhookEndpoint};
 pub use tessera_core::keys::SigningKeyRecord;
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
+use uuid::Uuid;
 
+pub use events::Attempted;
 pub use store::connect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +147,8 @@ pub struct UserWrite<'a> {
     /// keeps users read for sessions in memory (SQLite's) may keep the written user for it
     /// rather than read it again on the session's next request.
     pub through_session: Option<SessionId>,
+    /// Written in the same transaction (the outbox): they exist if and only if the write does.
+    pub events: &'a [Event],
 }
 
 impl<'a> UserWrite<'a> {
@@ -157,6 +164,7 @@ impl<'a> UserWrite<'a> {
             totp_secret: None,
             now,
             through_session: None,
+            events: &[],
         }
     }
 }
@@ -167,6 +175,8 @@ pub struct NewUser<'a> {
     pub password_hash: Option<&'a str>,
     pub secure_metadata: &'a Map<String, Value>,
     pub new_image: Option<ImageBlob<'a>>,
+    /// Written in the same transaction (the outbox).
+    pub events: &'a [Event],
 }
 
 /// Filters for the server's user listing; each set field narrows it.
@@ -318,4 +328,32 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool>;
     async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>>;
     async fn list_team_members(&self, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>>;
+
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+    async fn find_webhook(&self, tenant: TenantId, id: Uuid) -> Result<Option<WebhookEndpoint>>;
+    async fn list_webhooks(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>>;
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+    async fn delete_webhook(&self, tenant: TenantId, id: Uuid) -> Result<bool>;
+    /// Turns up to `limit` undispatched events into due deliveries; how many it dispatched.
+    async fn dispatch_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u64>;
+    /// Claims up to `limit` due deliveries, one attempt each, leased until `lease_until`.
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<DueDelivery>>;
+    async fn record_attempt(&self, attempt: &Attempted) -> Result<()>;
+    /// An endpoint's deliveries, newest first, after the event `before`.
+    async fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
+    async fn redeliver(&self, tenant: TenantId, endpoint: Uuid, event: Uuid, now: DateTime<Utc>) -> Result<bool>;
+    /// Forgets delivered events older than `before`.
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64>;
+    async fn oldest_undelivered_event(&self) -> Result<Option<DateTime<Utc>>>;
 }

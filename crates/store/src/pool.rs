@@ -121,6 +121,14 @@ impl Pool {
 }
 
 impl Tx {
+    /// `sqlite` on SQLite, `postgres` on PostgreSQL: for a row lock SQLite has no syntax for.
+    pub(crate) fn pick<'a>(&self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        match self {
+            Tx::Sqlite(_) => sqlite,
+            Tx::Postgres(_) => postgres,
+        }
+    }
+
     pub(crate) async fn fetch_optional<T>(
         &mut self,
         sql: &str,

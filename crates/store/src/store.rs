@@ -6,15 +6,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use tessera_core::events::{Delivery, DueDelivery, WebhookEndpoint};
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
+use uuid::Uuid;
 
 use crate::db::Db;
 use crate::{
-    Backend, ConnectOptions, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store, UserCredentials,
-    UserFilter, UserWrite, images, instance, keys, mfa, oauth, postgres, sessions, sqlite, teams, tenants, users,
+    Attempted, Backend, ConnectOptions, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store,
+    UserCredentials, UserFilter, UserWrite, events, images, instance, keys, mfa, oauth, postgres, sessions, sqlite,
+    teams, tenants, users, webhooks,
 };
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
@@ -271,5 +274,64 @@ impl Store for SqlStore {
 
     async fn list_team_members(&self, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>> {
         teams::list_members(&self.db, tenant, team).await
+    }
+
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> Result<()> {
+        webhooks::insert(&self.db, endpoint).await
+    }
+
+    async fn find_webhook(&self, tenant: TenantId, id: Uuid) -> Result<Option<WebhookEndpoint>> {
+        webhooks::find(&self.db, tenant, id).await
+    }
+
+    async fn list_webhooks(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {
+        webhooks::list(&self.db, tenant).await
+    }
+
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint) -> Result<()> {
+        webhooks::update(&self.db, endpoint).await
+    }
+
+    async fn delete_webhook(&self, tenant: TenantId, id: Uuid) -> Result<bool> {
+        webhooks::delete(&self.db, tenant, id).await
+    }
+
+    async fn dispatch_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u64> {
+        events::dispatch(&self.db, limit, now).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<DueDelivery>> {
+        events::claim(&self.db, limit, now, lease_until).await
+    }
+
+    async fn record_attempt(&self, attempt: &Attempted) -> Result<()> {
+        events::record(&self.db, attempt).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        events::list(&self.db, tenant, endpoint, before, limit).await
+    }
+
+    async fn redeliver(&self, tenant: TenantId, endpoint: Uuid, event: Uuid, now: DateTime<Utc>) -> Result<bool> {
+        events::redeliver(&self.db, tenant, endpoint, event, now).await
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64> {
+        events::purge(&self.db, before).await
+    }
+
+    async fn oldest_undelivered_event(&self) -> Result<Option<DateTime<Utc>>> {
+        events::oldest_undelivered(&self.db).await
     }
 }

@@ -13,7 +13,7 @@ use crate::sql::{
     Columns, Keep, OnNone, Param, SessionKey, SessionRead, Step, Steps, Touch, from_ms, json, ms, parse_id, parse_json,
 };
 use crate::{
-    Login, NewUser, Result, StoreError, UserCredentials, UserFilter, UserWrite, constraints, images, sessions,
+    Login, NewUser, Result, StoreError, UserCredentials, UserFilter, UserWrite, constraints, events, images, sessions,
 };
 
 /// What a user read selects. `secure_metadata` and `password_hash` are not among them: only
@@ -173,7 +173,11 @@ pub(crate) fn insert_steps(new: NewUser<'_>) -> Result<Steps> {
         Param::Int(u.deletion_due_at.map(ms)),
     ]);
     let image = new.new_image.map(|img| images::insert_step(img, u.created_at));
-    Ok(image.into_iter().chain([Step::execute(INSERT_USER_SQL, params)]).collect())
+    let mut steps: Steps = image.into_iter().chain([Step::execute(INSERT_USER_SQL, params)]).collect();
+    for e in new.events {
+        steps.push(events::insert_step(e)?);
+    }
+    Ok(steps)
 }
 
 /// A `UserWrite` as the statements of its one transaction, in order: the membership check,
@@ -209,6 +213,9 @@ fn write_steps(w: &UserWrite<'_>) -> Result<Steps> {
     steps.push(Step::change(UPDATE_USER_SQL, update, why));
     if let Some(r) = w.revoke_sessions {
         steps.push(sessions::revoke_all_step(u.id, w.now, r.except));
+    }
+    for e in w.events {
+        steps.push(events::insert_step(e)?);
     }
     Ok(steps)
 }

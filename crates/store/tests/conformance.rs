@@ -100,7 +100,7 @@ fn person(tenant: TenantId, email: &str, username: &str) -> User {
 /// Inserts `user` with no password and no secure metadata.
 async fn try_insert(store: &DynStore, user: &User, new_image: Option<ImageBlob<'_>>) -> Result<(), StoreError> {
     let empty = Map::new();
-    store.insert_user(NewUser { user, password_hash: None, secure_metadata: &empty, new_image }).await
+    store.insert_user(NewUser { user, password_hash: None, secure_metadata: &empty, new_image, events: &[] }).await
 }
 
 async fn insert(store: &DynStore, user: &User) {
@@ -290,7 +290,8 @@ async fn a_service_account_is_stored_with_its_credentials_atomically(store: DynS
     let mut bot = person(tenant.id, "bot@example.com", "bot");
     bot.is_service_account = true;
     let empty = Map::new();
-    let new = || Some(NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None });
+    let new =
+        || Some(NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, events: &[] });
     let mut client = oauth_client(tenant.id, "tsr_ci_one", Some(bot.id));
     client.grant_types = vec![GrantType::ClientCredentials];
     store.insert_oauth_client(&client, Some("hash-one"), new()).await.expect("insert");
@@ -315,7 +316,7 @@ async fn oauth_clients_are_listed_per_tenant_and_deleted_with_their_service_user
     let bot = person(tenant.id, "bot@example.com", "bot");
     let empty = Map::new();
     let machine = oauth_client(tenant.id, "tsr_ci_bot", Some(bot.id));
-    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None };
+    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, events: &[] };
     store.insert_oauth_client(&machine, Some("h"), Some(new)).await.expect("insert machine");
     store.insert_oauth_client(&oauth_client(other.id, "tsr_ci_other", None), Some("h"), None).await.expect("insert");
 
@@ -550,6 +551,7 @@ async fn user_round_trips_every_field(store: DynStore) {
             password_hash: Some("$argon2id$v=19$hash"),
             secure_metadata: &object(json!({"ssn": "secret"})),
             new_image: None,
+            events: &[],
         })
         .await
         .expect("insert user");
@@ -838,7 +840,13 @@ async fn secure_metadata_is_readable_only_through_find_secure_metadata(store: Dy
     let user = person(tenant.id, "kim@example.com", "kim");
     let secret = object(json!({"api_token": "s3cret", "nested": {"n": 1}}));
     store
-        .insert_user(NewUser { user: &user, password_hash: None, secure_metadata: &secret, new_image: None })
+        .insert_user(NewUser {
+            user: &user,
+            password_hash: None,
+            secure_metadata: &secret,
+            new_image: None,
+            events: &[],
+        })
         .await
         .expect("insert user");
 
@@ -907,6 +915,7 @@ async fn credentials_are_found_by_email_or_username_ignoring_case(store: DynStor
             password_hash: Some("max-hash"),
             secure_metadata: &Map::new(),
             new_image: None,
+            events: &[],
         })
         .await
         .expect("insert user");
@@ -1132,7 +1141,7 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     // A service account, deleted with its client.
     let bot = person(tenant.id, "bot@example.com", "bot");
     let empty = Map::new();
-    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None };
+    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, events: &[] };
     store
         .insert_oauth_client(&oauth_client(tenant.id, "tsr_ci_bot", Some(bot.id)), Some("h"), Some(new))
         .await

@@ -52,6 +52,29 @@ pub struct Settings {
     pub compat: tessera_api::compat::Prefixes,
     /// Calls Tessera makes to URLs tenants configure (an `[outbound]` table).
     pub outbound: OutboundSettings,
+    /// Delivery of events to the tenants' webhook endpoints (a `[webhooks]` table).
+    pub webhooks: WebhookSettings,
+}
+
+/// Delivery of events to webhook endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Seconds to wait after each failed attempt before the next
+    /// (`TESSERA_WEBHOOKS__RETRY_SCHEDULE_SECONDS='[0,5,300]'`); after the last, the delivery has
+    /// failed. Standard Webhooks' schedule by default, jittered by up to 10 %.
+    pub retry_schedule_seconds: Vec<u64>,
+    /// How long delivered events are kept (`TESSERA_WEBHOOKS__RETENTION_SECONDS`), 7 days by default.
+    pub retention_seconds: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_schedule_seconds: tessera_service::webhooks::DEFAULT_RETRY_SCHEDULE.to_vec(),
+            retention_seconds: 7 * 24 * 3600,
+        }
+    }
 }
 
 /// Calls Tessera makes to URLs tenants configure: the pre-update hook.
@@ -85,6 +108,7 @@ impl Default for Settings {
             request_timeout_seconds: 30,
             compat: tessera_api::compat::Prefixes::default(),
             outbound: OutboundSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::config::Settings;
 
 /// How soon a key rotated elsewhere starts verifying (and signing) here.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
+/// How often the delivery worker looks for events to dispatch and attempts that are due.
+const DELIVERY_EVERY: Duration = Duration::from_millis(500);
 
 /// Opens the configured store and brings its schema up to date.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
@@ -45,6 +47,9 @@ pub async fn build_service(
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         root_key: settings.root_key.as_ref().map(|k| k.expose_secret().to_owned()),
         allow_private_targets: settings.outbound.allow_private_targets,
+        render_user: tessera_api::views::server_user_json,
+        webhook_retry_schedule: settings.webhooks.retry_schedule_seconds.clone(),
+        event_retention_seconds: i64::try_from(settings.webhooks.retention_seconds).unwrap_or(i64::MAX),
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
         .await
@@ -108,7 +113,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let purge_every = Duration::from_secs(settings.purge_interval_seconds.max(1));
     let jobs = vec![
         spawn_purge_job(Arc::clone(&service), purge_every, rx.clone()),
-        spawn_key_reload_job(Arc::clone(&service), rx),
+        spawn_key_reload_job(Arc::clone(&service), rx.clone()),
+        spawn_delivery_job(Arc::clone(&service), rx),
     ];
     tracing::info!(%addr, backend = ?service.store.backend(), ready_in_ms = started.elapsed().as_millis() as u64, "tessera is ready");
     Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs })
@@ -198,6 +204,11 @@ fn spawn_purge_job(service: Arc<Service>, every: Duration, stop: watch::Receiver
                 Ok(n) => tracing::info!(erased = n, "purge job erased accounts"),
                 Err(e) => tracing::error!(error = %e, "purge job failed"),
             }
+            match service.purge_events().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(forgotten = n, "purge job forgot delivered events"),
+                Err(e) => tracing::error!(error = %e, "purging events failed"),
+            }
         }
     })
 }
@@ -209,6 +220,27 @@ fn spawn_key_reload_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> J
         async move {
             if let Err(e) = service.reload_keys().await {
                 tracing::error!(error = %e, "reloading signing keys failed");
+            }
+        }
+    })
+}
+
+/// Delivers events to webhook endpoints. Every instance runs it: the store's claims lock the
+/// rows they take, so that instances share the work and no attempt is made twice. A round that
+/// found a full batch goes again at once.
+fn spawn_delivery_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    spawn_every(DELIVERY_EVERY, stop, move || {
+        let service = Arc::clone(&service);
+        async move {
+            loop {
+                match service.deliver_due().await {
+                    Ok(round) if round.is_full() => tracing::debug!(?round, "delivery round"),
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "delivering events failed");
+                        break;
+                    }
+                }
             }
         }
     })

@@ -28,3 +28,4 @@ mod reliability;
 mod secrets;
 mod server_api;
 mod validation;
+mod webhooks;

@@ -1,0 +1,335 @@
+//! Events out: the events of user changes (written in the change's transaction by the
+//! callers), the tenant's webhook endpoints, and delivery, at least once, signed per Standard
+//! Webhooks afresh for each attempt, retried on a schedule, from any number of instances.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tessera_core::events::{Delivery, DeliveryStatus, DueDelivery, EVENT_TYPES, Event, WebhookEndpoint};
+use tessera_core::user::User;
+use tessera_core::{DomainError, FieldError, TenantId};
+use tessera_store::Attempted;
+use uuid::Uuid;
+
+use crate::{Result, Service, store_err};
+
+/// Renders a user as the server sees it, for event payloads: the binary passes the API's own
+/// server view, so that an event shows a user exactly as `GET /v1/users/{id}` does.
+pub type RenderUser = fn(&User, &str, DateTime<Utc>) -> Value;
+
+/// How long an attempt may take before the endpoint counts as not answering.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a claimed attempt is held before another worker may make it again: longer than
+/// an attempt can take.
+const LEASE_SECONDS: i64 = 60;
+/// The most of an answer that is read.
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// How long a rotated-out secret keeps signing beside the new one.
+const PREVIOUS_SECRET_HOURS: i64 = 24;
+/// Events dispatched, and deliveries attempted, per round of the worker.
+const BATCH: u32 = 64;
+
+/// Standard Webhooks' schedule: seconds after each failed attempt before the next.
+pub const DEFAULT_RETRY_SCHEDULE: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
+
+/// What one round of the worker did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub dispatched: u64,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+impl Round {
+    /// Whether the round took a whole batch, so that more may be waiting.
+    pub fn is_full(&self) -> bool {
+        self.dispatched >= u64::from(BATCH) || self.delivered + self.failed >= BATCH as usize
+    }
+}
+
+impl Service {
+    /// The event `kind` about `user`, for the caller to write with the change.
+    pub(crate) fn user_event(
+        &self,
+        kind: &'static str,
+        user: &User,
+        extra: Option<(&str, Value)>,
+        now: DateTime<Utc>,
+    ) -> Event {
+        let mut data = Map::new();
+        data.insert("user".into(), (self.config.render_user)(user, &self.config.public_url, now));
+        if let Some((k, v)) = extra {
+            data.insert(k.into(), v);
+        }
+        Event::new(user.tenant_id, kind, Value::Object(data), now)
+    }
+
+    pub async fn create_webhook(&self, tenant_id: TenantId, body: &Map<String, Value>) -> Result<WebhookEndpoint> {
+        let now = self.now();
+        let mut endpoint = WebhookEndpoint {
+            id: Uuid::now_v7(),
+            tenant_id,
+            url: String::new(),
+            event_types: Vec::new(),
+            description: None,
+            enabled: true,
+            secret: new_secret(),
+            previous_secret: None,
+            previous_secret_until: None,
+            created_at: now,
+            updated_at: now,
+        };
+        if !body.contains_key("url") {
+            return Err(DomainError::field("url", "required", "the endpoint's URL is required"));
+        }
+        apply(&mut endpoint, body, &["url", "event_types", "description"])?;
+        self.store.insert_webhook(&endpoint).await.map_err(store_err)?;
+        Ok(endpoint)
+    }
+
+    pub async fn list_webhooks(&self, tenant_id: TenantId) -> Result<Vec<WebhookEndpoint>> {
+        self.store.list_webhooks(tenant_id).await.map_err(store_err)
+    }
+
+    pub async fn get_webhook(&self, tenant_id: TenantId, id: Uuid) -> Result<WebhookEndpoint> {
+        self.store.find_webhook(tenant_id, id).await.map_err(store_err)?.ok_or(DomainError::NotFound("webhook"))
+    }
+
+    pub async fn update_webhook(
+        &self,
+        tenant_id: TenantId,
+        id: Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<WebhookEndpoint> {
+        let mut endpoint = self.get_webhook(tenant_id, id).await?;
+        apply(&mut endpoint, body, &["url", "event_types", "description", "enabled"])?;
+        endpoint.updated_at = self.now();
+        self.store.update_webhook(&endpoint).await.map_err(store_err)?;
+        Ok(endpoint)
+    }
+
+    pub async fn delete_webhook(&self, tenant_id: TenantId, id: Uuid) -> Result<()> {
+        if self.store.delete_webhook(tenant_id, id).await.map_err(store_err)? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("webhook"))
+        }
+    }
+
+    /// A new secret; the old one keeps signing beside it for a day, so receivers can switch.
+    pub async fn rotate_webhook_secret(&self, tenant_id: TenantId, id: Uuid) -> Result<WebhookEndpoint> {
+        let mut endpoint = self.get_webhook(tenant_id, id).await?;
+        let now = self.now();
+        endpoint.previous_secret = Some(std::mem::replace(&mut endpoint.secret, new_secret()));
+        endpoint.previous_secret_until = Some(now + chrono::Duration::hours(PREVIOUS_SECRET_HOURS));
+        endpoint.updated_at = now;
+        self.store.update_webhook(&endpoint).await.map_err(store_err)?;
+        Ok(endpoint)
+    }
+
+    pub async fn list_deliveries(
+        &self,
+        tenant_id: TenantId,
+        id: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        self.get_webhook(tenant_id, id).await?;
+        self.store.list_deliveries(tenant_id, id, before, limit).await.map_err(store_err)
+    }
+
+    pub async fn redeliver(&self, tenant_id: TenantId, id: Uuid, event: Uuid) -> Result<()> {
+        if self.store.redeliver(tenant_id, id, event, self.now()).await.map_err(store_err)? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("delivery"))
+        }
+    }
+
+    /// One round of the delivery worker: dispatches new events, then makes the attempts that
+    /// are due, concurrently. Runs on the background worker, never on a request.
+    pub async fn deliver_due(&self) -> Result<Round> {
+        let now = self.now();
+        let dispatched = self.store.dispatch_events(BATCH, now).await.map_err(store_err)?;
+        let lease = now + chrono::Duration::seconds(LEASE_SECONDS);
+        let due = self.store.claim_deliveries(BATCH, now, lease).await.map_err(store_err)?;
+        let attempts = due.into_iter().map(|d| self.attempt(d));
+        let results = futures_util::future::join_all(attempts).await;
+        let mut round = Round { dispatched, ..Round::default() };
+        for a in results {
+            match a.status {
+                DeliveryStatus::Delivered => round.delivered += 1,
+                _ => round.failed += 1,
+            }
+            self.store.record_attempt(&a).await.map_err(store_err)?;
+        }
+        Ok(round)
+    }
+
+    async fn attempt(&self, d: DueDelivery) -> Attempted {
+        let now = self.now();
+        let body = json!({"type": d.event.kind, "timestamp": d.event.created_at, "data": d.event.data});
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let id = d.event.id.to_string();
+        let timestamp = now.timestamp();
+        let signature = d
+            .endpoint
+            .signing_secrets(now)
+            .map(|s| crate::hook::sign(s, &id, timestamp, &body))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let outcome = match self.http.post(&d.endpoint.url) {
+            Err(crate::outbound::Refused::PrivateTarget(_)) => {
+                Err("the endpoint's address is not a public one".to_owned())
+            }
+            Err(e) => Err(e.to_string()),
+            Ok(request) => {
+                let sent = request
+                    .timeout(ATTEMPT_TIMEOUT)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signature)
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(mut res) => {
+                        let status = res.status();
+                        let retry_after = res
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok());
+                        // Read (a bounded part of) the answer, so the connection can be reused.
+                        let mut read = 0;
+                        while let Ok(Some(chunk)) = res.chunk().await {
+                            read += chunk.len();
+                            if read > MAX_ANSWER_BYTES {
+                                break;
+                            }
+                        }
+                        Ok((status.as_u16(), retry_after))
+                    }
+                    Err(e) if e.is_timeout() => Err("the endpoint did not answer in time".to_owned()),
+                    Err(e) if crate::outbound::refused_in(&e) => {
+                        Err("the endpoint's address is not a public one".to_owned())
+                    }
+                    Err(_) => Err("the endpoint could not be reached".to_owned()),
+                }
+            }
+        };
+        let schedule = &self.config.webhook_retry_schedule;
+        let next = |retry_after: Option<u64>| {
+            schedule.get(d.attempt as usize).map(|wait| {
+                let wait = with_jitter(*wait).max(retry_after.unwrap_or(0) as i64 * 1000);
+                now + chrono::Duration::milliseconds(wait)
+            })
+        };
+        let (status, response_status, error, next_attempt_at, disable) = match outcome {
+            Ok((code, _)) if (200..300).contains(&code) => (DeliveryStatus::Delivered, Some(code), None, None, false),
+            Ok((410, _)) => {
+                (DeliveryStatus::Failed, Some(410), Some("410 Gone: the endpoint is disabled".into()), None, true)
+            }
+            Ok((code, retry_after)) => {
+                let next = next(retry_after);
+                let status = if next.is_some() { DeliveryStatus::Pending } else { DeliveryStatus::Failed };
+                (status, Some(code), Some(format!("answered {code}")), next, false)
+            }
+            Err(why) => {
+                let next = next(None);
+                let status = if next.is_some() { DeliveryStatus::Pending } else { DeliveryStatus::Failed };
+                (status, None, Some(why), next, false)
+            }
+        };
+        Attempted {
+            endpoint_id: d.endpoint.id,
+            event_id: d.event.id,
+            status,
+            response_status,
+            error,
+            attempted_at: now,
+            next_attempt_at,
+            disable_endpoint: disable,
+        }
+    }
+
+    /// Forgets delivered events older than the retention.
+    pub async fn purge_events(&self) -> Result<u64> {
+        let before = self.now() - chrono::Duration::seconds(self.config.event_retention_seconds);
+        self.store.purge_events(before).await.map_err(store_err)
+    }
+
+    /// How long the oldest undelivered event has waited, for the metrics.
+    pub async fn oldest_undelivered_age(&self) -> Result<Option<chrono::Duration>> {
+        let oldest = self.store.oldest_undelivered_event().await.map_err(store_err)?;
+        Ok(oldest.map(|t| self.now() - t))
+    }
+}
+
+/// Up to 10 % either way, so that retries after one outage do not all arrive at once.
+fn with_jitter(seconds: u64) -> i64 {
+    let ms = seconds as i64 * 1000;
+    if ms == 0 {
+        return 0;
+    }
+    let mut b = [0u8; 2];
+    tessera_auth::secret::fill_random(&mut b);
+    let unit = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
+    ms + ((unit * 2.0 - 1.0) * ms as f64 * 0.1) as i64
+}
+
+/// `whsec_` and 24 random bytes in base64, as Standard Webhooks' secrets look.
+fn new_secret() -> String {
+    let mut key = [0u8; 24];
+    tessera_auth::secret::fill_random(&mut key);
+    format!("whsec_{}", STANDARD.encode(key))
+}
+
+/// Sets the fields of `body` (all of them `allowed`) on an endpoint, naming every bad one.
+fn apply(endpoint: &mut WebhookEndpoint, body: &Map<String, Value>, allowed: &[&str]) -> Result<()> {
+    let mut errors = Vec::new();
+    for (k, v) in body {
+        match (k.as_str(), v) {
+            (k, _) if !allowed.contains(&k) => errors.push(FieldError::new(k, "unknown_field", "no such field")),
+            ("url", Value::String(u)) => match crate::outbound::check_url(u, true) {
+                Ok(_) if u.len() <= 2048 => endpoint.url = u.clone(),
+                _ => errors.push(FieldError::new(
+                    "url",
+                    "invalid_url",
+                    "must be an http(s) URL of at most 2048 characters",
+                )),
+            },
+            ("event_types", Value::Array(types)) => {
+                let mut kinds = Vec::new();
+                for t in types {
+                    match t.as_str().filter(|t| EVENT_TYPES.contains(t)) {
+                        Some(t) if !kinds.iter().any(|k: &String| k == t) => kinds.push(t.to_owned()),
+                        Some(_) => {}
+                        None => {
+                            errors.push(FieldError::new(
+                                "event_types",
+                                "invalid_choice",
+                                "names an unknown event type",
+                            ));
+                            break;
+                        }
+                    }
+                }
+                endpoint.event_types = kinds;
+            }
+            ("event_types", Value::Null) => endpoint.event_types.clear(),
+            ("description", Value::Null) => endpoint.description = None,
+            ("description", Value::String(d)) if d.chars().count() <= 500 => endpoint.description = Some(d.clone()),
+            ("description", Value::String(_)) => {
+                errors.push(FieldError::new("description", "too_long", "must be at most 500 characters"))
+            }
+            ("enabled", Value::Bool(b)) => endpoint.enabled = *b,
+            (k, _) => errors.push(FieldError::new(k, "invalid_type", "has the wrong type")),
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(errors)) }
+}

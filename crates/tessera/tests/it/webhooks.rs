@@ -1,0 +1,220 @@
+//! Events delivered to a real HTTP receiver started by the test, which checks every signature
+//! with its own implementation of the Standard Webhooks check: delivery of a change, retries
+//! on the schedule (a manual clock), `410 Gone`, the private-target guard, and the endpoints'
+//! management.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::*;
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    id: String,
+    timestamp: i64,
+    signature: String,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// Answers each request with the next queued status (200 when none is queued).
+#[derive(Clone, Default)]
+struct Inbox {
+    answers: Arc<Mutex<VecDeque<u16>>>,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Inbox {
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: axum::body::Bytes) -> AxumStatus {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    inbox.got.lock().unwrap().push(Received {
+        id: h("webhook-id"),
+        timestamp: h("webhook-timestamp").parse().unwrap_or(0),
+        signature: h("webhook-signature"),
+        body: body.to_vec(),
+    });
+    let status = inbox.answers.lock().unwrap().pop_front().unwrap_or(200);
+    AxumStatus::from_u16(status).unwrap()
+}
+
+async fn inbox() -> (String, Inbox) {
+    let inbox = Inbox::default();
+    let app = axum::Router::new().route("/events", axum::routing::post(receive)).with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+/// The Standard Webhooks check, written from the specification: the key is the base64 after
+/// `whsec_`; the signature is `v1,` and the base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`;
+/// any of the space-separated signatures may match.
+fn verifies(secret: &str, r: &Received) -> bool {
+    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", r.id, r.timestamp).as_bytes());
+    mac.update(&r.body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    r.signature.split(' ').any(|s| s == expected)
+}
+
+/// Runs delivery rounds (the background worker runs them too) until the inbox holds `n`.
+async fn delivered(app: &TestApp, inbox: &Inbox, n: usize) -> Vec<Received> {
+    for _ in 0..100 {
+        if inbox.got().len() >= n {
+            return inbox.got();
+        }
+        app.service().deliver_due().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("expected {n} deliveries, got {}", inbox.got().len());
+}
+
+async fn endpoint(app: &TestApp, t: &Tenant, body: Value) -> (String, String) {
+    let (status, v) = app.server(Method::POST, t, "/v1/webhooks", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    (v["id"].as_str().unwrap().to_owned(), v["secret"].as_str().unwrap().to_owned())
+}
+
+async fn deliveries(app: &TestApp, t: &Tenant, id: &str) -> Vec<Value> {
+    let (status, v) = app.server(Method::GET, t, &format!("/v1/webhooks/{id}/deliveries"), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_change_is_delivered_signed_with_its_event_id_and_only_the_types_asked_for() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (url, inbox) = inbox().await;
+    let (id, secret) = endpoint(&app, &t, json!({"url": url, "event_types": ["user.updated"]})).await;
+    assert!(secret.starts_with("whsec_"));
+    let (_, listed) = app.server(Method::GET, &t, "/v1/webhooks", None).await;
+    assert!(!listed.to_string().contains(&secret), "the secret is shown once");
+
+    let patch = json!({"bio": "events out", "secure_metadata": {"ssn": "SECRET-123"}});
+    assert_eq!(app.patch_me(&u.access, patch).await.0, StatusCode::FORBIDDEN, "a user may not write it");
+    assert_eq!(app.patch_me(&u.access, json!({"bio": "events out"})).await.0, StatusCode::OK);
+    app.update_user(&t, &u.id, json!({"secure_metadata": {"ssn": "SECRET-123"}})).await;
+    let got = delivered(&app, &inbox, 2).await;
+    for r in &got {
+        assert!(verifies(&secret, r), "every delivery verifies: {r:?}");
+        assert!(!String::from_utf8_lossy(&r.body).contains("SECRET-123"), "no secret in an event");
+    }
+    let first = got[0].json();
+    assert_eq!(first["type"], "user.updated");
+    assert_eq!(first["data"]["user"]["bio"], "events out");
+    assert_eq!(first["data"]["changed_fields"], json!(["bio"]));
+    assert_eq!(got[1].json()["data"]["changed_fields"], json!(["secure_metadata"]));
+    // The sign-up was `user.created`, which this endpoint did not ask for.
+    let log = deliveries(&app, &t, &id).await;
+    assert_eq!(log.len(), 2);
+    assert!(log.iter().all(|d| d["status"] == "delivered" && d["type"] == "user.updated" && d["attempt"] == 1));
+    let ids: Vec<&str> = log.iter().map(|d| d["event_id"].as_str().unwrap()).collect();
+    assert!(got.iter().all(|r| ids.contains(&r.id.as_str())), "webhook-id is the event's id");
+    assert!(inbox.got().len() == 2, "each event once");
+}
+
+#[tokio::test]
+async fn a_failed_attempt_is_retried_on_the_schedule_signed_afresh_and_410_disables_the_endpoint() {
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_seconds = vec![0, 60]).await;
+    let (t, u) = app.user().await;
+    let (url, inbox) = inbox().await;
+    let (id, secret) = endpoint(&app, &t, json!({"url": url, "event_types": ["user.updated"]})).await;
+    inbox.answers.lock().unwrap().extend([500, 200]);
+    app.patch_me(&u.access, json!({"bio": "retried"})).await;
+    let first = delivered(&app, &inbox, 1).await.remove(0);
+    let log = deliveries(&app, &t, &id).await;
+    assert_eq!((log[0]["status"].as_str(), log[0]["response_status"].as_u64()), (Some("pending"), Some(500)));
+    // Not due before its time: nothing more arrives until the clock moves.
+    for _ in 0..3 {
+        app.service().deliver_due().await.unwrap();
+    }
+    assert_eq!(inbox.got().len(), 1);
+    app.advance(chrono::Duration::seconds(70));
+    let second = delivered(&app, &inbox, 2).await.remove(1);
+    assert_eq!(second.id, first.id, "the same webhook-id on every attempt");
+    assert!(second.timestamp > first.timestamp && second.signature != first.signature, "signed afresh");
+    assert!(verifies(&secret, &first) && verifies(&secret, &second));
+    let log = deliveries(&app, &t, &id).await;
+    assert_eq!((log[0]["status"].as_str(), log[0]["attempt"].as_u64()), (Some("delivered"), Some(2)));
+
+    inbox.answers.lock().unwrap().push_back(410);
+    app.patch_me(&u.access, json!({"bio": "gone"})).await;
+    delivered(&app, &inbox, 3).await;
+    let log = deliveries(&app, &t, &id).await;
+    assert_eq!((log[0]["status"].as_str(), log[0]["response_status"].as_u64()), (Some("failed"), Some(410)));
+    let (_, w) = app.server(Method::GET, &t, &format!("/v1/webhooks/{id}"), None).await;
+    assert_eq!(w["enabled"], false, "410 Gone disables the endpoint");
+    app.patch_me(&u.access, json!({"bio": "after"})).await;
+    app.service().deliver_due().await.unwrap();
+    assert_eq!(inbox.got().len(), 3, "a disabled endpoint gets nothing new");
+}
+
+#[tokio::test]
+async fn a_delivery_is_never_made_to_a_private_address_unless_the_operator_allows_it() {
+    let app = spawn_app_with(|s| s.outbound.allow_private_targets = false).await;
+    let (t, u) = app.user().await;
+    let (url, inbox) = inbox().await;
+    let (id, _) = endpoint(&app, &t, json!({"url": url})).await;
+    app.patch_me(&u.access, json!({"bio": "nowhere"})).await;
+    for _ in 0..3 {
+        app.service().deliver_due().await.unwrap();
+    }
+    assert!(inbox.got().is_empty(), "the receiver on loopback was never called");
+    let log = deliveries(&app, &t, &id).await;
+    let refused = log.iter().find(|d| d["type"] == "user.updated").unwrap();
+    assert_eq!(refused["status"], "pending");
+    assert!(refused["error"].as_str().unwrap().contains("not a public one"), "{refused}");
+}
+
+#[tokio::test]
+async fn endpoints_are_managed_by_name_with_every_bad_field_refused() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let bad = json!({"url": "ftp://x", "event_types": ["user.exploded"], "description": "x".repeat(501), "extra": 1});
+    let (status, v) = app.server(Method::POST, &t, "/v1/webhooks", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let mut codes = field_codes(&v);
+    codes.sort();
+    assert_eq!(codes, ["description:too_long", "event_types:invalid_choice", "extra:unknown_field", "url:invalid_url"]);
+    let (_, v) = app.server(Method::POST, &t, "/v1/webhooks", Some(json!({}))).await;
+    assert_eq!(field_codes(&v), ["url:required"]);
+
+    let (id, secret) = endpoint(&app, &t, json!({"url": "https://hooks.example.com/in", "description": "CRM"})).await;
+    let path = format!("/v1/webhooks/{id}");
+    let (status, v) =
+        app.server(Method::PATCH, &t, &path, Some(json!({"enabled": false, "event_types": ["team.created"]}))).await;
+    assert_eq!((status, v["enabled"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+    assert_eq!(v["event_types"], json!(["team.created"]));
+    assert!(v.get("secret").is_none());
+    let (status, v) = app.server(Method::POST, &t, &format!("{path}/rotate-secret"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v["secret"].as_str().unwrap().starts_with("whsec_") && v["secret"] != secret.as_str());
+
+    let other = app.tenant().await;
+    assert_eq!(app.server(Method::GET, &other, &path, None).await.0, StatusCode::NOT_FOUND, "another tenant's");
+    assert_eq!(app.server(Method::DELETE, &t, &path, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(app.server(Method::GET, &t, &path, None).await.0, StatusCode::NOT_FOUND);
+}
