@@ -81,9 +81,9 @@ impl<'a> UserView<'a> {
     }
 }
 
-/// A user as the tenant's server sees it, as JSON: what events carry.
-pub fn server_user_json(user: &User, public_url: &str, now: DateTime<Utc>) -> serde_json::Value {
-    serde_json::to_value(UserView::new(user, Audience::Server, public_url, now)).unwrap_or_default()
+/// A user as the tenant's server sees it, as JSON text: what events carry.
+pub fn server_user_json(user: &User, public_url: &str, now: DateTime<Utc>) -> String {
+    serde_json::to_string(&UserView::new(user, Audience::Server, public_url, now)).unwrap_or_else(|_| "null".into())
 }
 
 impl Serialize for UserView<'_> {

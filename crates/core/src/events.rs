@@ -35,13 +35,14 @@ pub struct Event {
     pub tenant_id: TenantId,
     /// One of `EVENT_TYPES`.
     pub kind: &'static str,
-    /// The server view of the object the event is about, never secrets.
-    pub data: Value,
+    /// JSON text: the server view of the object the event is about, never secrets. Text, so
+    /// that it is serialised once, on the write path.
+    pub data: String,
     pub created_at: DateTime<Utc>,
 }
 
 impl Event {
-    pub fn new(tenant_id: TenantId, kind: &'static str, data: Value, now: DateTime<Utc>) -> Self {
+    pub fn new(tenant_id: TenantId, kind: &'static str, data: String, now: DateTime<Utc>) -> Self {
         debug_assert!(EVENT_TYPES.contains(&kind), "{kind} is not an event type");
         Self { id: Uuid::now_v7(), tenant_id, kind, data, created_at: now }
     }

@@ -7,7 +7,7 @@ use tessera_auth::token::{MFA_PURPOSE, MfaClaims};
 use tessera_auth::{AccessClaims, TokenError};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, User};
-use tessera_core::{DomainError, SessionId, TenantId, validate};
+use tessera_core::{DomainError, SessionId, TenantId, UserId, validate};
 use tessera_store::{Login, NewUser, Rotation, UserWrite};
 
 use crate::{Principal, Result, Service, store_err};
@@ -135,6 +135,7 @@ impl Service {
         client: &ClientInfo,
         id: SessionId,
         oauth_client: Option<&str>,
+        method: &'static str,
     ) -> Result<Tokens> {
         let now = self.now();
         let refresh = random_token("tsr_rt_", 32);
@@ -150,7 +151,8 @@ impl Service {
             ip_address: client.ip_address.clone(),
             client_id: oauth_client.map(str::to_owned),
         };
-        self.store.insert_session(&session, &hash_secret(&refresh)).await.map_err(store_err)?;
+        let events = [self.session_started(&session, method, now)];
+        self.store.insert_session(&session, &hash_secret(&refresh), &events).await.map_err(store_err)?;
         let mut user = user;
         user.active_sessions += 1;
         self.tokens_for(tenant, user, session.id, refresh, session.client_id).await
@@ -288,7 +290,7 @@ impl Service {
             write.password_hash = Some(&hash);
             self.store.update_user(write).await.map_err(store_err)?;
             user.has_password = true;
-            return self.start_session(&tenant, user, client, SessionId::new(), None).await;
+            return self.start_session(&tenant, user, client, SessionId::new(), None, "password").await;
         }
 
         let mut user = User::new(tenant_id, now);
@@ -308,7 +310,7 @@ impl Service {
             })
             .await
             .map_err(store_err)?;
-        self.start_session(&tenant, user, client, SessionId::new(), None).await
+        self.start_session(&tenant, user, client, SessionId::new(), None, "password").await
     }
 
     /// Password sign-in. Unknown account and wrong password get the same error after the same
@@ -352,7 +354,7 @@ impl Service {
             let mfa_token = self.tokens.issue_mfa(&claims).map_err(token_error)?;
             return Err(DomainError::MfaRequired { mfa_token });
         }
-        self.finish_sign_in(&tenant, user, client).await
+        self.finish_sign_in(&tenant, user, client, "password").await
     }
 
     /// Completes a sign-in that was answered `mfa_required`: the challenge and a TOTP code. A
@@ -382,7 +384,7 @@ impl Service {
                 self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
                 return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
             }
-            return self.finish_sign_in(&tenant, user, client).await;
+            return self.finish_sign_in(&tenant, user, client, "password+recovery_code").await;
         }
         let Some(step) = tessera_auth::totp::matching_step(&secret, code, now.timestamp()) else {
             self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
@@ -392,20 +394,28 @@ impl Service {
             self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
             return Err(DomainError::field("code", "code_reused", "this code was already used; wait for the next one"));
         }
-        self.finish_sign_in(&tenant, user, client).await
+        self.finish_sign_in(&tenant, user, client, "password+totp").await
     }
 
     /// The end of every successful sign-in: a pending deletion is cancelled, a session starts.
-    async fn finish_sign_in(&self, tenant: &Tenant, mut user: User, client: &ClientInfo) -> Result<Tokens> {
+    /// `method` is how the person proved who they are, as `session.created` says it.
+    async fn finish_sign_in(
+        &self,
+        tenant: &Tenant,
+        mut user: User,
+        client: &ClientInfo,
+        method: &'static str,
+    ) -> Result<Tokens> {
         if user.deletion_due_at.is_some() {
             let cancel = |u: &mut User| {
                 u.deletion_due_at = None;
                 Ok(())
             };
-            user = self.modify_user(tenant.id, user.id, cancel, crate::me::Extras::default()).await?;
+            let extras = crate::me::Extras { event: Some("user.deletion_cancelled"), ..crate::me::Extras::default() };
+            user = self.modify_user(tenant.id, user.id, cancel, extras).await?;
             tracing::info!(user = %user.id, "sign-in cancelled the scheduled account deletion");
         }
-        self.start_session(tenant, user, client, SessionId::new(), None).await
+        self.start_session(tenant, user, client, SessionId::new(), None, method).await
     }
 
     /// Every attempt from one client address counts against the tenant's per-minute limit.
@@ -440,7 +450,7 @@ impl Service {
             })
             .await
             .map_err(store_err)?;
-        self.start_session(&tenant, user, client, SessionId::new(), None).await
+        self.start_session(&tenant, user, client, SessionId::new(), None, "anonymous").await
     }
 
     /// Rotates a refresh token. A token used twice revokes its whole session. A token granted
@@ -492,11 +502,11 @@ impl Service {
         if let Some(s) = self.store.find_session_by_refresh(&hash_secret(token), now).await.map_err(store_err)?
             && s.tenant_id == tenant
         {
-            self.store.revoke_session(s.tenant_id, s.user_id, s.id, now).await.map_err(store_err)?;
+            self.end_session(s.tenant_id, s.user_id, s.id).await?;
         } else if let Ok(c) = self.tokens.verify(token, now)
             && c.tid == tenant
         {
-            self.store.revoke_session(c.tid, c.sub, c.sid, now).await.map_err(store_err)?;
+            self.end_session(c.tid, c.sub, c.sid).await?;
         }
         Ok(())
     }
@@ -530,7 +540,13 @@ impl Service {
 
     /// Ends the caller's session: its refresh token and access tokens stop working at once.
     pub async fn sign_out(&self, who: &Principal) -> Result<()> {
-        self.store.revoke_session(who.tenant_id(), who.user.id, who.session_id, self.now()).await.map_err(store_err)?;
-        Ok(())
+        self.end_session(who.tenant_id(), who.user.id, who.session_id).await.map(drop)
+    }
+
+    /// Revokes a live session, with its `session.revoked`; false when it had already ended.
+    pub(crate) async fn end_session(&self, tenant: TenantId, user: UserId, id: SessionId) -> Result<bool> {
+        let now = self.now();
+        let events = [self.session_revoked(tenant, user, id, now)];
+        self.store.revoke_session(tenant, user, id, now, &events).await.map_err(store_err)
     }
 }

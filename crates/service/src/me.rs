@@ -113,6 +113,8 @@ pub(crate) struct Extras<'e> {
     pub password_hash: Option<&'e str>,
     pub revoke_sessions: Option<RevokeSessions>,
     pub totp_secret: Option<Option<&'e str>>,
+    /// The event the change is, written with it.
+    pub event: Option<&'static str>,
 }
 
 impl Service {
@@ -232,8 +234,7 @@ impl Service {
         let applied = patch.apply(&mut user);
         user.version = current.version + 1;
         user.updated_at = now;
-        let events =
-            [self.user_event("user.updated", &user, Some(("changed_fields", serde_json::json!(changed))), now)];
+        let events = [self.user_event("user.updated", &user, Some(&changed), now)];
         let empty = Map::new();
         let secure = match &applied.secure_metadata {
             Field::Absent => None,
@@ -280,10 +281,12 @@ impl Service {
             change(&mut user)?;
             user.version = current.version + 1;
             user.updated_at = now;
+            let events: Vec<_> = extras.event.map(|kind| self.user_event(kind, &user, None, now)).into_iter().collect();
             let mut write = UserWrite::new(&user, current.version, now);
             write.password_hash = extras.password_hash;
             write.revoke_sessions = extras.revoke_sessions;
             write.totp_secret = extras.totp_secret;
+            write.events = &events;
             match self.store.update_user(write).await {
                 Ok(()) => return Ok(user),
                 Err(tessera_store::StoreError::Stale) => continue,
@@ -305,7 +308,11 @@ impl Service {
         }
         let tenant = self.tenant(who.tenant_id()).await?;
         let due = self.now() + Duration::seconds(tenant.settings.deletion_grace_seconds);
-        let extras = Extras { revoke_sessions: Some(RevokeSessions { except: None }), ..Extras::default() };
+        let extras = Extras {
+            revoke_sessions: Some(RevokeSessions { except: None }),
+            event: Some("user.deleted"),
+            ..Extras::default()
+        };
         self.modify_user(
             who.tenant_id(),
             who.user.id,
@@ -350,6 +357,7 @@ impl Service {
         let extras = Extras {
             password_hash: Some(&new_hash),
             revoke_sessions: Some(RevokeSessions { except: Some(who.session_id) }),
+            event: Some("user.password_changed"),
             ..Extras::default()
         };
         self.modify_user(
@@ -376,7 +384,8 @@ impl Service {
         }
         let encoded = secret.map(|s| base64::engine::general_purpose::STANDARD.encode(s));
         let on = secret.is_some();
-        let extras = Extras { totp_secret: Some(encoded.as_deref()), ..Extras::default() };
+        let event = if on { "user.mfa_enabled" } else { "user.mfa_disabled" };
+        let extras = Extras { totp_secret: Some(encoded.as_deref()), event: Some(event), ..Extras::default() };
         self.modify_user(
             tenant_id,
             user_id,
@@ -394,7 +403,7 @@ impl Service {
     }
 
     pub async fn revoke_my_session(&self, who: &Principal, id: SessionId) -> Result<()> {
-        if self.store.revoke_session(who.tenant_id(), who.user.id, id, self.now()).await.map_err(store_err)? {
+        if self.end_session(who.tenant_id(), who.user.id, id).await? {
             Ok(())
         } else {
             Err(DomainError::NotFound("session"))

@@ -114,7 +114,8 @@ impl Service {
             u.totp_enabled = true;
             Ok(())
         };
-        self.modify_user(who.tenant_id(), who.user.id, enable, Extras::default()).await?;
+        let extras = Extras { event: Some("user.mfa_enabled"), ..Extras::default() };
+        self.modify_user(who.tenant_id(), who.user.id, enable, extras).await?;
         Ok(codes)
     }
 

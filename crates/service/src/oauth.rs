@@ -353,7 +353,10 @@ impl Service {
             .find(|s| s.client_id.as_deref() == Some(client.client_id.as_str()) && s.expires_at > outlives);
         let mut tokens = match reusable {
             Some(session) => self.tokens_for(&tenant, user, session.id, String::new(), session.client_id).await?,
-            None => self.start_session(&tenant, user, info, SessionId::new(), Some(&client.client_id)).await?,
+            None => {
+                let id = SessionId::new();
+                self.start_session(&tenant, user, info, id, Some(&client.client_id), "client_credentials").await?
+            }
         };
         // RFC 6749 §4.4.3: no refresh token for client credentials.
         tokens.refresh_token.clear();
@@ -496,7 +499,8 @@ impl Service {
             .map_err(store_err)?
             .ok_or(ProtocolError::invalid_grant("the account is gone"))?;
         ensure_usable(&user, now).map_err(|e| ProtocolError::new("invalid_grant", e.to_string()))?;
-        let tokens = self.start_session(&tenant, user, info, sid, Some(&client.client_id)).await?;
+        let tokens =
+            self.start_session(&tenant, user, info, sid, Some(&client.client_id), "authorization_code").await?;
         let id_token = if grant.has_scope("openid") {
             let t = now.timestamp();
             let claims = IdClaims {

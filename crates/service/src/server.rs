@@ -2,8 +2,9 @@
 //! users, suspensions, teams and memberships.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tessera_auth::secret::{hash_secret, random_token};
+use tessera_core::events::Event;
 use tessera_core::oauth::{GrantType, OAuthClient};
 use tessera_core::patch::{Limits, UserPatch};
 use tessera_core::tenant::{Tenant, TenantSettings};
@@ -249,7 +250,7 @@ impl Service {
                 u.suspensions.push(added.clone());
                 Ok(())
             },
-            Extras::default(),
+            Extras { event: Some("user.suspended"), ..Extras::default() },
         )
         .await?;
         Ok(suspension)
@@ -269,7 +270,7 @@ impl Service {
                 }
                 Ok(())
             },
-            Extras::default(),
+            Extras { event: Some("user.unsuspended"), ..Extras::default() },
         )
         .await
     }
@@ -289,14 +290,16 @@ impl Service {
             return Err(DomainError::field("display_name", "required", "a team needs a display name"));
         }
         self.apply_team_input(&mut team, input).await?;
-        self.store.insert_team(&team).await.map_err(store_err)?;
+        let events = [self.team_event("team.created", &team)];
+        self.store.insert_team(&team, &events).await.map_err(store_err)?;
         Ok(team)
     }
 
     pub async fn update_team(&self, tenant_id: TenantId, id: TeamId, input: TeamInput) -> Result<Team> {
         let mut team = self.get_team(tenant_id, id).await?;
         self.apply_team_input(&mut team, input).await?;
-        self.store.update_team(&team).await.map_err(|e| match e {
+        let events = [self.team_event("team.updated", &team)];
+        self.store.update_team(&team, &events).await.map_err(|e| match e {
             tessera_store::StoreError::NotFound => DomainError::NotFound("team"),
             other => store_err(other),
         })?;
@@ -343,7 +346,9 @@ impl Service {
     }
 
     pub async fn delete_team(&self, tenant_id: TenantId, id: TeamId) -> Result<()> {
-        if self.store.delete_team(tenant_id, id, self.now()).await.map_err(store_err)? {
+        let now = self.now();
+        let events = [Event::new(tenant_id, "team.deleted", json!({"team": {"id": id}}).to_string(), now)];
+        if self.store.delete_team(tenant_id, id, now, &events).await.map_err(store_err)? {
             Ok(())
         } else {
             Err(DomainError::NotFound("team"))
@@ -351,14 +356,20 @@ impl Service {
     }
 
     pub async fn add_member(&self, tenant_id: TenantId, team: TeamId, user: UserId) -> Result<()> {
-        self.store.add_member(tenant_id, team, user, self.now()).await.map_err(|e| match e {
+        let now = self.now();
+        let events =
+            [Event::new(tenant_id, "team.member_added", json!({"team_id": team, "user_id": user}).to_string(), now)];
+        self.store.add_member(tenant_id, team, user, now, &events).await.map_err(|e| match e {
             tessera_store::StoreError::NotFound => DomainError::NotFound("team or user"),
             other => store_err(other),
         })
     }
 
     pub async fn remove_member(&self, tenant_id: TenantId, team: TeamId, user: UserId) -> Result<()> {
-        if self.store.remove_member(tenant_id, team, user, self.now()).await.map_err(store_err)? {
+        let now = self.now();
+        let events =
+            [Event::new(tenant_id, "team.member_removed", json!({"team_id": team, "user_id": user}).to_string(), now)];
+        if self.store.remove_member(tenant_id, team, user, now, &events).await.map_err(store_err)? {
             Ok(())
         } else {
             Err(DomainError::NotFound("membership"))

@@ -9,16 +9,17 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tessera_core::events::{Delivery, DeliveryStatus, DueDelivery, EVENT_TYPES, Event, WebhookEndpoint};
-use tessera_core::user::User;
-use tessera_core::{DomainError, FieldError, TenantId};
+use tessera_core::user::{Session, Team, User};
+use tessera_core::{DomainError, FieldError, SessionId, TenantId, UserId};
 use tessera_store::Attempted;
 use uuid::Uuid;
 
 use crate::{Result, Service, store_err};
 
-/// Renders a user as the server sees it, for event payloads: the binary passes the API's own
-/// server view, so that an event shows a user exactly as `GET /v1/users/{id}` does.
-pub type RenderUser = fn(&User, &str, DateTime<Utc>) -> Value;
+/// Renders a user as the server sees it, as JSON text, for event payloads: the binary passes
+/// the API's own server view, so that an event shows a user exactly as `GET /v1/users/{id}`
+/// does.
+pub type RenderUser = fn(&User, &str, DateTime<Utc>) -> String;
 
 /// How long an attempt may take before the endpoint counts as not answering.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -29,7 +30,7 @@ const LEASE_SECONDS: i64 = 60;
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// How long a rotated-out secret keeps signing beside the new one.
 const PREVIOUS_SECRET_HOURS: i64 = 24;
-/// Events dispatched, and deliveries attempted, per round of the worker.
+/// Deliveries attempted per round of the worker.
 const BATCH: u32 = 64;
 
 /// Standard Webhooks' schedule: seconds after each failed attempt before the next.
@@ -38,7 +39,6 @@ pub const DEFAULT_RETRY_SCHEDULE: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000
 /// What one round of the worker did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
-    pub dispatched: u64,
     pub delivered: usize,
     pub failed: usize,
 }
@@ -46,25 +46,48 @@ pub struct Round {
 impl Round {
     /// Whether the round took a whole batch, so that more may be waiting.
     pub fn is_full(&self) -> bool {
-        self.dispatched >= u64::from(BATCH) || self.delivered + self.failed >= BATCH as usize
+        self.delivered + self.failed >= BATCH as usize
     }
 }
 
 impl Service {
-    /// The event `kind` about `user`, for the caller to write with the change.
+    /// The event `kind` about `user`, for the caller to write with the change:
+    /// `{"user": …}`, with `"changed_fields": […]` when given. Composed as text, so that the
+    /// user is serialised once, on the write path.
     pub(crate) fn user_event(
         &self,
         kind: &'static str,
         user: &User,
-        extra: Option<(&str, Value)>,
+        changed_fields: Option<&[&str]>,
         now: DateTime<Utc>,
     ) -> Event {
-        let mut data = Map::new();
-        data.insert("user".into(), (self.config.render_user)(user, &self.config.public_url, now));
-        if let Some((k, v)) = extra {
-            data.insert(k.into(), v);
-        }
-        Event::new(user.tenant_id, kind, Value::Object(data), now)
+        let rendered = (self.config.render_user)(user, &self.config.public_url, now);
+        let data = match changed_fields {
+            Some(fields) => format!(r#"{{"user":{rendered},"changed_fields":{}}}"#, json!(fields)),
+            None => format!(r#"{{"user":{rendered}}}"#),
+        };
+        Event::new(user.tenant_id, kind, data, now)
+    }
+
+    /// An event about a team, with the team as stored (what the server API shows).
+    pub(crate) fn team_event(&self, kind: &'static str, team: &Team) -> Event {
+        let data = json!({ "team": serde_json::to_value(team).unwrap_or_default() });
+        Event::new(team.tenant_id, kind, data.to_string(), self.now())
+    }
+
+    /// `session.created` for a session just started by `method` (`password`, `anonymous`,
+    /// `authorization_code`, …).
+    pub(crate) fn session_started(&self, s: &Session, method: &str, now: DateTime<Utc>) -> Event {
+        let session = json!({
+            "id": s.id, "user_id": s.user_id, "method": method, "client_id": s.client_id,
+            "ip_address": s.ip_address, "user_agent": s.user_agent, "created_at": s.created_at, "expires_at": s.expires_at,
+        });
+        Event::new(s.tenant_id, "session.created", json!({ "session": session }).to_string(), now)
+    }
+
+    /// `session.revoked`.
+    pub(crate) fn session_revoked(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Event {
+        Event::new(tenant, "session.revoked", json!({"session": {"id": id, "user_id": user}}).to_string(), now)
     }
 
     pub async fn create_webhook(&self, tenant_id: TenantId, body: &Map<String, Value>) -> Result<WebhookEndpoint> {
@@ -149,16 +172,15 @@ impl Service {
         }
     }
 
-    /// One round of the delivery worker: dispatches new events, then makes the attempts that
-    /// are due, concurrently. Runs on the background worker, never on a request.
+    /// One round of the delivery worker: the attempts that are due, made concurrently. Runs on
+    /// the background worker, never on a request.
     pub async fn deliver_due(&self) -> Result<Round> {
         let now = self.now();
-        let dispatched = self.store.dispatch_events(BATCH, now).await.map_err(store_err)?;
         let lease = now + chrono::Duration::seconds(LEASE_SECONDS);
         let due = self.store.claim_deliveries(BATCH, now, lease).await.map_err(store_err)?;
         let attempts = due.into_iter().map(|d| self.attempt(d));
         let results = futures_util::future::join_all(attempts).await;
-        let mut round = Round { dispatched, ..Round::default() };
+        let mut round = Round::default();
         for a in results {
             match a.status {
                 DeliveryStatus::Delivered => round.delivered += 1,

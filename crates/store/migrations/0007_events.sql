@@ -1,17 +1,15 @@
--- The outbox: every change worth telling a tenant's applications about writes its event here,
--- in the transaction of the change itself. `dispatched_at` is set once the event's deliveries
--- (one per subscribed webhook endpoint) exist.
+-- The outbox: a change worth telling a tenant's applications about writes its event here, and
+-- one delivery per endpoint that wants it, in the transaction of the change itself. An event
+-- no endpoint wants is not written.
 CREATE TABLE events (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     type TEXT NOT NULL,
     -- JSON: the server view of the object, never secrets.
     data TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    dispatched_at BIGINT
+    created_at BIGINT NOT NULL
 );
-CREATE INDEX events_undispatched ON events (created_at) WHERE dispatched_at IS NULL;
-CREATE INDEX events_tenant ON events (tenant_id, created_at);
+CREATE INDEX events_created ON events (created_at);
 
 -- A tenant's webhook endpoints. The secret signs each delivery; after a rotation the previous
 -- one signs beside it until `previous_secret_until`.

@@ -1,7 +1,9 @@
-//! The outbox and its deliveries. An event is a `Step` of the transaction of its change. The
-//! workers then dispatch it (one delivery row per subscribed endpoint) and claim due
-//! deliveries. On PostgreSQL both claims lock with `FOR UPDATE SKIP LOCKED`, so that any number
-//! of instances share the work without two taking the same rows; SQLite has one process.
+//! The outbox and its deliveries. An event is two steps of the transaction of its change: the
+//! event, written only when an enabled endpoint of its tenant wants its type, and one delivery
+//! per such endpoint, due at once. So the write path pays two index probes when nobody listens,
+//! and no later step has to fan events out. Workers claim due deliveries; on PostgreSQL the
+//! claim locks with `FOR UPDATE SKIP LOCKED`, so that any number of instances share the work
+//! without two taking the same rows; SQLite has one process.
 
 use chrono::{DateTime, Utc};
 use tessera_core::TenantId;
@@ -10,22 +12,50 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::db::Db;
-use crate::sql::{Columns, Param, Step, from_ms, json, ms, parse_id, parse_json};
+use crate::sql::{Columns, Param, Step, from_ms, ms, parse_id, parse_json};
 use crate::webhooks::{ENDPOINT_COLUMNS, endpoint_from};
 
-const INSERT_EVENT_SQL: &str =
-    "INSERT INTO events (id, tenant_id, type, data, created_at, dispatched_at) VALUES ($1, $2, $3, $4, $5, NULL)";
+/// The endpoints of tenant `$2` that want events of type `$T` (the pattern `%"type"%` matches
+/// the JSON list of types; an empty list means every type).
+macro_rules! wanting {
+    ($t:literal) => {
+        concat!(
+            "FROM webhook_endpoints w WHERE w.tenant_id = $2 AND w.enabled ",
+            "AND (w.event_types = '[]' OR w.event_types LIKE $",
+            $t,
+            ")"
+        )
+    };
+}
 
-/// The event as a step of its change's transaction.
-pub(crate) fn insert_step(e: &Event) -> Result<Step> {
-    let params = vec![
+const INSERT_EVENT_SQL: &str = concat!(
+    "INSERT INTO events (id, tenant_id, type, data, created_at) SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 ",
+    wanting!("6"),
+    ")"
+);
+
+// Only beside the event: on PostgreSQL an endpoint committed between the two statements is
+// seen by the second alone, and gets this event no more than it would a moment earlier.
+const INSERT_DELIVERIES_SQL: &str = concat!(
+    "INSERT INTO webhook_deliveries (endpoint_id, event_id, tenant_id, attempts, status, next_attempt_at, created_at) ",
+    "SELECT w.id, $1, $2, 0, 'pending', $3, $3 ",
+    wanting!("4"),
+    " AND EXISTS (SELECT 1 FROM events WHERE id = $1)"
+);
+
+/// The event and its deliveries, as steps of its change's transaction.
+pub(crate) fn insert_steps(e: &Event) -> [Step; 2] {
+    let wanted = Param::Text(Some(format!("%\"{}\"%", e.kind)));
+    let event = vec![
         Param::text(e.id),
         Param::text(e.tenant_id),
         Param::text(e.kind),
-        Param::Text(Some(json(&e.data)?)),
+        Param::text(&e.data),
         Param::time(e.created_at),
+        wanted.clone(),
     ];
-    Ok(Step::execute(INSERT_EVENT_SQL, params))
+    let deliveries = vec![Param::text(e.id), Param::text(e.tenant_id), Param::time(e.created_at), wanted];
+    [Step::execute(INSERT_EVENT_SQL, event), Step::execute(INSERT_DELIVERIES_SQL, deliveries)]
 }
 
 fn event_from(r: &dyn Columns) -> Result<StoredEvent> {
@@ -38,48 +68,13 @@ fn event_from(r: &dyn Columns) -> Result<StoredEvent> {
     })
 }
 
-const UNDISPATCHED_SQL: &str = "SELECT id, tenant_id, type, data, created_at FROM events \
-     WHERE dispatched_at IS NULL ORDER BY created_at LIMIT $1";
-const UNDISPATCHED_LOCKED_SQL: &str = "SELECT id, tenant_id, type, data, created_at FROM events \
-     WHERE dispatched_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED";
-
-/// Turns up to `limit` undispatched events into deliveries, one per endpoint of the tenant that
-/// wants the type, due now; returns how many events it dispatched.
-pub(crate) async fn dispatch(db: &Db, limit: u32, now: DateTime<Utc>) -> Result<u64> {
-    db.detached(move |db| async move {
-        let mut tx = db.begin().await?;
-        let sql = tx.pick(UNDISPATCHED_SQL, UNDISPATCHED_LOCKED_SQL);
-        let events = tx.fetch_all(sql, &[Param::Int(Some(i64::from(limit)))], event_from).await?;
-        let endpoints_sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1");
-        let mut endpoints: Vec<(TenantId, Vec<tessera_core::events::WebhookEndpoint>)> = Vec::new();
-        for e in &events {
-            let at = match endpoints.iter().position(|(t, _)| *t == e.tenant_id) {
-                Some(at) => at,
-                None => {
-                    let of_tenant = tx.fetch_all(&endpoints_sql, &[Param::text(e.tenant_id)], endpoint_from).await?;
-                    endpoints.push((e.tenant_id, of_tenant));
-                    endpoints.len() - 1
-                }
-            };
-            for endpoint in endpoints[at].1.iter().filter(|w| w.wants(&e.kind)) {
-                let insert = "INSERT INTO webhook_deliveries (endpoint_id, event_id, tenant_id, attempts, status, \
-                              next_attempt_at, created_at) VALUES ($1, $2, $3, 0, 'pending', $4, $4)";
-                let params = [Param::text(endpoint.id), Param::text(e.id), Param::text(e.tenant_id), Param::time(now)];
-                tx.execute(insert, &params).await?;
-            }
-            tx.execute("UPDATE events SET dispatched_at = $2 WHERE id = $1", &[Param::text(e.id), Param::time(now)])
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(events.len() as u64)
-    })
-    .await
-}
-
-const DUE_SQL: &str = "SELECT endpoint_id, event_id, attempts FROM webhook_deliveries \
-     WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2";
-const DUE_LOCKED_SQL: &str = "SELECT endpoint_id, event_id, attempts FROM webhook_deliveries \
-     WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED";
+const DUE_SQL: &str = "SELECT d.endpoint_id, d.event_id, d.attempts FROM webhook_deliveries d \
+     JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+     WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at LIMIT $2";
+const DUE_LOCKED_SQL: &str = "SELECT d.endpoint_id, d.event_id, d.attempts FROM webhook_deliveries d \
+     JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+     WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at LIMIT $2 \
+     FOR UPDATE OF d SKIP LOCKED";
 
 /// Claims up to `limit` due deliveries for one attempt each: counts the attempt and moves the
 /// next one to `lease_until`, so that no other worker makes the same attempt while this one
@@ -212,15 +207,14 @@ pub(crate) async fn redeliver(
 
 /// Forgets events (and so their deliveries) older than `before` whose deliveries are all done.
 pub(crate) async fn purge(db: &Db, before: DateTime<Utc>) -> Result<u64> {
-    let sql = "DELETE FROM events WHERE created_at < $1 AND dispatched_at IS NOT NULL AND NOT EXISTS \
+    let sql = "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS \
                (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id AND d.status = 'pending')";
     db.execute(sql, &[Param::time(before)]).await
 }
 
-/// The age of the oldest event not yet delivered everywhere it is due, for the metrics.
+/// When the oldest delivery still pending was due first, for the metrics.
 pub(crate) async fn oldest_undelivered(db: &Db) -> Result<Option<DateTime<Utc>>> {
-    let sql = "SELECT MIN(e.created_at) AS oldest FROM events e WHERE e.dispatched_at IS NULL OR EXISTS \
-               (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')";
+    let sql = "SELECT MIN(created_at) AS oldest FROM webhook_deliveries WHERE status = 'pending'";
     let oldest = db.fetch_optional(sql, &[], |r: &dyn Columns| r.opt_int("oldest")).await?;
     Ok(oldest.flatten().map(from_ms))
 }

@@ -308,24 +308,49 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes stored images no user refers to any more.
     async fn delete_unreferenced_images(&self) -> Result<u64>;
 
-    async fn insert_session(&self, session: &Session, refresh_hash: &str) -> Result<()>;
+    /// Starts a session, with its events (`session.created`) in the same transaction.
+    async fn insert_session(&self, session: &Session, refresh_hash: &str, events: &[Event]) -> Result<()>;
     async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation>;
     /// The live session a refresh token belongs to, without using the token up.
     async fn find_session_by_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
     /// The live session of a refresh token that can still be used (not yet rotated away).
     async fn find_session_by_unused_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
     async fn list_sessions(&self, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>>;
-    async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool>;
+    /// Ends a live session, with its events (`session.revoked`) only if it was live.
+    async fn revoke_session(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: SessionId,
+        now: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool>;
 
-    async fn insert_team(&self, team: &Team) -> Result<()>;
+    // Each team write takes the events it is, written in its transaction only when it changed
+    // something (a member added twice, a team already gone: no event).
+    async fn insert_team(&self, team: &Team, events: &[Event]) -> Result<()>;
     async fn find_team(&self, tenant: TenantId, id: TeamId) -> Result<Option<Team>>;
     async fn list_teams(&self, tenant: TenantId) -> Result<Vec<Team>>;
-    async fn update_team(&self, team: &Team) -> Result<()>;
+    async fn update_team(&self, team: &Team, events: &[Event]) -> Result<()>;
     /// Deletes the team, its memberships, and clears it as anyone's selected team.
-    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool>;
-    async fn add_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<()>;
+    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>, events: &[Event]) -> Result<bool>;
+    async fn add_member(
+        &self,
+        tenant: TenantId,
+        team: TeamId,
+        user: UserId,
+        now: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<()>;
     /// Removes the membership and clears the team as the user's selected team.
-    async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool>;
+    async fn remove_member(
+        &self,
+        tenant: TenantId,
+        team: TeamId,
+        user: UserId,
+        now: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool>;
     async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>>;
     async fn list_team_members(&self, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>>;
 
@@ -334,8 +359,6 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhooks(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>>;
     async fn update_webhook(&self, endpoint: &WebhookEndpoint) -> Result<()>;
     async fn delete_webhook(&self, tenant: TenantId, id: Uuid) -> Result<bool>;
-    /// Turns up to `limit` undispatched events into due deliveries; how many it dispatched.
-    async fn dispatch_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u64>;
     /// Claims up to `limit` due deliveries, one attempt each, leased until `lease_until`.
     async fn claim_deliveries(
         &self,

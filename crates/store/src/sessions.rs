@@ -3,12 +3,13 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
+use tessera_core::events::Event;
 use tessera_core::user::Session;
 use tessera_core::{SessionId, TenantId, UserId};
 
 use crate::db::Db;
-use crate::sql::{Columns, Param, Step, Touch, from_ms, ms, parse_id};
-use crate::{Result, Rotation};
+use crate::sql::{Columns, OnNone, Param, Step, Touch, from_ms, ms, parse_id};
+use crate::{Result, Rotation, StoreError, events};
 
 const SESSION_COLUMNS: &str =
     "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address, client_id";
@@ -69,7 +70,7 @@ pub(crate) fn revoke_all_step(user: UserId, now: DateTime<Utc>, except: Option<S
     Step::execute(REVOKE_ALL_SQL, params)
 }
 
-pub(crate) async fn insert(db: &Db, s: &Session, refresh_hash: &str) -> Result<()> {
+pub(crate) async fn insert(db: &Db, s: &Session, refresh_hash: &str, events: &[Event]) -> Result<()> {
     use Param::{Int, Text};
     let session = vec![
         Param::text(s.id),
@@ -84,7 +85,10 @@ pub(crate) async fn insert(db: &Db, s: &Session, refresh_hash: &str) -> Result<(
         Text(s.client_id.clone()),
     ];
     let refresh = vec![Param::text(refresh_hash), Param::text(s.id), Param::time(s.created_at)];
-    let steps = vec![Step::execute(INSERT_SESSION_SQL, session), Step::execute(INSERT_REFRESH_TOKEN_SQL, refresh)];
+    let mut steps = vec![Step::execute(INSERT_SESSION_SQL, session), Step::execute(INSERT_REFRESH_TOKEN_SQL, refresh)];
+    for e in events {
+        steps.extend(events::insert_steps(e));
+    }
     // The user's `active_sessions` grows.
     db.group_write(Touch::User(s.user_id), None, steps).await
 }
@@ -147,9 +151,25 @@ pub(crate) async fn list(db: &Db, tenant: TenantId, user: UserId, now: DateTime<
     db.fetch_all(&LIST_SQL, &[Param::text(tenant), Param::text(user), Param::time(now)], session_from).await
 }
 
-pub(crate) async fn revoke(db: &Db, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool> {
+pub(crate) async fn revoke(
+    db: &Db,
+    tenant: TenantId,
+    user: UserId,
+    id: SessionId,
+    now: DateTime<Utc>,
+    events: &[Event],
+) -> Result<bool> {
     let params = vec![Param::text(tenant), Param::text(user), Param::text(id), Param::time(now)];
     let sql =
         "UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL";
-    Ok(db.execute_touching(Touch::User(user), sql, params).await? == 1)
+    // The events only with the revocation: a session already ended changes nothing.
+    let mut steps = vec![Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound))];
+    for e in events {
+        steps.extend(events::insert_steps(e));
+    }
+    match db.group_write(Touch::User(user), None, steps).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tessera_core::events::{Delivery, DueDelivery, WebhookEndpoint};
+use tessera_core::events::{Delivery, DueDelivery, Event, WebhookEndpoint};
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
@@ -216,8 +216,8 @@ impl Store for SqlStore {
         images::delete_unreferenced(&self.db).await
     }
 
-    async fn insert_session(&self, session: &Session, refresh_hash: &str) -> Result<()> {
-        sessions::insert(&self.db, session, refresh_hash).await
+    async fn insert_session(&self, session: &Session, refresh_hash: &str, events: &[Event]) -> Result<()> {
+        sessions::insert(&self.db, session, refresh_hash, events).await
     }
 
     async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation> {
@@ -236,12 +236,19 @@ impl Store for SqlStore {
         sessions::list(&self.db, tenant, user, now).await
     }
 
-    async fn revoke_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool> {
-        sessions::revoke(&self.db, tenant, user, id, now).await
+    async fn revoke_session(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: SessionId,
+        now: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool> {
+        sessions::revoke(&self.db, tenant, user, id, now, events).await
     }
 
-    async fn insert_team(&self, team: &Team) -> Result<()> {
-        teams::insert(&self.db, team).await
+    async fn insert_team(&self, team: &Team, events: &[Event]) -> Result<()> {
+        teams::insert(&self.db, team, events).await
     }
 
     async fn find_team(&self, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
@@ -252,20 +259,34 @@ impl Store for SqlStore {
         teams::list(&self.db, tenant).await
     }
 
-    async fn update_team(&self, team: &Team) -> Result<()> {
-        teams::update(&self.db, team).await
+    async fn update_team(&self, team: &Team, events: &[Event]) -> Result<()> {
+        teams::update(&self.db, team, events).await
     }
 
-    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
-        teams::delete(&self.db, tenant, id, now).await
+    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>, events: &[Event]) -> Result<bool> {
+        teams::delete(&self.db, tenant, id, now, events).await
     }
 
-    async fn add_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<()> {
-        teams::add_member(&self.db, tenant, team, user, now).await
+    async fn add_member(
+        &self,
+        tenant: TenantId,
+        team: TeamId,
+        user: UserId,
+        now: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<()> {
+        teams::add_member(&self.db, tenant, team, user, now, events).await
     }
 
-    async fn remove_member(&self, tenant: TenantId, team: TeamId, user: UserId, now: DateTime<Utc>) -> Result<bool> {
-        teams::remove_member(&self.db, tenant, team, user, now).await
+    async fn remove_member(
+        &self,
+        tenant: TenantId,
+        team: TeamId,
+        user: UserId,
+        now: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool> {
+        teams::remove_member(&self.db, tenant, team, user, now, events).await
     }
 
     async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>> {
@@ -294,10 +315,6 @@ impl Store for SqlStore {
 
     async fn delete_webhook(&self, tenant: TenantId, id: Uuid) -> Result<bool> {
         webhooks::delete(&self.db, tenant, id).await
-    }
-
-    async fn dispatch_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u64> {
-        events::dispatch(&self.db, limit, now).await
     }
 
     async fn claim_deliveries(

@@ -1,26 +1,38 @@
 //! Teams and their memberships.
 
 use chrono::{DateTime, Utc};
+use tessera_core::events::Event;
 use tessera_core::user::Team;
 use tessera_core::{TeamId, TenantId, UserId};
 
 use crate::db::Db;
-use crate::sql::{Columns, Param, Touch, json, parse_id, parse_json};
-use crate::{Result, StoreError};
+use crate::pool::Tx;
+use crate::sql::{Columns, OnNone, Param, Step, Steps, Touch, json, parse_id, parse_json};
+use crate::{Result, StoreError, events};
 
 fn team_from(r: &dyn Columns) -> Result<Team> {
     parse_json(&r.text("doc")?)
 }
 
-pub(crate) async fn insert(db: &Db, team: &Team) -> Result<()> {
+pub(crate) async fn insert(db: &Db, team: &Team, events: &[Event]) -> Result<()> {
     let sql = "INSERT INTO teams (id, tenant_id, doc, created_at) VALUES ($1, $2, $3, $4)";
-    let params = [
+    let params = vec![
         Param::text(team.id),
         Param::text(team.tenant_id),
         Param::Text(Some(json(team)?)),
         Param::time(team.created_at),
     ];
-    db.execute(sql, &params).await.map(drop)
+    db.transaction(with_events(Step::execute(sql, params), events)).await
+}
+
+/// A step and the events it is, for one transaction.
+fn with_events(step: Step, events: &[Event]) -> Steps {
+    std::iter::once(step).chain(events.iter().flat_map(events::insert_steps)).collect()
+}
+
+/// Writes `events` in `tx`, for a change that happened in it.
+async fn write_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
+    tx.run(events.iter().flat_map(events::insert_steps).collect()).await
 }
 
 pub(crate) async fn find(db: &Db, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
@@ -32,13 +44,20 @@ pub(crate) async fn list(db: &Db, tenant: TenantId) -> Result<Vec<Team>> {
     db.fetch_all("SELECT doc FROM teams WHERE tenant_id = $1 ORDER BY id", &[Param::text(tenant)], team_from).await
 }
 
-pub(crate) async fn update(db: &Db, team: &Team) -> Result<()> {
-    let params = [Param::text(team.tenant_id), Param::text(team.id), Param::Text(Some(json(team)?))];
-    let changed = db.execute("UPDATE teams SET doc = $3 WHERE tenant_id = $1 AND id = $2", &params).await?;
-    if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+pub(crate) async fn update(db: &Db, team: &Team, events: &[Event]) -> Result<()> {
+    let params = vec![Param::text(team.tenant_id), Param::text(team.id), Param::Text(Some(json(team)?))];
+    let sql = "UPDATE teams SET doc = $3 WHERE tenant_id = $1 AND id = $2";
+    db.transaction(with_events(Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound)), events)).await
 }
 
-pub(crate) async fn delete(db: &Db, tenant: TenantId, id: TeamId, now: DateTime<Utc>) -> Result<bool> {
+pub(crate) async fn delete(
+    db: &Db,
+    tenant: TenantId,
+    id: TeamId,
+    now: DateTime<Utc>,
+    events: &[Event],
+) -> Result<bool> {
+    let events = events.to_vec();
     db.detached(move |db| async move {
         // Clears the selection of every member, whoever they are.
         let _touch = db.touching(Touch::All);
@@ -49,6 +68,9 @@ pub(crate) async fn delete(db: &Db, tenant: TenantId, id: TeamId, now: DateTime<
         let deleted = tx
             .execute("DELETE FROM teams WHERE tenant_id = $1 AND id = $2", &[Param::text(tenant), Param::text(id)])
             .await?;
+        if deleted == 1 {
+            write_events(&mut tx, &events).await?;
+        }
         tx.commit().await?;
         Ok(deleted == 1)
     })
@@ -61,6 +83,7 @@ pub(crate) async fn add_member(
     team: TeamId,
     user: UserId,
     now: DateTime<Utc>,
+    events: &[Event],
 ) -> Result<()> {
     // The tenant is checked on both sides in the statement itself, so no id from another
     // tenant can be joined to this one.
@@ -69,12 +92,20 @@ pub(crate) async fn add_member(
                WHERE t.tenant_id = $1 AND t.id = $2 AND u.tenant_id = $1 AND u.id = $3 \
                ON CONFLICT (team_id, user_id) DO NOTHING";
     let params = [Param::text(tenant), Param::text(team), Param::text(user), Param::time(now)];
-    if db.execute(sql, &params).await? == 1 {
-        return Ok(());
-    }
-    let sql = "SELECT 1 FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3";
-    let already = db.fetch_optional(sql, &params[..3], |_| Ok(())).await?;
-    if already.is_some() { Ok(()) } else { Err(StoreError::NotFound) }
+    let events = events.to_vec();
+    db.detached(move |db| async move {
+        let mut tx = db.begin().await?;
+        // The events only with a new membership: adding a member twice changes nothing.
+        if tx.execute(sql, &params).await? == 1 {
+            write_events(&mut tx, &events).await?;
+            return tx.commit().await;
+        }
+        let sql = "SELECT 1 FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3";
+        let already = tx.exists(sql, &params[..3]).await?;
+        tx.commit().await?;
+        if already { Ok(()) } else { Err(StoreError::NotFound) }
+    })
+    .await
 }
 
 pub(crate) async fn remove_member(
@@ -83,7 +114,9 @@ pub(crate) async fn remove_member(
     team: TeamId,
     user: UserId,
     now: DateTime<Utc>,
+    events: &[Event],
 ) -> Result<bool> {
+    let events = events.to_vec();
     db.detached(move |db| async move {
         let _touch = db.touching(Touch::User(user));
         let mut tx = db.begin().await?;
@@ -93,6 +126,9 @@ pub(crate) async fn remove_member(
         let unselect = "UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $4 \
                         WHERE tenant_id = $1 AND id = $3 AND selected_team_id = $2";
         tx.execute(unselect, &params).await?;
+        if removed == 1 {
+            write_events(&mut tx, &events).await?;
+        }
         tx.commit().await?;
         Ok(removed == 1)
     })

@@ -175,7 +175,7 @@ pub(crate) fn insert_steps(new: NewUser<'_>) -> Result<Steps> {
     let image = new.new_image.map(|img| images::insert_step(img, u.created_at));
     let mut steps: Steps = image.into_iter().chain([Step::execute(INSERT_USER_SQL, params)]).collect();
     for e in new.events {
-        steps.push(events::insert_step(e)?);
+        steps.extend(events::insert_steps(e));
     }
     Ok(steps)
 }
@@ -215,7 +215,7 @@ fn write_steps(w: &UserWrite<'_>) -> Result<Steps> {
         steps.push(sessions::revoke_all_step(u.id, w.now, r.except));
     }
     for e in w.events {
-        steps.push(events::insert_step(e)?);
+        steps.extend(events::insert_steps(e));
     }
     Ok(steps)
 }

@@ -147,7 +147,7 @@ fn session_for(user: &User, created_at: DateTime<Utc>, ttl: Duration) -> Session
 /// Starts a 30-day session for `user` whose refresh token hashes to `refresh_hash`.
 async fn start_session(store: &DynStore, user: &User, refresh_hash: &str) -> Session {
     let session = session_for(user, now(), Duration::days(30));
-    store.insert_session(&session, refresh_hash).await.expect("insert session");
+    store.insert_session(&session, refresh_hash, &[]).await.expect("insert session");
     session
 }
 
@@ -166,7 +166,7 @@ fn team_in(tenant: TenantId, name: &str) -> Team {
 
 async fn new_team(store: &DynStore, tenant: TenantId, name: &str) -> Team {
     let team = team_in(tenant, name);
-    store.insert_team(&team).await.expect("insert team");
+    store.insert_team(&team, &[]).await.expect("insert team");
     team
 }
 
@@ -359,7 +359,7 @@ async fn an_authorization_code_is_redeemed_once_and_its_replay_revokes_the_sessi
         Redemption::Redeemed(g) => assert_eq!(g, grant),
         other => panic!("expected the grant, got {other:?}"),
     }
-    store.insert_session(&session, "rt-hash").await.expect("session");
+    store.insert_session(&session, "rt-hash", &[]).await.expect("session");
     assert!(store.find_user_for_session(tenant.id, user.id, session.id, now()).await.expect("find").is_some());
 
     let other_session = SessionId::new();
@@ -655,7 +655,7 @@ async fn find_user_of_another_tenant_returns_none(store: DynStore) {
     );
     assert!(store.list_users(elsewhere.id, &filter(10), now()).await.expect("list").is_empty());
     assert!(store.list_sessions(elsewhere.id, user.id, now()).await.expect("list").is_empty());
-    assert!(!store.revoke_session(elsewhere.id, user.id, session.id, now()).await.expect("revoke"));
+    assert!(!store.revoke_session(elsewhere.id, user.id, session.id, now(), &[]).await.expect("revoke"));
     assert!(!store.delete_user(elsewhere.id, user.id).await.expect("delete"));
     assert!(store.find_user(home.id, user.id, now()).await.expect("find").is_some(), "the user survived");
 }
@@ -795,7 +795,7 @@ async fn update_requiring_membership_of_a_team_the_user_is_not_in_is_a_conflict_
     let session = start_session(&store, &user, "hal-refresh").await;
     let team = new_team(&store, tenant.id, "Not Hal's").await;
     let colleague = insert_person(&store, tenant.id, "ida@example.com", "ida").await;
-    store.add_member(tenant.id, team.id, colleague.id, now()).await.expect("add someone else");
+    store.add_member(tenant.id, team.id, colleague.id, now(), &[]).await.expect("add someone else");
 
     let mut next = next_version(&user);
     next.profile.selected_team_id = Some(team.id);
@@ -824,7 +824,7 @@ async fn update_requiring_membership_of_a_team_the_user_is_in_succeeds(store: Dy
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "jo@example.com", "jo").await;
     let team = new_team(&store, tenant.id, "Jo's").await;
-    store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
+    store.add_member(tenant.id, team.id, user.id, now(), &[]).await.expect("add member");
 
     let mut next = next_version(&user);
     next.profile.selected_team_id = Some(team.id);
@@ -960,7 +960,7 @@ async fn delete_user_removes_the_user_and_reports_whether_it_existed(store: DynS
     assert_eq!(store.find_user(tenant.id, user.id, now()).await.expect("find"), None);
     assert_eq!(store.find_session_by_refresh("ned-refresh", now()).await.expect("find"), None);
     assert!(store.list_sessions(tenant.id, user.id, now()).await.expect("list").is_empty());
-    assert!(!store.revoke_session(tenant.id, user.id, session.id, now()).await.expect("revoke"));
+    assert!(!store.revoke_session(tenant.id, user.id, session.id, now(), &[]).await.expect("revoke"));
     assert_eq!(find(&store, &keep).await, keep);
     // The email and username are free again.
     insert_person(&store, tenant.id, "ned@example.com", "ned").await;
@@ -991,7 +991,7 @@ async fn live_sessions_are_listed_newest_first_and_counted_on_the_user(store: Dy
         (&revoked, "h-revoked"),
         (&others, "h-other"),
     ] {
-        store.insert_session(session, hash).await.expect("insert session");
+        store.insert_session(session, hash, &[]).await.expect("insert session");
     }
 
     let listed = store.list_sessions(tenant.id, user.id, t0).await.expect("list");
@@ -1011,7 +1011,7 @@ async fn find_user_for_session_returns_none_after_revocation_expiry_or_for_anoth
     let other = insert_person(&store, tenant.id, "sid@example.com", "sid").await;
     let t0 = now();
     let session = session_for(&user, t0, Duration::hours(1));
-    store.insert_session(&session, "rae-refresh").await.expect("insert session");
+    store.insert_session(&session, "rae-refresh", &[]).await.expect("insert session");
     let others = start_session(&store, &other, "sid-refresh").await;
 
     let found =
@@ -1032,15 +1032,18 @@ async fn find_user_for_session_returns_none_after_revocation_expiry_or_for_anoth
     assert_eq!(store.find_user_for_session(tenant.id, user.id, others.id, t0).await.expect("find"), None);
     assert_eq!(store.find_user_for_session(tenant.id, user.id, SessionId::new(), t0).await.expect("find"), None);
 
-    assert!(store.revoke_session(tenant.id, user.id, session.id, t0).await.expect("revoke"));
-    assert!(!store.revoke_session(tenant.id, user.id, session.id, t0).await.expect("revoke again"), "already revoked");
+    assert!(store.revoke_session(tenant.id, user.id, session.id, t0, &[]).await.expect("revoke"));
+    assert!(
+        !store.revoke_session(tenant.id, user.id, session.id, t0, &[]).await.expect("revoke again"),
+        "already revoked"
+    );
     assert_eq!(store.find_user_for_session(tenant.id, user.id, session.id, t0).await.expect("find"), None);
     assert!(
         store.find_user_for_session(tenant.id, other.id, others.id, t0).await.expect("find").is_some(),
         "others unaffected"
     );
     // Revoking through the wrong user does nothing.
-    assert!(!store.revoke_session(tenant.id, user.id, others.id, t0).await.expect("revoke"));
+    assert!(!store.revoke_session(tenant.id, user.id, others.id, t0, &[]).await.expect("revoke"));
 }
 
 /// `GET /me`'s read may be answered from memory on SQLite (`user_cache.rs`): every write that
@@ -1080,26 +1083,26 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     // Another session starts, then ends by revocation; a third ends by expiring.
     let second = start_session(&store, &user, "uma-2").await;
     assert_eq!(read(t0).await.expect("live").active_sessions, 2);
-    assert!(store.revoke_session(tenant.id, user.id, second.id, t0).await.expect("revoke"));
+    assert!(store.revoke_session(tenant.id, user.id, second.id, t0, &[]).await.expect("revoke"));
     assert_eq!(read(t0).await.expect("live").active_sessions, 1);
     let short = session_for(&user, t0, Duration::minutes(1));
-    store.insert_session(&short, "uma-3").await.expect("insert session");
+    store.insert_session(&short, "uma-3", &[]).await.expect("insert session");
     assert_eq!(read(t0).await.expect("live").active_sessions, 2);
     assert_eq!(read(t0 + Duration::minutes(1)).await.expect("live").active_sessions, 1, "expired on its own");
 
     // The selected team, cleared by leaving it, then by its deletion.
     let team = new_team(&store, tenant.id, "Crew").await;
     for step in ["leave", "delete"] {
-        store.add_member(tenant.id, team.id, user.id, t0).await.expect("add member");
+        store.add_member(tenant.id, team.id, user.id, t0, &[]).await.expect("add member");
         let current = read(t0).await.expect("live");
         let mut selecting = next_version(&current);
         selecting.profile.selected_team_id = Some(team.id);
         update(&store, &selecting, current.version).await;
         assert_eq!(read(t0).await.expect("live").profile.selected_team_id, Some(team.id));
         if step == "leave" {
-            assert!(store.remove_member(tenant.id, team.id, user.id, t0).await.expect("remove"));
+            assert!(store.remove_member(tenant.id, team.id, user.id, t0, &[]).await.expect("remove"));
         } else {
-            assert!(store.delete_team(tenant.id, team.id, t0).await.expect("delete team"));
+            assert!(store.delete_team(tenant.id, team.id, t0, &[]).await.expect("delete team"));
         }
         assert_eq!(read(t0).await.expect("live").profile.selected_team_id, None, "after {step}");
     }
@@ -1164,7 +1167,7 @@ async fn concurrent_session_reads_each_get_their_own_answer(store: DynStore) {
         let user = insert_person(&store, tenant.id, &format!("p{i}@example.com"), &format!("p{i}")).await;
         let live = start_session(&store, &user, &format!("p{i}-live")).await;
         let gone = start_session(&store, &user, &format!("p{i}-gone")).await;
-        assert!(store.revoke_session(tenant.id, user.id, gone.id, t0).await.expect("revoke"));
+        assert!(store.revoke_session(tenant.id, user.id, gone.id, t0, &[]).await.expect("revoke"));
         asks.push((tenant.id, user.id, live.id, t0, true));
         asks.push((tenant.id, user.id, gone.id, t0, false));
         asks.push((elsewhere.id, user.id, live.id, t0, false));
@@ -1197,7 +1200,7 @@ async fn a_write_whose_caller_stops_waiting_finishes_and_is_seen(store: DynStore
     };
     // Each round is a race (the write may also finish within the one poll it gets), so many.
     for _ in 0..32 {
-        store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
+        store.add_member(tenant.id, team.id, user.id, now(), &[]).await.expect("add member");
         let current = read().await;
         let mut selecting = next_version(&current);
         selecting.profile.selected_team_id = Some(team.id);
@@ -1206,7 +1209,7 @@ async fn a_write_whose_caller_stops_waiting_finishes_and_is_seen(store: DynStore
 
         // Polled once, so the write has begun, then dropped. The cached copy lives 60 s in
         // this harness, so a change seen within 10 s was outdated by the write itself.
-        let leaving = store.remove_member(tenant.id, team.id, user.id, now());
+        let leaving = store.remove_member(tenant.id, team.id, user.id, now(), &[]);
         let _ = tokio::time::timeout(std::time::Duration::ZERO, leaving).await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while read().await.profile.selected_team_id.is_some() {
@@ -1306,7 +1309,7 @@ async fn refresh_token_of_an_expired_session_is_invalid(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "xia@example.com", "xia").await;
     let session = session_for(&user, now(), Duration::hours(1));
-    store.insert_session(&session, "xia-refresh").await.expect("insert session");
+    store.insert_session(&session, "xia-refresh", &[]).await.expect("insert session");
     assert!(matches!(
         store.rotate_refresh_token("xia-refresh", "next", session.expires_at).await.expect("rotate"),
         Rotation::Invalid
@@ -1322,7 +1325,7 @@ async fn find_session_by_refresh_finds_the_live_session_without_using_the_token(
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "yan@example.com", "yan").await;
     let session = session_for(&user, now(), Duration::hours(1));
-    store.insert_session(&session, "yan-refresh").await.expect("insert session");
+    store.insert_session(&session, "yan-refresh", &[]).await.expect("insert session");
 
     for _ in 0..2 {
         assert_eq!(
@@ -1335,7 +1338,7 @@ async fn find_session_by_refresh_finds_the_live_session_without_using_the_token(
     let t1 = session.created_at + Duration::minutes(1);
     rotated(store.rotate_refresh_token("yan-refresh", "yan-2", t1).await.expect("rotate"));
 
-    assert!(store.revoke_session(tenant.id, user.id, session.id, t1).await.expect("revoke"));
+    assert!(store.revoke_session(tenant.id, user.id, session.id, t1, &[]).await.expect("revoke"));
     assert_eq!(store.find_session_by_refresh("yan-2", t1).await.expect("find"), None, "revoked");
 }
 
@@ -1476,7 +1479,7 @@ async fn purge_erases_only_users_whose_deletion_is_due_and_their_sessions(store:
     // The erased user's session went with it; the others' did not.
     assert!(store.list_sessions(tenant.id, overdue.id, t0).await.expect("list").is_empty());
     assert_eq!(store.find_session_by_refresh("fin-refresh", t0).await.expect("find"), None);
-    assert!(!store.revoke_session(tenant.id, overdue.id, doomed_session.id, t0).await.expect("revoke"));
+    assert!(!store.revoke_session(tenant.id, overdue.id, doomed_session.id, t0, &[]).await.expect("revoke"));
     assert!(matches!(store.rotate_refresh_token("fin-refresh", "next", t0).await.expect("rotate"), Rotation::Invalid));
     assert!(store.find_session_by_refresh("hub-refresh", t0).await.expect("find").is_some());
 }
@@ -1493,7 +1496,7 @@ async fn team_round_trips_and_is_listed_and_updated_within_its_tenant(store: Dyn
     team.client_metadata = object(json!({"colour": "red"}));
     team.client_read_only_metadata = object(json!({"tier": 2}));
     team.server_metadata = object(json!({"billing": {"id": "cus_1"}}));
-    store.insert_team(&team).await.expect("insert team");
+    store.insert_team(&team, &[]).await.expect("insert team");
     let blue = new_team(&store, tenant.id, "Blue").await;
     let foreign = new_team(&store, other.id, "Foreign").await;
 
@@ -1507,17 +1510,17 @@ async fn team_round_trips_and_is_listed_and_updated_within_its_tenant(store: Dyn
     renamed.display_name = "Crimson".to_owned();
     renamed.profile_image_url = None;
     renamed.server_metadata = Map::new();
-    store.update_team(&renamed).await.expect("update team");
+    store.update_team(&renamed, &[]).await.expect("update team");
     assert_eq!(store.find_team(tenant.id, team.id).await.expect("find").as_ref(), Some(&renamed));
 
     let mut missing = renamed.clone();
     missing.id = TeamId::new();
-    assert!(matches!(store.update_team(&missing).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.update_team(&missing, &[]).await, Err(StoreError::NotFound)));
     let mut hijack = foreign.clone();
     hijack.tenant_id = tenant.id;
     hijack.display_name = "hijacked".to_owned();
     assert!(
-        matches!(store.update_team(&hijack).await, Err(StoreError::NotFound)),
+        matches!(store.update_team(&hijack, &[]).await, Err(StoreError::NotFound)),
         "a team is updated only within its tenant"
     );
     assert_eq!(store.find_team(other.id, foreign.id).await.expect("find").as_ref(), Some(&foreign));
@@ -1531,9 +1534,9 @@ async fn deleting_a_team_clears_it_as_selected_team_and_bumps_those_users_versio
     let member_only = insert_person(&store, tenant.id, "kai@example.com", "kai").await;
     let elsewhere = insert_person(&store, tenant.id, "lux@example.com", "lux").await;
     for user in [&selecting, &member_only] {
-        store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
+        store.add_member(tenant.id, team.id, user.id, now(), &[]).await.expect("add member");
     }
-    store.add_member(tenant.id, survivor_team.id, elsewhere.id, now()).await.expect("add member");
+    store.add_member(tenant.id, survivor_team.id, elsewhere.id, now(), &[]).await.expect("add member");
     let mut selected = next_version(&selecting);
     selected.profile.selected_team_id = Some(team.id);
     update(&store, &selected, selecting.version).await;
@@ -1542,8 +1545,8 @@ async fn deleting_a_team_clears_it_as_selected_team_and_bumps_those_users_versio
     update(&store, &selected_elsewhere, elsewhere.version).await;
 
     let at = now() + Duration::seconds(5);
-    assert!(store.delete_team(tenant.id, team.id, at).await.expect("delete team"));
-    assert!(!store.delete_team(tenant.id, team.id, at).await.expect("delete again"));
+    assert!(store.delete_team(tenant.id, team.id, at, &[]).await.expect("delete team"));
+    assert!(!store.delete_team(tenant.id, team.id, at, &[]).await.expect("delete again"));
 
     let after = find(&store, &selecting).await;
     assert_eq!(after.profile.selected_team_id, None);
@@ -1567,7 +1570,7 @@ async fn delete_team_of_another_tenant_deletes_nothing(store: DynStore) {
     let tenant = new_tenant(&store).await;
     let other = new_tenant(&store).await;
     let team = new_team(&store, tenant.id, "Ours").await;
-    assert!(!store.delete_team(other.id, team.id, now()).await.expect("delete"));
+    assert!(!store.delete_team(other.id, team.id, now(), &[]).await.expect("delete"));
     assert!(store.find_team(tenant.id, team.id).await.expect("find").is_some());
 }
 
@@ -1579,10 +1582,10 @@ async fn add_member_is_idempotent_and_memberships_list_both_ways(store: DynStore
     let nia = insert_person(&store, tenant.id, "nia@example.com", "nia").await;
     let loner = insert_person(&store, tenant.id, "oz@example.com", "oz").await;
 
-    store.add_member(tenant.id, red.id, mia.id, now()).await.expect("add");
-    store.add_member(tenant.id, red.id, mia.id, now()).await.expect("adding again is not an error");
-    store.add_member(tenant.id, red.id, nia.id, now()).await.expect("add");
-    store.add_member(tenant.id, blue.id, mia.id, now()).await.expect("add");
+    store.add_member(tenant.id, red.id, mia.id, now(), &[]).await.expect("add");
+    store.add_member(tenant.id, red.id, mia.id, now(), &[]).await.expect("adding again is not an error");
+    store.add_member(tenant.id, red.id, nia.id, now(), &[]).await.expect("add");
+    store.add_member(tenant.id, blue.id, mia.id, now(), &[]).await.expect("add");
 
     assert_eq!(store.list_team_members(tenant.id, red.id).await.expect("list"), sorted(vec![mia.id, nia.id]));
     assert_eq!(store.list_team_members(tenant.id, blue.id).await.expect("list"), vec![mia.id]);
@@ -1612,7 +1615,7 @@ async fn add_member_across_tenants_is_not_found(store: DynStore) {
         (tenant.id, TeamId::new(), user.id),
         (tenant.id, team.id, UserId::new()),
     ] {
-        let result = store.add_member(as_tenant, team_id, user_id, now()).await;
+        let result = store.add_member(as_tenant, team_id, user_id, now(), &[]).await;
         assert!(matches!(result, Err(StoreError::NotFound)), "{team_id:?} + {user_id:?} as {as_tenant:?}: {result:?}");
     }
     assert!(store.list_team_members(tenant.id, team.id).await.expect("list").is_empty());
@@ -1626,19 +1629,19 @@ async fn remove_member_clears_the_selected_team_and_reports_whether_it_removed(s
     let other_team = new_team(&store, tenant.id, "Other").await;
     let user = insert_person(&store, tenant.id, "ros@example.com", "ros").await;
     for team in [&selected_team, &other_team] {
-        store.add_member(tenant.id, team.id, user.id, now()).await.expect("add member");
+        store.add_member(tenant.id, team.id, user.id, now(), &[]).await.expect("add member");
     }
     let mut selecting = next_version(&user);
     selecting.profile.selected_team_id = Some(selected_team.id);
     update(&store, &selecting, user.version).await;
 
     // Leaving a team that is not the selected one leaves the user as it was.
-    assert!(store.remove_member(tenant.id, other_team.id, user.id, now()).await.expect("remove"));
+    assert!(store.remove_member(tenant.id, other_team.id, user.id, now(), &[]).await.expect("remove"));
     assert_eq!(find(&store, &user).await, selecting);
     assert_eq!(store.list_user_teams(tenant.id, user.id).await.expect("list"), vec![selected_team.clone()]);
 
     let at = now() + Duration::seconds(5);
-    assert!(store.remove_member(tenant.id, selected_team.id, user.id, at).await.expect("remove"));
+    assert!(store.remove_member(tenant.id, selected_team.id, user.id, at, &[]).await.expect("remove"));
     let after = find(&store, &user).await;
     assert_eq!(after.profile.selected_team_id, None);
     assert_eq!(after.version, selecting.version + 1);
@@ -1646,7 +1649,7 @@ async fn remove_member_clears_the_selected_team_and_reports_whether_it_removed(s
     assert!(store.list_user_teams(tenant.id, user.id).await.expect("list").is_empty());
     assert!(store.list_team_members(tenant.id, selected_team.id).await.expect("list").is_empty());
 
-    assert!(!store.remove_member(tenant.id, selected_team.id, user.id, at).await.expect("remove again"));
+    assert!(!store.remove_member(tenant.id, selected_team.id, user.id, at, &[]).await.expect("remove again"));
     assert!(store.find_team(tenant.id, selected_team.id).await.expect("find").is_some(), "the team itself stays");
 }
 

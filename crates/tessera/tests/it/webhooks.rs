@@ -218,3 +218,77 @@ async fn endpoints_are_managed_by_name_with_every_bad_field_refused() {
     assert_eq!(app.server(Method::DELETE, &t, &path, None).await.0, StatusCode::NO_CONTENT);
     assert_eq!(app.server(Method::GET, &t, &path, None).await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn each_lifecycle_change_is_one_event_and_a_refused_change_is_none() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (url, inbox) = inbox().await;
+    endpoint(&app, &t, json!({"url": url})).await;
+    // Refused inside the write's transaction (not a member of the team): no event.
+    let (_, team) = app.server(Method::POST, &t, "/v1/teams", Some(json!({"display_name": "Core"}))).await;
+    let (status, _) = app.patch_me(&u.access, json!({"selected_team_id": team["id"]})).await;
+    assert!(status.is_client_error());
+    let res = app
+        .send(
+            Method::POST,
+            "/v1/me/password",
+            &u.access,
+            Some(json!({
+        "current_password": PASSWORD, "new_password": "an entirely new passphrase 7"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let path = format!("/v1/users/{}/suspensions", u.id);
+    let (_, s) = app.server(Method::POST, &t, &path, Some(json!({"reason": "chargeback"}))).await;
+    app.server(Method::DELETE, &t, &format!("{path}/{}", s["id"].as_str().unwrap()), None).await;
+    app.enable_totp(&u, b"lifecycle-secret-bytes").await;
+    assert_eq!(app.send(Method::DELETE, "/v1/me", &u.access, None).await.status(), StatusCode::ACCEPTED);
+
+    let expected = [
+        "team.created",
+        "user.password_changed",
+        "user.suspended",
+        "user.unsuspended",
+        "user.mfa_enabled",
+        "user.deleted",
+    ];
+    let got = delivered(&app, &inbox, expected.len()).await;
+    let kinds: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, expected, "in order, once each, and nothing for the refused change");
+    assert!(got[1..].iter().all(|r| r.json()["data"]["user"]["id"] == u.id.as_str()), "each about the user");
+    assert_eq!(got[0].json()["data"]["team"]["display_name"], "Core");
+}
+
+#[tokio::test]
+async fn sign_in_sign_out_and_team_membership_are_events_and_repeats_are_not() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (url, inbox) = inbox().await;
+    let types = ["session.created", "session.revoked", "team.member_added", "team.member_removed"];
+    endpoint(&app, &t, json!({"url": url, "event_types": types})).await;
+    let second = app.sign_in_as(&t.id, &u.email).await;
+    assert_eq!(
+        app.send(Method::POST, "/v1/auth/sign-out", &second.access, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let (_, team) = app.server(Method::POST, &t, "/v1/teams", Some(json!({"display_name": "Core"}))).await;
+    let member = format!("/v1/teams/{}/members/{}", team["id"].as_str().unwrap(), u.id);
+    for _ in 0..2 {
+        app.server(Method::PUT, &t, &member, None).await;
+    }
+    app.server(Method::DELETE, &t, &member, None).await;
+    assert_eq!(app.server(Method::DELETE, &t, &member, None).await.0, StatusCode::NOT_FOUND);
+
+    let got = delivered(&app, &inbox, 4).await;
+    let kinds: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, types, "one event per change; adding twice or removing twice is one");
+    let created = got[0].json();
+    assert_eq!(created["data"]["session"]["method"], "password");
+    assert_eq!(created["data"]["session"]["id"].as_str(), Some(second.session_id.as_str()));
+    assert!(created.to_string().find("tsr_rt_").is_none(), "no token in an event");
+    assert_eq!(got[1].json()["data"]["session"]["id"].as_str(), Some(second.session_id.as_str()));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.service().deliver_due().await.unwrap();
+    assert_eq!(inbox.got().len(), 4);
+}
