@@ -151,7 +151,7 @@ impl Service {
             ip_address: client.ip_address.clone(),
             client_id: oauth_client.map(str::to_owned),
         };
-        let events = [self.session_started(&session, method, now)];
+        let events = self.events(tenant.id, "session.created", || self.session_started(&session, method, now)).await?;
         self.store.insert_session(&session, &hash_secret(&refresh), &events).await.map_err(store_err)?;
         let mut user = user;
         user.active_sessions += 1;
@@ -299,7 +299,8 @@ impl Service {
         user.profile.display_name = display_name;
         user.has_password = true;
         let empty = serde_json::Map::new();
-        let events = [self.user_event("user.created", &user, None, now)];
+        let events =
+            self.events(tenant_id, "user.created", || self.user_event("user.created", &user, None, now)).await?;
         self.store
             .insert_user(NewUser {
                 user: &user,
@@ -439,7 +440,8 @@ impl Service {
         let mut user = User::new(tenant_id, now);
         user.is_anonymous = true;
         let empty = serde_json::Map::new();
-        let events = [self.user_event("user.created", &user, None, now)];
+        let events =
+            self.events(tenant_id, "user.created", || self.user_event("user.created", &user, None, now)).await?;
         self.store
             .insert_user(NewUser {
                 user: &user,
@@ -546,7 +548,7 @@ impl Service {
     /// Revokes a live session, with its `session.revoked`; false when it had already ended.
     pub(crate) async fn end_session(&self, tenant: TenantId, user: UserId, id: SessionId) -> Result<bool> {
         let now = self.now();
-        let events = [self.session_revoked(tenant, user, id, now)];
+        let events = self.events(tenant, "session.revoked", || self.session_revoked(tenant, user, id, now)).await?;
         self.store.revoke_session(tenant, user, id, now, &events).await.map_err(store_err)
     }
 }

@@ -81,8 +81,12 @@ pub struct Service {
     tenants: moka::future::Cache<TenantId, Arc<Tenant>>,
     /// Each tenant's compiled policies, cached like tenants.
     policies: moka::future::Cache<TenantId, Arc<PolicyEngine>>,
-    /// For the pre-update hook; redirects are not followed (the tenant names the URL).
-    /// Calls to URLs tenants configure, through the private-target guard.
+    /// Per tenant, the event types some enabled endpoint wants (`None`: every type), so that a
+    /// write nobody listens to skips its event. Short-lived, like the other caches: another
+    /// instance's new endpoint is seen within `LISTENERS_TTL`.
+    listeners: moka::future::Cache<TenantId, Arc<webhooks::Listeners>>,
+    /// Calls to URLs tenants configure (the pre-update hook, webhooks), through the
+    /// private-target guard.
     http: outbound::Outbound,
     limits: limits::Limiter,
     /// Unconditional changes to one user take turns here (`me::UserTurns`).
@@ -134,6 +138,8 @@ impl Service {
         let hasher = PasswordHasher::new(config.hash_concurrency, hash_params).map_err(DomainError::internal)?;
         let tenants = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
         let policies = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(5)).build();
+        let listeners =
+            moka::future::Cache::builder().max_capacity(10_000).time_to_live(webhooks::LISTENERS_TTL).build();
         let http = outbound::Outbound::new(config.allow_private_targets).map_err(DomainError::internal)?;
         Ok((
             Self {
@@ -145,6 +151,7 @@ impl Service {
                 root_key_hash,
                 tenants,
                 policies,
+                listeners,
                 http,
                 limits: limits::Limiter::default(),
                 turns: me::UserTurns::default(),

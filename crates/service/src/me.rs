@@ -234,7 +234,9 @@ impl Service {
         let applied = patch.apply(&mut user);
         user.version = current.version + 1;
         user.updated_at = now;
-        let events = [self.user_event("user.updated", &user, Some(&changed), now)];
+        let events = self
+            .events(tenant_id, "user.updated", || self.user_event("user.updated", &user, Some(&changed), now))
+            .await?;
         let empty = Map::new();
         let secure = match &applied.secure_metadata {
             Field::Absent => None,
@@ -281,7 +283,10 @@ impl Service {
             change(&mut user)?;
             user.version = current.version + 1;
             user.updated_at = now;
-            let events: Vec<_> = extras.event.map(|kind| self.user_event(kind, &user, None, now)).into_iter().collect();
+            let events = match extras.event {
+                Some(kind) => self.events(tenant_id, kind, || self.user_event(kind, &user, None, now)).await?,
+                None => Vec::new(),
+            };
             let mut write = UserWrite::new(&user, current.version, now);
             write.password_hash = extras.password_hash;
             write.revoke_sessions = extras.revoke_sessions;

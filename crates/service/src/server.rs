@@ -171,7 +171,8 @@ impl Service {
             content_type: i.kind.content_type(),
             bytes: &i.bytes,
         });
-        let events = [self.user_event("user.created", &user, None, now)];
+        let events =
+            self.events(tenant_id, "user.created", || self.user_event("user.created", &user, None, now)).await?;
         self.store
             .insert_user(NewUser {
                 user: &user,
@@ -290,7 +291,7 @@ impl Service {
             return Err(DomainError::field("display_name", "required", "a team needs a display name"));
         }
         self.apply_team_input(&mut team, input).await?;
-        let events = [self.team_event("team.created", &team)];
+        let events = self.events(tenant_id, "team.created", || self.team_event("team.created", &team)).await?;
         self.store.insert_team(&team, &events).await.map_err(store_err)?;
         Ok(team)
     }
@@ -298,7 +299,7 @@ impl Service {
     pub async fn update_team(&self, tenant_id: TenantId, id: TeamId, input: TeamInput) -> Result<Team> {
         let mut team = self.get_team(tenant_id, id).await?;
         self.apply_team_input(&mut team, input).await?;
-        let events = [self.team_event("team.updated", &team)];
+        let events = self.events(tenant_id, "team.updated", || self.team_event("team.updated", &team)).await?;
         self.store.update_team(&team, &events).await.map_err(|e| match e {
             tessera_store::StoreError::NotFound => DomainError::NotFound("team"),
             other => store_err(other),
@@ -347,7 +348,9 @@ impl Service {
 
     pub async fn delete_team(&self, tenant_id: TenantId, id: TeamId) -> Result<()> {
         let now = self.now();
-        let events = [Event::new(tenant_id, "team.deleted", json!({"team": {"id": id}}).to_string(), now)];
+        let data = || json!({"team": {"id": id}}).to_string();
+        let events =
+            self.events(tenant_id, "team.deleted", || Event::new(tenant_id, "team.deleted", data(), now)).await?;
         if self.store.delete_team(tenant_id, id, now, &events).await.map_err(store_err)? {
             Ok(())
         } else {
@@ -357,8 +360,10 @@ impl Service {
 
     pub async fn add_member(&self, tenant_id: TenantId, team: TeamId, user: UserId) -> Result<()> {
         let now = self.now();
-        let events =
-            [Event::new(tenant_id, "team.member_added", json!({"team_id": team, "user_id": user}).to_string(), now)];
+        let data = || json!({"team_id": team, "user_id": user}).to_string();
+        let events = self
+            .events(tenant_id, "team.member_added", || Event::new(tenant_id, "team.member_added", data(), now))
+            .await?;
         self.store.add_member(tenant_id, team, user, now, &events).await.map_err(|e| match e {
             tessera_store::StoreError::NotFound => DomainError::NotFound("team or user"),
             other => store_err(other),
@@ -367,8 +372,10 @@ impl Service {
 
     pub async fn remove_member(&self, tenant_id: TenantId, team: TeamId, user: UserId) -> Result<()> {
         let now = self.now();
-        let events =
-            [Event::new(tenant_id, "team.member_removed", json!({"team_id": team, "user_id": user}).to_string(), now)];
+        let data = || json!({"team_id": team, "user_id": user}).to_string();
+        let events = self
+            .events(tenant_id, "team.member_removed", || Event::new(tenant_id, "team.member_removed", data(), now))
+            .await?;
         if self.store.remove_member(tenant_id, team, user, now, &events).await.map_err(store_err)? {
             Ok(())
         } else {

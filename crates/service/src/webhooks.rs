@@ -33,6 +33,23 @@ const PREVIOUS_SECRET_HOURS: i64 = 24;
 /// Deliveries attempted per round of the worker.
 const BATCH: u32 = 64;
 
+/// How soon an endpoint added on another instance is seen by this one's writes.
+pub(crate) const LISTENERS_TTL: Duration = Duration::from_secs(5);
+
+/// The event types a tenant's enabled endpoints want.
+#[derive(Debug, Default)]
+pub(crate) struct Listeners {
+    /// Some endpoint wants every type.
+    all: bool,
+    kinds: Vec<String>,
+}
+
+impl Listeners {
+    fn want(&self, kind: &str) -> bool {
+        self.all || self.kinds.iter().any(|k| k == kind)
+    }
+}
+
 /// Standard Webhooks' schedule: seconds after each failed attempt before the next.
 pub const DEFAULT_RETRY_SCHEDULE: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
 
@@ -51,6 +68,33 @@ impl Round {
 }
 
 impl Service {
+    /// `make()`, as the events of a write, if an endpoint of the tenant may want `kind`; none
+    /// otherwise, so that a write nobody listens to costs nothing more. The write's own
+    /// transaction still decides which endpoints get it.
+    pub(crate) async fn events<F: FnOnce() -> Event>(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        make: F,
+    ) -> Result<Vec<Event>> {
+        let store = std::sync::Arc::clone(&self.store);
+        let listeners = self
+            .listeners
+            .try_get_with(tenant, async move {
+                let endpoints = store.list_webhooks(tenant).await.map_err(store_err)?;
+                let enabled = endpoints.iter().filter(|w| w.enabled);
+                let mut l = Listeners::default();
+                for w in enabled {
+                    l.all |= w.event_types.is_empty();
+                    l.kinds.extend(w.event_types.iter().cloned());
+                }
+                Ok::<_, DomainError>(std::sync::Arc::new(l))
+            })
+            .await
+            .map_err(|e| crate::unshared(&e))?;
+        Ok(if listeners.want(kind) { vec![make()] } else { Vec::new() })
+    }
+
     /// The event `kind` about `user`, for the caller to write with the change:
     /// `{"user": …}`, with `"changed_fields": […]` when given. Composed as text, so that the
     /// user is serialised once, on the write path.
@@ -110,6 +154,7 @@ impl Service {
         }
         apply(&mut endpoint, body, &["url", "event_types", "description"])?;
         self.store.insert_webhook(&endpoint).await.map_err(store_err)?;
+        self.listeners.invalidate(&tenant_id).await;
         Ok(endpoint)
     }
 
@@ -131,11 +176,13 @@ impl Service {
         apply(&mut endpoint, body, &["url", "event_types", "description", "enabled"])?;
         endpoint.updated_at = self.now();
         self.store.update_webhook(&endpoint).await.map_err(store_err)?;
+        self.listeners.invalidate(&tenant_id).await;
         Ok(endpoint)
     }
 
     pub async fn delete_webhook(&self, tenant_id: TenantId, id: Uuid) -> Result<()> {
         if self.store.delete_webhook(tenant_id, id).await.map_err(store_err)? {
+            self.listeners.invalidate(&tenant_id).await;
             Ok(())
         } else {
             Err(DomainError::NotFound("webhook"))
