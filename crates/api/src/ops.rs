@@ -31,7 +31,25 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = state.metrics.render();
+    let c = &state.service.delivery_counts;
+    out.push_str("# HELP tessera_webhook_deliveries_total Delivery attempts by this instance, by outcome.\n");
+    out.push_str("# TYPE tessera_webhook_deliveries_total counter\n");
+    for (outcome, n) in [("delivered", &c.delivered), ("retrying", &c.retrying), ("failed", &c.failed)] {
+        let _ = writeln!(out, "tessera_webhook_deliveries_total{{outcome=\"{outcome}\"}} {}", n.load(Relaxed));
+    }
+    // The whole deployment's backlog, from the database: 0 when nothing is pending.
+    if let Ok(age) = state.service.oldest_undelivered_age().await {
+        let seconds = age.map_or(0.0, |a| a.num_milliseconds().max(0) as f64 / 1000.0);
+        out.push_str(
+            "# HELP tessera_webhook_oldest_pending_seconds How long the oldest pending delivery has waited.\n",
+        );
+        out.push_str("# TYPE tessera_webhook_oldest_pending_seconds gauge\n");
+        let _ = writeln!(out, "tessera_webhook_oldest_pending_seconds {seconds}");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {

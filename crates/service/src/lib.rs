@@ -91,6 +91,8 @@ pub struct Service {
     limits: limits::Limiter,
     /// Unconditional changes to one user take turns here (`me::UserTurns`).
     turns: me::UserTurns,
+    /// This instance's delivery attempts by outcome, for the metrics.
+    pub delivery_counts: webhooks::DeliveryCounts,
 }
 
 const ROOT_KEY_HASH: &str = "root_key_hash";
@@ -155,6 +157,7 @@ impl Service {
                 http,
                 limits: limits::Limiter::default(),
                 turns: me::UserTurns::default(),
+                delivery_counts: webhooks::DeliveryCounts::default(),
             },
             generated,
         ))

@@ -53,6 +53,16 @@ impl Listeners {
 /// Standard Webhooks' schedule: seconds after each failed attempt before the next.
 pub const DEFAULT_RETRY_SCHEDULE: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
 
+/// This instance's delivery attempts by outcome, since it started.
+#[derive(Debug, Default)]
+pub struct DeliveryCounts {
+    pub delivered: std::sync::atomic::AtomicU64,
+    /// Failed, with another attempt to come.
+    pub retrying: std::sync::atomic::AtomicU64,
+    /// Failed for good (the schedule ran out, or `410 Gone`).
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
 /// What one round of the worker did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
@@ -228,7 +238,14 @@ impl Service {
         let attempts = due.into_iter().map(|d| self.attempt(d));
         let results = futures_util::future::join_all(attempts).await;
         let mut round = Round::default();
+        use std::sync::atomic::Ordering::Relaxed;
         for a in results {
+            let counter = match a.status {
+                DeliveryStatus::Delivered => &self.delivery_counts.delivered,
+                DeliveryStatus::Pending => &self.delivery_counts.retrying,
+                DeliveryStatus::Failed => &self.delivery_counts.failed,
+            };
+            counter.fetch_add(1, Relaxed);
             match a.status {
                 DeliveryStatus::Delivered => round.delivered += 1,
                 _ => round.failed += 1,

@@ -54,8 +54,38 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Look at webhook endpoints and their deliveries, and deliver again.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// List a tenant's webhook endpoints.
+    List {
+        #[arg(long)]
+        tenant: TenantId,
+    },
+    /// Show an endpoint's deliveries, newest first.
+    Deliveries {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        endpoint: uuid::Uuid,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Queue a new attempt of one event for one endpoint, due now.
+    Redeliver {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        endpoint: uuid::Uuid,
+        #[arg(long)]
+        event: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,6 +304,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let service = admin_service(&settings).await?;
             oauth_client_command(&service, cmd, j).await?;
         }
+        Command::Webhooks(cmd) => {
+            let service = admin_service(&settings).await?;
+            webhooks_command(&service, cmd, j).await?;
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let service = admin_service(&settings).await?;
             let kids = service.rotate_signing_key().await.map_err(err)?;
@@ -332,6 +366,54 @@ async fn oauth_client_command(service: &Service, cmd: OauthClientCommand, j: boo
         OauthClientCommand::Delete { tenant, client_id } => {
             service.delete_oauth_client(tenant, &client_id).await.map_err(err)?;
             print(j, json!({"deleted": client_id}), || format!("deleted client {client_id}"));
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks_command(service: &Service, cmd: WebhooksCommand, j: bool) -> anyhow::Result<()> {
+    match cmd {
+        WebhooksCommand::List { tenant } => {
+            let all = service.list_webhooks(tenant).await.map_err(err)?;
+            let as_json = |w: &tessera_core::events::WebhookEndpoint| {
+                json!({"id": w.id, "url": w.url, "event_types": w.event_types, "description": w.description,
+                    "enabled": w.enabled, "created_at": w.created_at})
+            };
+            print(j, json!(all.iter().map(as_json).collect::<Vec<_>>()), || {
+                let line = |w: &tessera_core::events::WebhookEndpoint| {
+                    let types =
+                        if w.event_types.is_empty() { "every type".to_owned() } else { w.event_types.join(",") };
+                    let state = if w.enabled { "enabled" } else { "disabled" };
+                    format!("{}  {}  {state}  {types}", w.id, w.url)
+                };
+                all.iter().map(line).collect::<Vec<_>>().join("\n")
+            });
+        }
+        WebhooksCommand::Deliveries { tenant, endpoint, limit } => {
+            let page = service.list_deliveries(tenant, endpoint, None, limit.clamp(1, 200)).await.map_err(err)?;
+            let as_json = |d: &tessera_core::events::Delivery| {
+                json!({"event_id": d.event_id, "type": d.kind, "attempt": d.attempts, "status": d.status.as_str(),
+                    "response_status": d.response_status, "error": d.error, "attempted_at": d.attempted_at,
+                    "next_attempt_at": d.next_attempt_at})
+            };
+            print(j, json!(page.iter().map(as_json).collect::<Vec<_>>()), || {
+                let line = |d: &tessera_core::events::Delivery| {
+                    let answer = d.response_status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+                    let why = d.error.as_deref().unwrap_or("");
+                    format!(
+                        "{}  {}  {}  attempt {}  {answer}  {why}",
+                        d.event_id,
+                        d.kind,
+                        d.status.as_str(),
+                        d.attempts
+                    )
+                };
+                page.iter().map(line).collect::<Vec<_>>().join("\n")
+            });
+        }
+        WebhooksCommand::Redeliver { tenant, endpoint, event } => {
+            service.redeliver(tenant, endpoint, event).await.map_err(err)?;
+            print(j, json!({"queued": event}), || format!("queued event {event} for endpoint {endpoint}"));
         }
     }
     Ok(())

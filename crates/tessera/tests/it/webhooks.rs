@@ -292,3 +292,43 @@ async fn sign_in_sign_out_and_team_membership_are_events_and_repeats_are_not() {
     app.service().deliver_due().await.unwrap();
     assert_eq!(inbox.got().len(), 4);
 }
+
+#[tokio::test]
+async fn the_cli_lists_endpoints_and_deliveries_and_redelivers_and_metrics_count_attempts() {
+    // The next scheduled attempt an hour away: only the redelivery can bring it sooner.
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_seconds = vec![0, 3600]).await;
+    let (t, u) = app.user().await;
+    let (url, inbox) = inbox().await;
+    let (id, _) = endpoint(&app, &t, json!({"url": url, "event_types": ["user.updated"]})).await;
+    inbox.answers.lock().unwrap().push_back(503);
+    app.patch_me(&u.access, json!({"bio": "via the CLI"})).await;
+    delivered(&app, &inbox, 1).await;
+
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .arg("--json")
+            .env("TESSERA_DATABASE_URL", &app.settings.database_url)
+            .env_remove("TESSERA_ROOT_KEY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let listed = cli(&["webhooks", "list", "--tenant", &t.id]);
+    assert_eq!((listed[0]["id"].as_str(), listed[0]["url"].as_str()), (Some(id.as_str()), Some(url.as_str())));
+    assert!(!listed.to_string().contains("whsec_"), "no secret on the command line's output");
+    let log = cli(&["webhooks", "deliveries", "--tenant", &t.id, "--endpoint", &id]);
+    assert_eq!((log[0]["status"].as_str(), log[0]["response_status"].as_u64()), (Some("pending"), Some(503)));
+    let event = log[0]["event_id"].as_str().unwrap().to_owned();
+    cli(&["webhooks", "redeliver", "--tenant", &t.id, "--endpoint", &id, "--event", &event]);
+    // The command ran on the real clock, a little ahead of the server's manual one.
+    app.advance(chrono::Duration::seconds(60));
+    let got = delivered(&app, &inbox, 2).await;
+    assert_eq!(got[1].id, event, "redelivered at once, not at the schedule's next step");
+
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"tessera_webhook_deliveries_total{outcome="retrying"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"tessera_webhook_deliveries_total{outcome="delivered"} 1"#), "{metrics}");
+    assert!(metrics.contains("tessera_webhook_oldest_pending_seconds 0"), "{metrics}");
+}
