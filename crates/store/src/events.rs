@@ -68,13 +68,20 @@ fn event_from(r: &dyn Columns) -> Result<StoredEvent> {
     })
 }
 
-const DUE_SQL: &str = "SELECT d.endpoint_id, d.event_id, d.attempts FROM webhook_deliveries d \
+/// Claims due attempts of enabled endpoints (a disabled endpoint's deliveries wait for it) in
+/// one statement that writes first, so that on SQLite no other write can come between the
+/// reading and the claiming.
+const CLAIM_SQL: &str = "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $3 \
+     WHERE (endpoint_id, event_id) IN (SELECT d.endpoint_id, d.event_id FROM webhook_deliveries d \
      JOIN webhook_endpoints w ON w.id = d.endpoint_id \
-     WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at LIMIT $2";
-const DUE_LOCKED_SQL: &str = "SELECT d.endpoint_id, d.event_id, d.attempts FROM webhook_deliveries d \
+     WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at LIMIT $2) \
+     RETURNING endpoint_id, event_id, attempts";
+const CLAIM_LOCKED_SQL: &str = "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $3 \
+     WHERE (endpoint_id, event_id) IN (SELECT d.endpoint_id, d.event_id FROM webhook_deliveries d \
      JOIN webhook_endpoints w ON w.id = d.endpoint_id \
      WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at LIMIT $2 \
-     FOR UPDATE OF d SKIP LOCKED";
+     FOR UPDATE OF d SKIP LOCKED) \
+     RETURNING endpoint_id, event_id, attempts";
 
 /// Claims up to `limit` due deliveries for one attempt each: counts the attempt and moves the
 /// next one to `lease_until`, so that no other worker makes the same attempt while this one
@@ -87,33 +94,27 @@ pub(crate) async fn claim(
 ) -> Result<Vec<DueDelivery>> {
     db.detached(move |db| async move {
         let mut tx = db.begin().await?;
-        let sql = tx.pick(DUE_SQL, DUE_LOCKED_SQL);
-        let due = tx
-            .fetch_all(sql, &[Param::time(now), Param::Int(Some(i64::from(limit)))], |r: &dyn Columns| {
-                Ok((r.text("endpoint_id")?, r.text("event_id")?, r.int("attempts")?))
+        let sql = tx.pick(CLAIM_SQL, CLAIM_LOCKED_SQL);
+        let params = [Param::time(now), Param::Int(Some(i64::from(limit))), Param::time(lease_until)];
+        let mut claimed = tx
+            .fetch_all(sql, &params, |r: &dyn Columns| {
+                Ok((r.text("event_id")?, r.text("endpoint_id")?, r.int("attempts")?))
             })
             .await?;
-        let mut claimed = Vec::with_capacity(due.len());
+        // `RETURNING` comes in no order: oldest event first (its ids are ordered by time).
+        claimed.sort();
         let endpoint_sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
-        for (endpoint_id, event_id, attempts) in due {
-            let mark = "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $3 \
-                        WHERE endpoint_id = $1 AND event_id = $2";
-            let params = [Param::text(&endpoint_id), Param::text(&event_id), Param::time(lease_until)];
-            tx.execute(mark, &params).await?;
+        let event_sql = "SELECT id, tenant_id, type, data, created_at FROM events WHERE id = $1";
+        let mut due = Vec::with_capacity(claimed.len());
+        for (event_id, endpoint_id, attempt) in claimed {
             let endpoint = tx.fetch_optional(&endpoint_sql, &[Param::text(&endpoint_id)], endpoint_from).await?;
-            let event = tx
-                .fetch_optional(
-                    "SELECT id, tenant_id, type, data, created_at FROM events WHERE id = $1",
-                    &[Param::text(&event_id)],
-                    event_from,
-                )
-                .await?;
+            let event = tx.fetch_optional(event_sql, &[Param::text(&event_id)], event_from).await?;
             if let (Some(endpoint), Some(event)) = (endpoint, event) {
-                claimed.push(DueDelivery { endpoint, event, attempt: attempts as u32 + 1 });
+                due.push(DueDelivery { endpoint, event, attempt: attempt as u32 });
             }
         }
         tx.commit().await?;
-        Ok(claimed)
+        Ok(due)
     })
     .await
 }
