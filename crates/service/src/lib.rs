@@ -281,7 +281,12 @@ impl Service {
     pub async fn purge_due(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let purged = self.store.purge_due_users(self.now(), 500).await.map_err(store_err)?;
+            let now = self.now();
+            let erased = |tenant, user: tessera_core::UserId| {
+                let data = serde_json::json!({"user": {"id": user}, "erased": true}).to_string();
+                tessera_core::events::Event::new(tenant, "user.deleted", data, now)
+            };
+            let purged = self.store.purge_due_users(now, 500, &erased).await.map_err(store_err)?;
             for (tenant, user) in &purged {
                 tracing::info!(%tenant, %user, "account erased after its deletion grace period");
             }

@@ -220,7 +220,11 @@ impl Service {
 
     /// Erases a user now (the server's decision; no grace period).
     pub async fn delete_user(&self, tenant_id: TenantId, id: UserId) -> Result<()> {
-        if self.store.delete_user(tenant_id, id).await.map_err(store_err)? {
+        let now = self.now();
+        let data = || json!({"user": {"id": id}, "erased": true}).to_string();
+        let events =
+            self.events(tenant_id, "user.deleted", || Event::new(tenant_id, "user.deleted", data(), now)).await?;
+        if self.store.delete_user(tenant_id, id, &events).await.map_err(store_err)? {
             self.store.delete_unreferenced_images().await.map_err(store_err)?;
             Ok(())
         } else {

@@ -121,15 +121,6 @@ impl Db {
         self.write().execute(sql, params).await
     }
 
-    /// One write that changes what `find_user_for_session` may return for `touches`; the rows
-    /// it changed.
-    pub(crate) async fn execute_touching(&self, touches: Touch, sql: &'static str, params: Vec<Param>) -> Result<u64> {
-        match self {
-            Db::Sqlite(s) => s.execute_touching(touches, sql, params).await,
-            Db::Postgres(p) => p.pool.execute(sql, &params).await,
-        }
-    }
-
     /// The frequent writes a session read depends on (`update_user`, `insert_session`): one
     /// transaction, on SQLite committed in the writer's next group.
     pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<()> {

@@ -299,10 +299,17 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_recovery_codes(&self, user: UserId, hashes: &[String]) -> Result<()>;
     /// Uses a recovery code once: `false` if it is unknown or already used.
     async fn use_recovery_code(&self, user: UserId, hash: &str, now: DateTime<Utc>) -> Result<bool>;
-    async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool>;
+    /// Erases a user now, with its events (`user.deleted`) only if it existed.
+    async fn delete_user(&self, tenant: TenantId, id: UserId, events: &[Event]) -> Result<bool>;
     async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>>;
-    /// Erases up to `limit` users whose deletion is due at `now`; returns who was erased.
-    async fn purge_due_users(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, UserId)>>;
+    /// Erases up to `limit` users whose deletion is due at `now`, each with the event
+    /// `erased` makes for it; returns who was erased.
+    async fn purge_due_users(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        erased: &(dyn Fn(TenantId, UserId) -> Event + Send + Sync),
+    ) -> Result<Vec<(TenantId, UserId)>>;
 
     async fn find_image(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>>;
     /// Deletes stored images no user refers to any more.

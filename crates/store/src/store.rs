@@ -196,16 +196,21 @@ impl Store for SqlStore {
         mfa::use_recovery_code(&self.db, user, hash, now).await
     }
 
-    async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
-        users::delete(&self.db, tenant, id).await
+    async fn delete_user(&self, tenant: TenantId, id: UserId, events: &[Event]) -> Result<bool> {
+        users::delete(&self.db, tenant, id, events).await
     }
 
     async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {
         users::list(&self.db, tenant, filter, now).await
     }
 
-    async fn purge_due_users(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, UserId)>> {
-        users::purge_due(&self.db, now, limit).await
+    async fn purge_due_users(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        erased: &(dyn Fn(TenantId, UserId) -> Event + Send + Sync),
+    ) -> Result<Vec<(TenantId, UserId)>> {
+        users::purge_due(&self.db, now, limit, erased).await
     }
 
     async fn find_image(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>> {

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use tessera_core::events::Event;
 use tessera_core::user::{AuthProvider, Metadata, Profile, Suspension, User, UserStatus};
 use tessera_core::{SessionId, TenantId, UserId};
 
@@ -284,9 +285,18 @@ pub(crate) async fn find_secure_metadata(db: &Db, tenant: TenantId, id: UserId) 
     raw.map(|s| parse_json(&s)).transpose()
 }
 
-pub(crate) async fn delete(db: &Db, tenant: TenantId, id: UserId) -> Result<bool> {
+pub(crate) async fn delete(db: &Db, tenant: TenantId, id: UserId, events: &[Event]) -> Result<bool> {
     let params = vec![Param::text(tenant), Param::text(id)];
-    Ok(db.execute_touching(Touch::User(id), DELETE_USER_SQL, params).await? == 1)
+    // The events only with the erasure: a user already gone changes nothing.
+    let mut steps = vec![Step::change(DELETE_USER_SQL, params, OnNone::Fail(|| StoreError::NotFound))];
+    for e in events {
+        steps.extend(events::insert_steps(e));
+    }
+    match db.group_write(Touch::User(id), None, steps).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) async fn list(db: &Db, tenant: TenantId, f: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {
@@ -320,7 +330,12 @@ pub(crate) async fn list(db: &Db, tenant: TenantId, f: &UserFilter, now: DateTim
     db.fetch_all(&sql, &params, user_from).await
 }
 
-pub(crate) async fn purge_due(db: &Db, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, UserId)>> {
+pub(crate) async fn purge_due(
+    db: &Db,
+    now: DateTime<Utc>,
+    limit: u32,
+    erased: &(dyn Fn(TenantId, UserId) -> Event + Send + Sync),
+) -> Result<Vec<(TenantId, UserId)>> {
     let db = db.handle();
     let mut tx = db.begin().await?;
     let due = tx
@@ -338,7 +353,9 @@ pub(crate) async fn purge_due(db: &Db, now: DateTime<Utc>, limit: u32) -> Result
         let sql = "DELETE FROM users WHERE id = $1 AND deletion_due_at IS NOT NULL AND deletion_due_at <= $2";
         let params = [Param::text(&id), Param::time(now)];
         if tx.execute(sql, &params).await? == 1 {
-            purged.push((parse_id(&tenant)?, parse_id(&id)?));
+            let (tenant, id) = (parse_id(&tenant)?, parse_id(&id)?);
+            tx.run(events::insert_steps(&erased(tenant, id)).into()).await?;
+            purged.push((tenant, id));
         }
     }
     tx.commit().await?;

@@ -103,6 +103,11 @@ async fn try_insert(store: &DynStore, user: &User, new_image: Option<ImageBlob<'
     store.insert_user(NewUser { user, password_hash: None, secure_metadata: &empty, new_image, events: &[] }).await
 }
 
+/// The event of an erasure (no endpoint exists in these stories, so it is never written).
+fn erased_event(tenant: TenantId, user: UserId) -> tessera_core::events::Event {
+    tessera_core::events::Event::new(tenant, "user.deleted", format!(r#"{{"user":{{"id":"{user}"}}}}"#), Utc::now())
+}
+
 async fn insert(store: &DynStore, user: &User) {
     try_insert(store, user, None).await.expect("insert user");
 }
@@ -303,7 +308,7 @@ async fn a_service_account_is_stored_with_its_credentials_atomically(store: DynS
     let second = oauth_client(tenant.id, "tsr_ci_two", Some(bot.id));
     assert!(store.insert_oauth_client(&second, Some("hash-two"), new()).await.is_err());
     assert!(store.find_oauth_client("tsr_ci_two").await.expect("find").is_none(), "all or nothing");
-    store.delete_user(tenant.id, bot.id).await.expect("delete");
+    store.delete_user(tenant.id, bot.id, &[]).await.expect("delete");
     assert!(store.find_oauth_client("tsr_ci_one").await.expect("find").is_none(), "the client goes with the account");
 }
 
@@ -656,7 +661,7 @@ async fn find_user_of_another_tenant_returns_none(store: DynStore) {
     assert!(store.list_users(elsewhere.id, &filter(10), now()).await.expect("list").is_empty());
     assert!(store.list_sessions(elsewhere.id, user.id, now()).await.expect("list").is_empty());
     assert!(!store.revoke_session(elsewhere.id, user.id, session.id, now(), &[]).await.expect("revoke"));
-    assert!(!store.delete_user(elsewhere.id, user.id).await.expect("delete"));
+    assert!(!store.delete_user(elsewhere.id, user.id, &[]).await.expect("delete"));
     assert!(store.find_user(home.id, user.id, now()).await.expect("find").is_some(), "the user survived");
 }
 
@@ -955,8 +960,8 @@ async fn delete_user_removes_the_user_and_reports_whether_it_existed(store: DynS
     let keep = insert_person(&store, tenant.id, "ola@example.com", "ola").await;
     let session = start_session(&store, &user, "ned-refresh").await;
 
-    assert!(store.delete_user(tenant.id, user.id).await.expect("delete"));
-    assert!(!store.delete_user(tenant.id, user.id).await.expect("delete again"));
+    assert!(store.delete_user(tenant.id, user.id, &[]).await.expect("delete"));
+    assert!(!store.delete_user(tenant.id, user.id, &[]).await.expect("delete again"));
     assert_eq!(store.find_user(tenant.id, user.id, now()).await.expect("find"), None);
     assert_eq!(store.find_session_by_refresh("ned-refresh", now()).await.expect("find"), None);
     assert!(store.list_sessions(tenant.id, user.id, now()).await.expect("list").is_empty());
@@ -1131,14 +1136,14 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     assert!(find_in(kept.id).await.is_some());
 
     // Deletion, by the user and by the purge.
-    assert!(store.delete_user(tenant.id, user.id).await.expect("delete"));
+    assert!(store.delete_user(tenant.id, user.id, &[]).await.expect("delete"));
     assert_eq!(find_in(kept.id).await, None);
     let mut leaving = person(tenant.id, "vic@example.com", "vic");
     leaving.deletion_due_at = Some(t0);
     insert(&store, &leaving).await;
     let last = start_session(&store, &leaving, "vic-1").await;
     assert!(store.find_user_for_session(tenant.id, leaving.id, last.id, t0).await.expect("find").is_some());
-    assert_eq!(store.purge_due_users(t0, 10).await.expect("purge").len(), 1);
+    assert_eq!(store.purge_due_users(t0, 10, &erased_event).await.expect("purge").len(), 1);
     assert_eq!(store.find_user_for_session(tenant.id, leaving.id, last.id, t0).await.expect("find"), None);
 
     // A service account, deleted with its client.
@@ -1423,7 +1428,7 @@ async fn delete_unreferenced_images_removes_only_images_no_user_refers_to(store:
         .update_user(UserWrite { new_image: Some(blob("new")), ..UserWrite::new(&next, changing.version, now()) })
         .await
         .expect("replace avatar");
-    assert!(store.delete_user(tenant.id, shared_a.id).await.expect("delete one of two users sharing an image"));
+    assert!(store.delete_user(tenant.id, shared_a.id, &[]).await.expect("delete one of two users sharing an image"));
 
     assert_eq!(store.delete_unreferenced_images().await.expect("collect"), 1);
     assert_eq!(store.find_image("old").await.expect("find"), None, "the replaced avatar is gone");
@@ -1463,12 +1468,12 @@ async fn purge_erases_only_users_whose_deletion_is_due_and_their_sessions(store:
     start_session(&store, &not_yet, "hub-refresh").await;
 
     // The limit bounds each batch.
-    let first_batch = store.purge_due_users(t0, 1).await.expect("purge");
+    let first_batch = store.purge_due_users(t0, 1, &erased_event).await.expect("purge");
     assert_eq!(first_batch.len(), 1);
-    let second_batch = store.purge_due_users(t0, 100).await.expect("purge");
+    let second_batch = store.purge_due_users(t0, 100, &erased_event).await.expect("purge");
     let purged: BTreeSet<(TenantId, UserId)> = first_batch.into_iter().chain(second_batch).collect();
     assert_eq!(purged, BTreeSet::from([(overdue.tenant_id, overdue.id), (due_now.tenant_id, due_now.id)]));
-    assert!(store.purge_due_users(t0, 100).await.expect("purge").is_empty(), "nothing left to purge");
+    assert!(store.purge_due_users(t0, 100, &erased_event).await.expect("purge").is_empty(), "nothing left to purge");
 
     for gone in [&overdue, &due_now] {
         assert_eq!(store.find_user(gone.tenant_id, gone.id, t0).await.expect("find"), None);

@@ -112,17 +112,6 @@ impl Sqlite {
         }))
     }
 
-    /// One statement that changes what `find_user_for_session` may return for `touches`: on a
-    /// file through the writer thread, which outdates the cached users after the COMMIT even
-    /// if this caller is cancelled meanwhile; the rows it changed.
-    pub(crate) async fn execute_touching(&self, touches: Touch, sql: &'static str, params: Vec<Param>) -> Result<u64> {
-        match &self.file {
-            Some(f) => f.writer.write(touches, None, move |c| conn::execute(c, sql, &params)).await.map(|n| n as u64),
-            // In memory there is no cache to outdate.
-            None => self.write.execute(sql, &params).await,
-        }
-    }
-
     /// `steps` as one write, on a file in the writer's next group (which outdates `touches`,
     /// or keeps `keep`'s user, after its COMMIT); in memory, in a transaction of its own.
     pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<()> {

@@ -339,3 +339,23 @@ async fn the_cli_lists_endpoints_and_deliveries_and_redelivers_and_metrics_count
     assert!(metrics.contains(r#"tessera_webhook_deliveries_total{outcome="delivered"} 1"#), "{metrics}");
     assert!(metrics.contains("tessera_webhook_oldest_pending_seconds 0"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_deletion_is_an_event_when_scheduled_and_again_when_the_account_is_erased() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let other = app.sign_up(&t, "grace@example.com").await;
+    let (url, inbox) = inbox().await;
+    endpoint(&app, &t, json!({"url": url, "event_types": ["user.deleted"]})).await;
+    assert_eq!(app.server(Method::DELETE, &t, &format!("/v1/users/{}", u.id), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(app.send(Method::DELETE, "/v1/me", &other.access, None).await.status(), StatusCode::ACCEPTED);
+    app.advance(chrono::Duration::days(8));
+    assert_eq!(app.service().purge_due().await.unwrap(), 1);
+
+    let got = by_event_id(delivered(&app, &inbox, 3).await);
+    let data: Vec<Value> = got.iter().map(|r| r.json()["data"].clone()).collect();
+    assert_eq!((data[0]["user"]["id"].as_str(), &data[0]["erased"]), (Some(u.id.as_str()), &json!(true)));
+    assert_eq!(data[1]["user"]["id"].as_str(), Some(other.id.as_str()));
+    assert!(data[1]["erased"].is_null() && data[1]["user"]["deletion_scheduled_at"].is_string(), "scheduled");
+    assert_eq!((data[2]["user"]["id"].as_str(), &data[2]["erased"]), (Some(other.id.as_str()), &json!(true)));
+}
