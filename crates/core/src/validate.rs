@@ -404,15 +404,18 @@ fn depth(v: &Value) -> usize {
     }
 }
 
-/// 8–128 characters, and not guessable by the `zxcvbn` estimator (score 3 of 4 at least),
+/// The shortest and longest passwords, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// `PASSWORD_CHARS` long, and not guessable by the `zxcvbn` estimator (score 3 of 4 at least),
 /// counting the user's own email and username as known words.
 pub fn password(raw: &str, user_inputs: &[&str]) -> Checked<()> {
     let n = raw.chars().count();
-    if n < 8 {
-        return invalid("too_short", "must be at least 8 characters");
+    if n < *PASSWORD_CHARS.start() {
+        return invalid("too_short", format!("must be at least {} characters", PASSWORD_CHARS.start()));
     }
-    if n > 128 {
-        return invalid("too_long", "must be at most 128 characters");
+    if n > *PASSWORD_CHARS.end() {
+        return invalid("too_long", format!("must be at most {} characters", PASSWORD_CHARS.end()));
     }
     let estimate = zxcvbn::zxcvbn(raw, user_inputs);
     if (estimate.score() as u8) < 3 {

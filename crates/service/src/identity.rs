@@ -5,6 +5,7 @@ use chrono::Duration;
 use tessera_auth::secret::{hash_secret, random_token};
 use tessera_auth::token::{MFA_PURPOSE, MfaClaims};
 use tessera_auth::{AccessClaims, TokenError};
+use tessera_core::keys::SigningAlgorithm;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, User};
 use tessera_core::{DomainError, SessionId, TenantId, UserId, validate};
@@ -182,7 +183,7 @@ impl Service {
             client_id,
             scope: None,
         };
-        let access_token = self.sign(&claims, tenant).await?;
+        let access_token = self.sign(tenant, |alg| self.tokens.issue(&claims, alg)).await?;
         Ok(Tokens { user, access_token, refresh_token, expires_in: ttl, session_id: sid, claims })
     }
 
@@ -190,14 +191,7 @@ impl Service {
     /// surface whose clients read the token themselves.
     pub async fn access_token_with<E: serde::Serialize>(&self, tokens: &Tokens, extra: &E) -> Result<String> {
         let tenant = self.tenant(tokens.claims.tid).await?;
-        let alg = tenant.settings.signing_algorithm;
-        match self.tokens.issue_with(&tokens.claims, extra, alg) {
-            Err(TokenError::NoSigningKey) => {
-                self.ensure_signing_key(alg).await?;
-                self.tokens.issue_with(&tokens.claims, extra, alg).map_err(token_error)
-            }
-            other => other.map_err(token_error),
-        }
+        self.sign(&tenant, |alg| self.tokens.issue_with(&tokens.claims, extra, alg)).await
     }
 
     /// A new access token for the session of a refresh token, leaving the refresh token as it
@@ -221,14 +215,18 @@ impl Service {
         self.tokens_for(&tenant, user, session.id, refresh_token.to_owned(), session.client_id).await
     }
 
-    /// Signs access-token claims with the tenant's algorithm. A tenant whose algorithm has no
+    /// Signs with the tenant's algorithm (`issue` given it). A tenant whose algorithm has no
     /// key on this instance yet (another instance made it moments ago) gets it here.
-    async fn sign(&self, claims: &AccessClaims, tenant: &Tenant) -> Result<String> {
+    pub(crate) async fn sign(
+        &self,
+        tenant: &Tenant,
+        issue: impl Fn(SigningAlgorithm) -> std::result::Result<String, TokenError>,
+    ) -> Result<String> {
         let alg = tenant.settings.signing_algorithm;
-        match self.tokens.issue(claims, alg) {
+        match issue(alg) {
             Err(TokenError::NoSigningKey) => {
                 self.ensure_signing_key(alg).await?;
-                self.tokens.issue(claims, alg).map_err(token_error)
+                issue(alg).map_err(token_error)
             }
             other => other.map_err(token_error),
         }

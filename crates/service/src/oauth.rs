@@ -514,11 +514,7 @@ impl Service {
                 nonce: grant.nonce.clone(),
                 profile: standard_claims(&tokens.user, &self.config.public_url, &grant.scope),
             };
-            Some(
-                self.tokens
-                    .issue_id_token(&claims, tenant.settings.signing_algorithm)
-                    .map_err(DomainError::internal)?,
-            )
+            Some(self.sign(&tenant, |alg| self.tokens.issue_id_token(&claims, alg)).await?)
         } else {
             None
         };

@@ -10,10 +10,10 @@ use tessera_core::TenantId;
 use tessera_core::events::{Delivery, DeliveryStatus, DueDelivery, Event, StoredEvent};
 use uuid::Uuid;
 
-use crate::Result;
 use crate::db::Db;
-use crate::sql::{Columns, Param, Step, from_ms, ms, parse_id, parse_json};
+use crate::sql::{Columns, OnNone, Param, Step, Touch, from_ms, ms, parse_id, parse_json};
 use crate::webhooks::{ENDPOINT_COLUMNS, endpoint_from};
+use crate::{Result, StoreError};
 
 /// The endpoints of tenant `$2` that want events of type `$T` (the pattern `%"type"%` matches
 /// the JSON list of types; an empty list means every type).
@@ -56,6 +56,28 @@ pub(crate) fn insert_steps(e: &Event) -> [Step; 2] {
     ];
     let deliveries = vec![Param::text(e.id), Param::text(e.tenant_id), Param::time(e.created_at), wanted];
     [Step::execute(INSERT_EVENT_SQL, event), Step::execute(INSERT_DELIVERIES_SQL, deliveries)]
+}
+
+/// The steps of every event in `events`.
+pub(crate) fn steps(events: &[Event]) -> impl Iterator<Item = Step> + '_ {
+    events.iter().flat_map(insert_steps)
+}
+
+/// One change that touches `touches`, with its events, only if it changes a row: whether it
+/// did (a session already revoked, a user already erased: no change, no event).
+pub(crate) async fn change_with(
+    db: &Db,
+    touches: Touch,
+    sql: &'static str,
+    params: Vec<Param>,
+    events: &[Event],
+) -> Result<bool> {
+    let change = Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound));
+    match db.group_write(touches, None, std::iter::once(change).chain(steps(events)).collect()).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn event_from(r: &dyn Columns) -> Result<StoredEvent> {

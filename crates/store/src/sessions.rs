@@ -8,8 +8,8 @@ use tessera_core::user::Session;
 use tessera_core::{SessionId, TenantId, UserId};
 
 use crate::db::Db;
-use crate::sql::{Columns, OnNone, Param, Step, Touch, from_ms, ms, parse_id};
-use crate::{Result, Rotation, StoreError, events};
+use crate::sql::{Columns, Param, Step, Touch, from_ms, ms, parse_id};
+use crate::{Result, Rotation, events};
 
 const SESSION_COLUMNS: &str =
     "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address, client_id";
@@ -86,9 +86,7 @@ pub(crate) async fn insert(db: &Db, s: &Session, refresh_hash: &str, events: &[E
     ];
     let refresh = vec![Param::text(refresh_hash), Param::text(s.id), Param::time(s.created_at)];
     let mut steps = vec![Step::execute(INSERT_SESSION_SQL, session), Step::execute(INSERT_REFRESH_TOKEN_SQL, refresh)];
-    for e in events {
-        steps.extend(events::insert_steps(e));
-    }
+    steps.extend(events::steps(events));
     // The user's `active_sessions` grows.
     db.group_write(Touch::User(s.user_id), None, steps).await
 }
@@ -162,14 +160,5 @@ pub(crate) async fn revoke(
     let params = vec![Param::text(tenant), Param::text(user), Param::text(id), Param::time(now)];
     let sql =
         "UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL";
-    // The events only with the revocation: a session already ended changes nothing.
-    let mut steps = vec![Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound))];
-    for e in events {
-        steps.extend(events::insert_steps(e));
-    }
-    match db.group_write(Touch::User(user), None, steps).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::NotFound) => Ok(false),
-        Err(e) => Err(e),
-    }
+    events::change_with(db, Touch::User(user), sql, params, events).await
 }

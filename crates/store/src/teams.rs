@@ -27,12 +27,12 @@ pub(crate) async fn insert(db: &Db, team: &Team, events: &[Event]) -> Result<()>
 
 /// A step and the events it is, for one transaction.
 fn with_events(step: Step, events: &[Event]) -> Steps {
-    std::iter::once(step).chain(events.iter().flat_map(events::insert_steps)).collect()
+    std::iter::once(step).chain(events::steps(events)).collect()
 }
 
 /// Writes `events` in `tx`, for a change that happened in it.
 async fn write_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
-    tx.run(events.iter().flat_map(events::insert_steps).collect()).await
+    tx.run(events::steps(events).collect()).await
 }
 
 pub(crate) async fn find(db: &Db, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {

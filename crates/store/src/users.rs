@@ -175,9 +175,7 @@ pub(crate) fn insert_steps(new: NewUser<'_>) -> Result<Steps> {
     ]);
     let image = new.new_image.map(|img| images::insert_step(img, u.created_at));
     let mut steps: Steps = image.into_iter().chain([Step::execute(INSERT_USER_SQL, params)]).collect();
-    for e in new.events {
-        steps.extend(events::insert_steps(e));
-    }
+    steps.extend(events::steps(new.events));
     Ok(steps)
 }
 
@@ -215,9 +213,7 @@ fn write_steps(w: &UserWrite<'_>) -> Result<Steps> {
     if let Some(r) = w.revoke_sessions {
         steps.push(sessions::revoke_all_step(u.id, w.now, r.except));
     }
-    for e in w.events {
-        steps.extend(events::insert_steps(e));
-    }
+    steps.extend(events::steps(w.events));
     Ok(steps)
 }
 
@@ -287,16 +283,7 @@ pub(crate) async fn find_secure_metadata(db: &Db, tenant: TenantId, id: UserId) 
 
 pub(crate) async fn delete(db: &Db, tenant: TenantId, id: UserId, events: &[Event]) -> Result<bool> {
     let params = vec![Param::text(tenant), Param::text(id)];
-    // The events only with the erasure: a user already gone changes nothing.
-    let mut steps = vec![Step::change(DELETE_USER_SQL, params, OnNone::Fail(|| StoreError::NotFound))];
-    for e in events {
-        steps.extend(events::insert_steps(e));
-    }
-    match db.group_write(Touch::User(id), None, steps).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::NotFound) => Ok(false),
-        Err(e) => Err(e),
-    }
+    events::change_with(db, Touch::User(id), DELETE_USER_SQL, params, events).await
 }
 
 pub(crate) async fn list(db: &Db, tenant: TenantId, f: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {

@@ -9,12 +9,12 @@ use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tessera_core::{DomainError, TenantId};
+use tessera_core::{DomainError, TenantId, validate};
 use tessera_service::SignUp;
 use tessera_store::Login;
 
 use super::error::StackError;
-use super::{authenticate, project, stack_access_token, token_body};
+use super::{authenticate, is_publishable_key, project, stack_access_token, token_body};
 use crate::AppState;
 use crate::extract::{Client, JsonBody};
 
@@ -81,11 +81,11 @@ pub(super) async fn password_sign_up(
             Err(match password {
                 Some("too_short") => {
                     StackError::new(StatusCode::BAD_REQUEST, "PASSWORD_TOO_SHORT", "the password is too short")
-                        .with(json!({"min_length": 8}))
+                        .with(json!({"min_length": validate::PASSWORD_CHARS.start()}))
                 }
                 Some("too_long") => {
                     StackError::new(StatusCode::BAD_REQUEST, "PASSWORD_TOO_LONG", "the password is too long")
-                        .with(json!({"maxLength": 128}))
+                        .with(json!({"maxLength": validate::PASSWORD_CHARS.end()}))
                 }
                 _ => DomainError::Validation(fields).into(),
             })
@@ -172,11 +172,7 @@ pub(super) async fn token(
         Ok(id) => state.service.tenant(id).await.map_err(|_| bad_client())?,
         Err(_) => return Err(bad_client()),
     };
-    let secret = f.client_secret.unwrap_or_default();
-    if !tessera_auth::secret::hashes_match(
-        &tessera_auth::secret::hash_secret(&secret),
-        &tessera_auth::secret::hash_secret(&tenant.publishable_key),
-    ) {
+    if !is_publishable_key(&tenant, f.client_secret.as_deref().unwrap_or_default()) {
         return Err(bad_client());
     }
     let refresh = f.refresh_token.unwrap_or_default();

@@ -78,6 +78,11 @@ struct Project {
     access: Access,
 }
 
+/// Whether `key` is the tenant's publishable key, compared in constant time.
+fn is_publishable_key(tenant: &Tenant, key: &str) -> bool {
+    hashes_match(&hash_secret(key), &hash_secret(&tenant.publishable_key))
+}
+
 /// Checks the project, the access type and its key.
 async fn project(state: &AppState, h: &HeaderMap) -> Result<Project, StackError> {
     let access = match header(h, "access-type") {
@@ -112,8 +117,7 @@ async fn project(state: &AppState, h: &HeaderMap) -> Result<Project, StackError>
     let details = json!({"project_id": raw});
     match access {
         Access::Client => {
-            let key = header(h, "publishable-client-key").unwrap_or("");
-            if !hashes_match(&hash_secret(key), &hash_secret(&tenant.publishable_key)) {
+            if !is_publishable_key(&tenant, header(h, "publishable-client-key").unwrap_or("")) {
                 return Err(StackError::new(
                     StatusCode::UNAUTHORIZED,
                     "INVALID_PUBLISHABLE_CLIENT_KEY",
