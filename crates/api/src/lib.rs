@@ -113,7 +113,7 @@ impl utoipa::Modify for SecuritySchemes {
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    use native::{auth, me, operator, server};
+    use native::{activity, auth, me, operator, server};
     let avatar = OpenApiRouter::new()
         .routes(routes!(me::put_avatar, me::delete_avatar))
         .layer(DefaultBodyLimit::max(MAX_AVATAR_BODY_BYTES));
@@ -134,6 +134,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me::list_teams))
         .routes(routes!(me::begin_totp, me::disable_totp))
         .routes(routes!(me::confirm_totp))
+        .routes(routes!(activity::my_activity))
+        .routes(routes!(activity::audit))
         .merge(server::routes())
         .routes(routes!(operator::create_tenant, operator::list_tenants))
 }

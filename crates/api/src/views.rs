@@ -348,6 +348,8 @@ pub struct SettingsView {
     /// signed before a change keep verifying until they expire.
     #[schema(value_type = String, example = "EdDSA")]
     pub signing_algorithm: tessera_core::keys::SigningAlgorithm,
+    /// Days the activity trail and audit log keep an entry (default 90, 1–3650).
+    pub activity_retention_days: u32,
 }
 
 impl From<&TenantSettings> for SettingsView {
@@ -362,6 +364,7 @@ impl From<&TenantSettings> for SettingsView {
             attempts_per_address_per_minute: s.attempts_per_address_per_minute,
             mfa_failures_per_user: s.mfa_failures_per_user,
             signing_algorithm: s.signing_algorithm,
+            activity_retention_days: s.activity_retention_days,
             pre_update_hook: s.pre_update_hook.as_ref().map(|h| {
                 serde_json::json!({"url": h.url, "timeout_ms": h.timeout_ms, "fail_open": h.fail_open, "has_secret": true})
             }),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::ids::TenantId;
+use crate::ids::{TenantId, UserId};
 
 /// Every event type, by its wire name.
 pub const EVENT_TYPES: &[&str] = &[
@@ -27,6 +27,16 @@ pub const EVENT_TYPES: &[&str] = &[
     "team.member_removed",
 ];
 
+/// What a write records beside its change, in the change's own transaction: they exist if
+/// and only if the change does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// For the tenant's webhooks (the outbox).
+    Event(Event),
+    /// For the user's activity trail and the tenant's audit log.
+    Activity(Activity),
+}
+
 /// A change, as written to the outbox in the change's own transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -46,6 +56,134 @@ impl Event {
         debug_assert!(EVENT_TYPES.contains(&kind), "{kind} is not an event type");
         Self { id: Uuid::now_v7(), tenant_id, kind, data, created_at: now }
     }
+}
+
+/// Every type of activity entry: the event types of changes to an account and its sessions,
+/// and the failed sign-ins that change nothing.
+pub const ACTIVITY_TYPES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "user.deletion_cancelled",
+    "user.suspended",
+    "user.unsuspended",
+    "user.password_changed",
+    "user.mfa_enabled",
+    "user.mfa_disabled",
+    "session.created",
+    "session.revoked",
+    "sign_in.failed",
+];
+
+/// Who did what an activity entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The user, through a self-service surface (or signing in).
+    User,
+    /// The tenant's backend, with the server key.
+    Server,
+    /// Tessera itself: a scheduled erasure.
+    System,
+}
+
+impl By {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Server => "server",
+            Self::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::User, Self::Server, Self::System].into_iter().find(|b| b.as_str() == s)
+    }
+}
+
+impl From<crate::policy::Actor> for By {
+    fn from(a: crate::policy::Actor) -> Self {
+        match a {
+            crate::policy::Actor::SelfService => Self::User,
+            crate::policy::Actor::Server => Self::Server,
+        }
+    }
+}
+
+/// One entry of a user's activity trail: what happened to the account, who did it, and from
+/// where when it was a sign-in. `details` never holds a secret or a field's value, only names
+/// and methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    /// A UUIDv7: ordered by time, so a page boundary and a time bound are both id bounds.
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// One of `ACTIVITY_TYPES`.
+    pub kind: String,
+    pub by: By,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// A JSON object: `{"fields": […]}` of a profile change, `{"method": …}` of a sign-in, …
+    pub details: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Activity {
+    pub fn new(tenant_id: TenantId, user_id: UserId, kind: &str, by: By, now: DateTime<Utc>) -> Self {
+        debug_assert!(ACTIVITY_TYPES.contains(&kind), "{kind} is not an activity type");
+        Self {
+            id: id_at(now),
+            tenant_id,
+            user_id,
+            kind: kind.to_owned(),
+            by,
+            ip_address: None,
+            user_agent: None,
+            details: Value::Object(serde_json::Map::new()),
+            created_at: now,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// Where the request came from, as a session records it.
+    pub fn from_client(mut self, ip_address: Option<&str>, user_agent: Option<&str>) -> Self {
+        self.ip_address = ip_address.map(str::to_owned);
+        self.user_agent = user_agent.map(|ua| ua.chars().take(512).collect());
+        self
+    }
+}
+
+/// Which activity entries to read, newest first: a user's own, or the tenant's audit log with
+/// its filters.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub user_id: Option<UserId>,
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset cursor: only entries older than this one.
+    pub before: Option<Uuid>,
+    pub limit: u32,
+}
+
+/// A UUIDv7 of time `t` (the service's clock, not the system's, so that ids and `created_at`
+/// agree), later than every id this process made before: entries made in the same
+/// millisecond keep their order.
+fn id_at(t: DateTime<Utc>) -> Uuid {
+    static CONTEXT: std::sync::Mutex<uuid::ContextV7> = std::sync::Mutex::new(uuid::ContextV7::new());
+    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(&CONTEXT, secs, t.timestamp_subsec_nanos()))
+}
+
+/// The smallest UUIDv7 of millisecond `t`: every entry made at `t` or later has an id at least
+/// this, every earlier one a smaller id.
+pub fn first_id_at(t: DateTime<Utc>) -> Uuid {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(ms, &[0; 10]).into_uuid()
 }
 
 /// Where a tenant wants its events: a URL, the types it wants (none means all), and the

@@ -40,6 +40,8 @@ pub struct TenantSettings {
     pub mfa_failures_per_user: u32,
     /// How the tenant's access and ID tokens are signed.
     pub signing_algorithm: SigningAlgorithm,
+    /// Days an activity entry is kept before it is forgotten.
+    pub activity_retention_days: u32,
 }
 
 /// Where and how the pre-update validation hook is called. The secret is write-only.
@@ -85,6 +87,7 @@ impl Default for TenantSettings {
             attempts_per_address_per_minute: 60,
             mfa_failures_per_user: 5,
             signing_algorithm: SigningAlgorithm::default(),
+            activity_retention_days: 90,
         }
     }
 }
@@ -116,6 +119,7 @@ impl TenantSettings {
             100_000,
         );
         bound(&mut errors, "mfa_failures_per_user", i64::from(self.mfa_failures_per_user), 1, 100);
+        bound(&mut errors, "activity_retention_days", i64::from(self.activity_retention_days), 1, 3650);
         if let Some(h) = &self.pre_update_hook {
             bound(&mut errors, "pre_update_hook.timeout_ms", h.timeout_ms as i64, 100, 30_000);
             let url_ok = url::Url::parse(&h.url)

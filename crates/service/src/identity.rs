@@ -5,6 +5,7 @@ use chrono::Duration;
 use tessera_auth::secret::{hash_secret, random_token};
 use tessera_auth::token::{MFA_PURPOSE, MfaClaims};
 use tessera_auth::{AccessClaims, TokenError};
+use tessera_core::events::{Activity, By, Record};
 use tessera_core::keys::SigningAlgorithm;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, User};
@@ -152,8 +153,8 @@ impl Service {
             ip_address: client.ip_address.clone(),
             client_id: oauth_client.map(str::to_owned),
         };
-        let events = self.events(tenant.id, "session.created", || self.session_started(&session, method, now)).await?;
-        self.store.insert_session(&session, &hash_secret(&refresh), &events).await.map_err(store_err)?;
+        let records = self.session_started(&session, method, now).await?;
+        self.store.insert_session(&session, &hash_secret(&refresh), &records).await.map_err(store_err)?;
         let mut user = user;
         user.active_sessions += 1;
         self.tokens_for(tenant, user, session.id, refresh, session.client_id).await
@@ -284,8 +285,15 @@ impl Service {
             user.profile.display_name = display_name.or(user.profile.display_name);
             user.version += 1;
             user.updated_at = now;
+            let changed = ["is_anonymous", "primary_email", "username", "display_name"];
+            let mut records = self
+                .events(tenant_id, "user.updated", || self.user_event("user.updated", &user, Some(&changed[..]), now))
+                .await?;
+            let entry = Activity::new(tenant_id, user.id, "user.updated", By::User, now);
+            records.push(Record::Activity(entry.with_details(serde_json::json!({ "fields": changed }))));
             let mut write = UserWrite::new(&user, anon.user.version, now);
             write.password_hash = Some(&hash);
+            write.records = &records;
             self.store.update_user(write).await.map_err(store_err)?;
             user.has_password = true;
             return self.start_session(&tenant, user, client, SessionId::new(), None, "password").await;
@@ -297,15 +305,14 @@ impl Service {
         user.profile.display_name = display_name;
         user.has_password = true;
         let empty = serde_json::Map::new();
-        let events =
-            self.events(tenant_id, "user.created", || self.user_event("user.created", &user, None, now)).await?;
+        let records = self.user_created(&user, By::User, Some(client)).await?;
         self.store
             .insert_user(NewUser {
                 user: &user,
                 password_hash: Some(&hash),
                 secure_metadata: &empty,
                 new_image: None,
-                events: &events,
+                records: &records,
             })
             .await
             .map_err(store_err)?;
@@ -336,9 +343,15 @@ impl Service {
             None => (None, None),
         };
         let ok = self.hasher.verify(password, hash).await.map_err(DomainError::internal)?;
-        let Some(user) = user.filter(|_| ok) else {
-            self.limits.record(&account_key, ACCOUNT_WINDOW_SECONDS, now);
-            return Err(DomainError::Unauthenticated("invalid credentials"));
+        let user = match user {
+            Some(user) if ok => user,
+            found => {
+                self.limits.record(&account_key, ACCOUNT_WINDOW_SECONDS, now);
+                if let Some(user) = found {
+                    self.sign_in_failed(tenant_id, user.id, "password", client).await;
+                }
+                return Err(DomainError::Unauthenticated("invalid credentials"));
+            }
         };
         ensure_usable(&user, now)?;
         if user.totp_enabled {
@@ -381,12 +394,14 @@ impl Service {
             let hash = hash_secret(&crate::mfa::normalize_recovery_code(code));
             if !self.store.use_recovery_code(claims.sub, &hash, now).await.map_err(store_err)? {
                 self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
+                self.sign_in_failed(claims.tid, claims.sub, "recovery_code", client).await;
                 return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
             }
             return self.finish_sign_in(&tenant, user, client, "password+recovery_code").await;
         }
         let Some(step) = tessera_auth::totp::matching_step(&secret, code, now.timestamp()) else {
             self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
+            self.sign_in_failed(claims.tid, claims.sub, "totp", client).await;
             return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
         };
         if !self.store.accept_totp_step(claims.tid, claims.sub, step).await.map_err(store_err)? {
@@ -438,15 +453,14 @@ impl Service {
         let mut user = User::new(tenant_id, now);
         user.is_anonymous = true;
         let empty = serde_json::Map::new();
-        let events =
-            self.events(tenant_id, "user.created", || self.user_event("user.created", &user, None, now)).await?;
+        let records = self.user_created(&user, By::User, Some(client)).await?;
         self.store
             .insert_user(NewUser {
                 user: &user,
                 password_hash: None,
                 secure_metadata: &empty,
                 new_image: None,
-                events: &events,
+                records: &records,
             })
             .await
             .map_err(store_err)?;
@@ -502,11 +516,11 @@ impl Service {
         if let Some(s) = self.store.find_session_by_refresh(&hash_secret(token), now).await.map_err(store_err)?
             && s.tenant_id == tenant
         {
-            self.end_session(s.tenant_id, s.user_id, s.id).await?;
+            self.end_session(s.tenant_id, s.user_id, s.id, By::User).await?;
         } else if let Ok(c) = self.tokens.verify(token, now)
             && c.tid == tenant
         {
-            self.end_session(c.tid, c.sub, c.sid).await?;
+            self.end_session(c.tid, c.sub, c.sid, By::User).await?;
         }
         Ok(())
     }
@@ -540,13 +554,13 @@ impl Service {
 
     /// Ends the caller's session: its refresh token and access tokens stop working at once.
     pub async fn sign_out(&self, who: &Principal) -> Result<()> {
-        self.end_session(who.tenant_id(), who.user.id, who.session_id).await.map(drop)
+        self.end_session(who.tenant_id(), who.user.id, who.session_id, By::User).await.map(drop)
     }
 
-    /// Revokes a live session, with its `session.revoked`; false when it had already ended.
-    pub(crate) async fn end_session(&self, tenant: TenantId, user: UserId, id: SessionId) -> Result<bool> {
+    /// Revokes a live session, with its records; false when it had already ended.
+    pub(crate) async fn end_session(&self, tenant: TenantId, user: UserId, id: SessionId, by: By) -> Result<bool> {
         let now = self.now();
-        let events = self.events(tenant, "session.revoked", || self.session_revoked(tenant, user, id, now)).await?;
-        self.store.revoke_session(tenant, user, id, now, &events).await.map_err(store_err)
+        let records = self.session_ended(tenant, user, id, by, now).await?;
+        self.store.revoke_session(tenant, user, id, now, &records).await.map_err(store_err)
     }
 }

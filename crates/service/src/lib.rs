@@ -4,6 +4,7 @@
 //! This crate knows neither HTTP nor SQL: it speaks `tessera_core` types and `DomainError`, and
 //! reaches storage only through the `Store` trait.
 
+mod activity;
 pub mod hook;
 mod identity;
 pub mod limits;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tessera_auth::{KeyRing, PasswordHasher, TokenVerifier};
+use tessera_core::events::By;
 use tessera_core::keys::SigningAlgorithm;
 use tessera_core::policy::PolicyEngine;
 use tessera_core::tenant::Tenant;
@@ -26,6 +28,7 @@ use tessera_core::user::User;
 use tessera_core::{Clock, DomainError, SessionId, TenantId};
 use tessera_store::{Store, StoreError, constraints};
 
+pub use activity::MAX_PAGE as MAX_ACTIVITY_PAGE;
 pub use identity::{ClientInfo, Introspection, SignUp, Tokens};
 pub use me::{Export, UpdateOptions};
 pub use mfa::TotpEnrolment;
@@ -282,10 +285,7 @@ impl Service {
         let mut total = 0;
         loop {
             let now = self.now();
-            let erased = |tenant, user: tessera_core::UserId| {
-                let data = serde_json::json!({"user": {"id": user}, "erased": true}).to_string();
-                tessera_core::events::Event::new(tenant, "user.deleted", data, now)
-            };
+            let erased = |tenant, user| crate::webhooks::erasure(tenant, user, By::System, now);
             let purged = self.store.purge_due_users(now, 500, &erased).await.map_err(store_err)?;
             for (tenant, user) in &purged {
                 tracing::info!(%tenant, %user, "account erased after its deletion grace period");

@@ -2,7 +2,8 @@
 //! user's own operations (deletion, password, sessions, teams, export).
 
 use chrono::Duration;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use tessera_core::events::{Activity, By, Record};
 use tessera_core::patch::{Field, Limits, UserPatch};
 use tessera_core::policy::{self, Actor, UpdateContext};
 use tessera_core::user::{Session, Team, User};
@@ -59,7 +60,7 @@ enum Target<'u> {
 
 /// Who makes a change: the actor, and for a user's own change, the session it is made through.
 #[derive(Clone, Copy)]
-struct By {
+struct Caller {
     actor: Actor,
     session: Option<SessionId>,
 }
@@ -108,13 +109,22 @@ async fn back_off(attempt: usize) {
 }
 
 /// What a lifecycle write changes beside the user row.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Extras<'e> {
     pub password_hash: Option<&'e str>,
+    /// Every session ends but the one named: each with its `session.revoked`.
     pub revoke_sessions: Option<RevokeSessions>,
     pub totp_secret: Option<Option<&'e str>>,
-    /// The event the change is, written with it.
+    /// The event the change is, written with it, and its activity entry.
     pub event: Option<&'static str>,
+    /// Who makes the change, as the activity trail says it.
+    pub by: By,
+}
+
+impl Default for Extras<'_> {
+    fn default() -> Self {
+        Self { password_hash: None, revoke_sessions: None, totp_secret: None, event: None, by: By::User }
+    }
 }
 
 impl Service {
@@ -128,7 +138,7 @@ impl Service {
         body: &Map<String, Value>,
         opts: &UpdateOptions,
     ) -> Result<User> {
-        self.update(By { actor: Actor::Server, session: None }, tenant_id, user_id, None, body, opts).await
+        self.update(Caller { actor: Actor::Server, session: None }, tenant_id, user_id, None, body, opts).await
     }
 
     /// The signed-in user changes their own account: the one entry point of every surface's
@@ -137,13 +147,13 @@ impl Service {
     /// versioned write still catches any change in between, and on SQLite the written user is
     /// kept for the session's next read.
     pub async fn update_me(&self, who: &Principal, body: &Map<String, Value>, opts: &UpdateOptions) -> Result<User> {
-        let by = By { actor: Actor::SelfService, session: Some(who.session_id) };
+        let by = Caller { actor: Actor::SelfService, session: Some(who.session_id) };
         self.update(by, who.tenant_id(), who.user.id, Some(&who.user), body, opts).await
     }
 
     async fn update(
         &self,
-        by: By,
+        by: Caller,
         tenant_id: TenantId,
         user_id: UserId,
         mut known: Option<&User>,
@@ -194,7 +204,7 @@ impl Service {
 
     async fn apply_patch(
         &self,
-        by: By,
+        by: Caller,
         tenant_id: TenantId,
         target: Target<'_>,
         patch: UserPatch,
@@ -234,9 +244,11 @@ impl Service {
         let applied = patch.apply(&mut user);
         user.version = current.version + 1;
         user.updated_at = now;
-        let events = self
+        let mut records = self
             .events(tenant_id, "user.updated", || self.user_event("user.updated", &user, Some(&changed), now))
             .await?;
+        let entry = Activity::new(tenant_id, user.id, "user.updated", by.actor.into(), now);
+        records.push(Record::Activity(entry.with_details(json!({ "fields": changed }))));
         let empty = Map::new();
         let secure = match &applied.secure_metadata {
             Field::Absent => None,
@@ -247,7 +259,7 @@ impl Service {
         write.secure_metadata = secure;
         write.require_membership = require_membership;
         write.through_session = by.session;
-        write.events = &events;
+        write.records = &records;
         write.new_image = applied.new_image.as_ref().map(|img| ImageBlob {
             hash: img.hash_str(),
             content_type: img.kind.content_type(),
@@ -283,15 +295,29 @@ impl Service {
             change(&mut user)?;
             user.version = current.version + 1;
             user.updated_at = now;
-            let events = match extras.event {
-                Some(kind) => self.events(tenant_id, kind, || self.user_event(kind, &user, None, now)).await?,
+            let mut records = match extras.event {
+                Some(kind) => {
+                    let mut records = self.events(tenant_id, kind, || self.user_event(kind, &user, None, now)).await?;
+                    records.push(Record::Activity(Activity::new(tenant_id, id, kind, extras.by, now)));
+                    records
+                }
                 None => Vec::new(),
             };
+            // The sessions the write ends, each with its records; the write itself checks that
+            // no other one started meanwhile.
+            let ending = match extras.revoke_sessions {
+                Some(r) => self.live_sessions_but(tenant_id, id, r.except, now).await?,
+                None => Vec::new(),
+            };
+            for &session in &ending {
+                records.extend(self.session_ended(tenant_id, id, session, extras.by, now).await?);
+            }
             let mut write = UserWrite::new(&user, current.version, now);
             write.password_hash = extras.password_hash;
             write.revoke_sessions = extras.revoke_sessions;
+            write.ending_sessions = &ending;
             write.totp_secret = extras.totp_secret;
-            write.events = &events;
+            write.records = &records;
             match self.store.update_user(write).await {
                 Ok(()) => return Ok(user),
                 Err(tessera_store::StoreError::Stale) => continue,
@@ -380,7 +406,13 @@ impl Service {
 
     /// Turns TOTP on with `secret` (raw bytes), or off with `None`. From then on sign-in asks
     /// for a code. The secret is stored, never returned.
-    pub async fn set_totp_secret(&self, tenant_id: TenantId, user_id: UserId, secret: Option<&[u8]>) -> Result<User> {
+    pub async fn set_totp_secret(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+        secret: Option<&[u8]>,
+        by: By,
+    ) -> Result<User> {
         use base64::Engine;
         if let Some(s) = secret
             && s.len() < tessera_auth::totp::MIN_SECRET_BYTES
@@ -390,7 +422,7 @@ impl Service {
         let encoded = secret.map(|s| base64::engine::general_purpose::STANDARD.encode(s));
         let on = secret.is_some();
         let event = if on { "user.mfa_enabled" } else { "user.mfa_disabled" };
-        let extras = Extras { totp_secret: Some(encoded.as_deref()), event: Some(event), ..Extras::default() };
+        let extras = Extras { totp_secret: Some(encoded.as_deref()), event: Some(event), by, ..Extras::default() };
         self.modify_user(
             tenant_id,
             user_id,
@@ -408,7 +440,7 @@ impl Service {
     }
 
     pub async fn revoke_my_session(&self, who: &Principal, id: SessionId) -> Result<()> {
-        if self.end_session(who.tenant_id(), who.user.id, id).await? {
+        if self.end_session(who.tenant_id(), who.user.id, id, By::User).await? {
             Ok(())
         } else {
             Err(DomainError::NotFound("session"))

@@ -131,7 +131,7 @@ impl Service {
             }
             (None, None) => return Err(DomainError::field("code", "required", "give a code or the password")),
         }
-        self.set_totp_secret(who.tenant_id(), who.user.id, None).await?;
+        self.set_totp_secret(who.tenant_id(), who.user.id, None, tessera_core::events::By::User).await?;
         self.store.replace_recovery_codes(who.user.id, &[]).await.map_err(store_err)
     }
 

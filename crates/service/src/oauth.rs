@@ -259,12 +259,16 @@ impl Service {
         let client_secret = (!client.is_public).then(|| random_token("tsr_cs_", 32));
         let secret_hash = client_secret.as_deref().map(hash_secret);
         let empty = Map::new();
+        let records = match &user {
+            Some(u) => self.user_created(u, tessera_core::events::By::Server, None).await?,
+            None => Vec::new(),
+        };
         let new_user = user.as_ref().map(|u| NewUser {
             user: u,
             password_hash: None,
             secure_metadata: &empty,
             new_image: None,
-            events: &[],
+            records: &records,
         });
         self.store.insert_oauth_client(&client, secret_hash.as_deref(), new_user).await.map_err(store_err)?;
         Ok(CreatedOAuthClient { client, client_secret, user })

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tessera_auth::secret::{hash_secret, random_token};
-use tessera_core::events::Event;
+use tessera_core::events::{By, Event};
 use tessera_core::oauth::{GrantType, OAuthClient};
 use tessera_core::patch::{Limits, UserPatch};
 use tessera_core::tenant::{Tenant, TenantSettings};
@@ -171,15 +171,14 @@ impl Service {
             content_type: i.kind.content_type(),
             bytes: &i.bytes,
         });
-        let events =
-            self.events(tenant_id, "user.created", || self.user_event("user.created", &user, None, now)).await?;
+        let records = self.user_created(&user, By::Server, None).await?;
         self.store
             .insert_user(NewUser {
                 user: &user,
                 password_hash: hash.as_deref(),
                 secure_metadata: &secure,
                 new_image: image,
-                events: &events,
+                records: &records,
             })
             .await
             .map_err(store_err)?;
@@ -221,10 +220,8 @@ impl Service {
     /// Erases a user now (the server's decision; no grace period).
     pub async fn delete_user(&self, tenant_id: TenantId, id: UserId) -> Result<()> {
         let now = self.now();
-        let data = || json!({"user": {"id": id}, "erased": true}).to_string();
-        let events =
-            self.events(tenant_id, "user.deleted", || Event::new(tenant_id, "user.deleted", data(), now)).await?;
-        if self.store.delete_user(tenant_id, id, &events).await.map_err(store_err)? {
+        let records = crate::webhooks::erasure(tenant_id, id, By::Server, now);
+        if self.store.delete_user(tenant_id, id, &records).await.map_err(store_err)? {
             self.store.delete_unreferenced_images().await.map_err(store_err)?;
             Ok(())
         } else {
@@ -255,7 +252,7 @@ impl Service {
                 u.suspensions.push(added.clone());
                 Ok(())
             },
-            Extras { event: Some("user.suspended"), ..Extras::default() },
+            Extras { event: Some("user.suspended"), by: By::Server, ..Extras::default() },
         )
         .await?;
         Ok(suspension)
@@ -275,7 +272,7 @@ impl Service {
                 }
                 Ok(())
             },
-            Extras { event: Some("user.unsuspended"), ..Extras::default() },
+            Extras { event: Some("user.unsuspended"), by: By::Server, ..Extras::default() },
         )
         .await
     }

@@ -8,13 +8,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use tessera_core::events::{Delivery, DeliveryStatus, DueDelivery, EVENT_TYPES, Event, WebhookEndpoint};
+use tessera_core::events::{
+    Activity, By, Delivery, DeliveryStatus, DueDelivery, EVENT_TYPES, Event, Record, WebhookEndpoint,
+};
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{DomainError, FieldError, SessionId, TenantId, UserId};
 use tessera_store::Attempted;
 use uuid::Uuid;
 
-use crate::{Result, Service, store_err};
+use crate::{ClientInfo, Result, Service, store_err};
 
 /// Renders a user as the server sees it, as JSON text, for event payloads: the binary passes
 /// the API's own server view, so that an event shows a user exactly as `GET /v1/users/{id}`
@@ -78,7 +80,7 @@ impl Round {
 }
 
 impl Service {
-    /// `make()`, as the events of a write, if an endpoint of the tenant may want `kind`; none
+    /// `make()`, as the records of a write, if an endpoint of the tenant may want `kind`; none
     /// otherwise, so that a write nobody listens to costs nothing more. The write's own
     /// transaction still decides which endpoints get it.
     pub(crate) async fn events<F: FnOnce() -> Event>(
@@ -86,7 +88,7 @@ impl Service {
         tenant: TenantId,
         kind: &str,
         make: F,
-    ) -> Result<Vec<Event>> {
+    ) -> Result<Vec<Record>> {
         let store = std::sync::Arc::clone(&self.store);
         let listeners = self
             .listeners
@@ -102,7 +104,7 @@ impl Service {
             })
             .await
             .map_err(|e| crate::unshared(&e))?;
-        Ok(if listeners.want(kind) { vec![make()] } else { Vec::new() })
+        Ok(if listeners.want(kind) { vec![Record::Event(make())] } else { Vec::new() })
     }
 
     /// The event `kind` about `user`, for the caller to write with the change:
@@ -123,25 +125,73 @@ impl Service {
         Event::new(user.tenant_id, kind, data, now)
     }
 
+    /// The records of a user just created by `by` (from `client`, when it signed itself up):
+    /// its `user.created` and the first entry of its trail.
+    pub(crate) async fn user_created(&self, user: &User, by: By, client: Option<&ClientInfo>) -> Result<Vec<Record>> {
+        let now = user.created_at;
+        let mut records =
+            self.events(user.tenant_id, "user.created", || self.user_event("user.created", user, None, now)).await?;
+        let entry = Activity::new(user.tenant_id, user.id, "user.created", by, now)
+            .with_details(json!({"anonymous": user.is_anonymous}))
+            .from_client(client.and_then(|c| c.ip_address.as_deref()), client.and_then(|c| c.user_agent.as_deref()));
+        records.push(Record::Activity(entry));
+        Ok(records)
+    }
+
     /// An event about a team, with the team as stored (what the server API shows).
     pub(crate) fn team_event(&self, kind: &'static str, team: &Team) -> Event {
         let data = json!({ "team": serde_json::to_value(team).unwrap_or_default() });
         Event::new(team.tenant_id, kind, data.to_string(), self.now())
     }
 
-    /// `session.created` for a session just started by `method` (`password`, `anonymous`,
-    /// `authorization_code`, …).
-    pub(crate) fn session_started(&self, s: &Session, method: &str, now: DateTime<Utc>) -> Event {
-        let session = json!({
-            "id": s.id, "user_id": s.user_id, "method": method, "client_id": s.client_id,
-            "ip_address": s.ip_address, "user_agent": s.user_agent, "created_at": s.created_at, "expires_at": s.expires_at,
-        });
-        Event::new(s.tenant_id, "session.created", json!({ "session": session }).to_string(), now)
+    /// The records of a session just started by `method` (`password`, `anonymous`,
+    /// `authorization_code`, …): its `session.created`, and the sign-in in the user's trail.
+    pub(crate) async fn session_started(&self, s: &Session, method: &str, now: DateTime<Utc>) -> Result<Vec<Record>> {
+        let mut records = self
+            .events(s.tenant_id, "session.created", || {
+                let session = json!({
+                    "id": s.id, "user_id": s.user_id, "method": method, "client_id": s.client_id,
+                    "ip_address": s.ip_address, "user_agent": s.user_agent, "created_at": s.created_at,
+                    "expires_at": s.expires_at,
+                });
+                Event::new(s.tenant_id, "session.created", json!({ "session": session }).to_string(), now)
+            })
+            .await?;
+        let entry = Activity::new(s.tenant_id, s.user_id, "session.created", By::User, now)
+            .with_details(json!({"session_id": s.id, "method": method, "client_id": s.client_id}))
+            .from_client(s.ip_address.as_deref(), s.user_agent.as_deref());
+        records.push(Record::Activity(entry));
+        Ok(records)
     }
 
-    /// `session.revoked`.
-    pub(crate) fn session_revoked(&self, tenant: TenantId, user: UserId, id: SessionId, now: DateTime<Utc>) -> Event {
-        Event::new(tenant, "session.revoked", json!({"session": {"id": id, "user_id": user}}).to_string(), now)
+    /// The records of a session ended by `by`: its `session.revoked`, and the entry in the
+    /// user's trail.
+    pub(crate) async fn session_ended(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: SessionId,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Record>> {
+        let data = || json!({"session": {"id": id, "user_id": user}}).to_string();
+        let mut records =
+            self.events(tenant, "session.revoked", || Event::new(tenant, "session.revoked", data(), now)).await?;
+        let entry = Activity::new(tenant, user, "session.revoked", by, now).with_details(json!({"session_id": id}));
+        records.push(Record::Activity(entry));
+        Ok(records)
+    }
+
+    /// The user's live sessions but `except`: those a revocation of them all ends.
+    pub(crate) async fn live_sessions_but(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        except: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionId>> {
+        let live = self.store.list_sessions(tenant, user, now).await.map_err(store_err)?;
+        Ok(live.into_iter().map(|s| s.id).filter(|id| Some(*id) != except).collect())
     }
 
     pub async fn create_webhook(&self, tenant_id: TenantId, body: &Map<String, Value>) -> Result<WebhookEndpoint> {
@@ -369,6 +419,15 @@ fn with_jitter(seconds: u64) -> i64 {
 }
 
 /// `whsec_` and 24 random bytes in base64, as Standard Webhooks' secrets look.
+/// The records of an erasure by `by`: `user.deleted` with `erased: true` (for any endpoint that
+/// wants it: the write decides, as erasures are rare), and the one entry of the user's trail
+/// that outlives it.
+pub(crate) fn erasure(tenant: TenantId, user: UserId, by: By, now: DateTime<Utc>) -> Vec<Record> {
+    let data = json!({"user": {"id": user}, "erased": true}).to_string();
+    let entry = Activity::new(tenant, user, "user.deleted", by, now).with_details(json!({"erased": true}));
+    vec![Record::Event(Event::new(tenant, "user.deleted", data, now)), Record::Activity(entry)]
+}
+
 fn new_secret() -> String {
     let mut key = [0u8; 24];
     tessera_auth::secret::fill_random(&mut key);

@@ -7,11 +7,12 @@
 
 use chrono::{DateTime, Utc};
 use tessera_core::TenantId;
-use tessera_core::events::{Delivery, DeliveryStatus, DueDelivery, Event, StoredEvent};
+use tessera_core::events::{Delivery, DeliveryStatus, DueDelivery, Event, Record, StoredEvent};
 use uuid::Uuid;
 
+use crate::activity;
 use crate::db::Db;
-use crate::sql::{Columns, OnNone, Param, Step, Touch, from_ms, ms, parse_id, parse_json};
+use crate::sql::{Columns, OnNone, Param, Step, Steps, Touch, from_ms, ms, parse_id, parse_json};
 use crate::webhooks::{ENDPOINT_COLUMNS, endpoint_from};
 use crate::{Result, StoreError};
 
@@ -58,22 +59,24 @@ pub(crate) fn insert_steps(e: &Event) -> [Step; 2] {
     [Step::execute(INSERT_EVENT_SQL, event), Step::execute(INSERT_DELIVERIES_SQL, deliveries)]
 }
 
-/// The steps of every event in `events`.
-pub(crate) fn steps(events: &[Event]) -> impl Iterator<Item = Step> + '_ {
-    events.iter().flat_map(insert_steps)
+/// The steps of every record in `records`: two for an event, one for an activity entry.
+pub(crate) fn steps(records: &[Record]) -> impl Iterator<Item = Step> + '_ {
+    records.iter().flat_map(|r| match r {
+        Record::Event(e) => Vec::from(insert_steps(e)),
+        Record::Activity(a) => vec![activity::insert_step(a)],
+    })
 }
 
-/// One change that touches `touches`, with its events, only if it changes a row: whether it
-/// did (a session already revoked, a user already erased: no change, no event).
-pub(crate) async fn change_with(
-    db: &Db,
-    touches: Touch,
-    sql: &'static str,
-    params: Vec<Param>,
-    events: &[Event],
-) -> Result<bool> {
-    let change = Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound));
-    match db.group_write(touches, None, std::iter::once(change).chain(steps(events)).collect()).await {
+/// A change `change_with` writes only if it changes a row.
+pub(crate) fn must_change(sql: &'static str, params: Vec<Param>) -> Step {
+    Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound))
+}
+
+/// One change that touches `touches` (`change`, its first step a `must_change`, and what goes
+/// with it), with its records, only if it changes a row: whether it did (a session already
+/// revoked, a user already erased: no change, no record).
+pub(crate) async fn change_with(db: &Db, touches: Touch, change: Steps, records: &[Record]) -> Result<bool> {
+    match db.group_write(touches, None, change.into_iter().chain(steps(records)).collect()).await {
         Ok(()) => Ok(true),
         Err(StoreError::NotFound) => Ok(false),
         Err(e) => Err(e),

@@ -11,6 +11,7 @@
 //! `StoreError::Conflict`), optimistic concurrency (`version` checked in the `UPDATE` itself) and
 //! transactions: every multi-step write is one transaction.
 
+mod activity;
 mod db;
 mod events;
 mod images;
@@ -34,7 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tessera_core::events::{Delivery, DueDelivery, Event, WebhookEndpoint};
+use tessera_core::events::{Activity, ActivityFilter, Delivery, DueDelivery, Record, WebhookEndpoint};
 pub use tessera_core::keys::SigningKeyRecord;
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::Tenant;
@@ -139,6 +140,9 @@ pub struct UserWrite<'a> {
     /// Checked inside the transaction: the user must be a member of this team.
     pub require_membership: Option<TeamId>,
     pub revoke_sessions: Option<RevokeSessions>,
+    /// With `revoke_sessions`: the live sessions it ends, as the caller listed them (and wrote
+    /// their records). The write is `Stale` if others are live.
+    pub ending_sessions: &'a [SessionId],
     /// `Some(Some(secret))` sets the TOTP secret (base64) and forgets the last used step;
     /// `Some(None)` removes it.
     pub totp_secret: Option<Option<&'a str>>,
@@ -148,7 +152,7 @@ pub struct UserWrite<'a> {
     /// rather than read it again on the session's next request.
     pub through_session: Option<SessionId>,
     /// Written in the same transaction (the outbox): they exist if and only if the write does.
-    pub events: &'a [Event],
+    pub records: &'a [Record],
 }
 
 impl<'a> UserWrite<'a> {
@@ -161,10 +165,11 @@ impl<'a> UserWrite<'a> {
             new_image: None,
             require_membership: None,
             revoke_sessions: None,
+            ending_sessions: &[],
             totp_secret: None,
             now,
             through_session: None,
-            events: &[],
+            records: &[],
         }
     }
 }
@@ -176,7 +181,7 @@ pub struct NewUser<'a> {
     pub secure_metadata: &'a Map<String, Value>,
     pub new_image: Option<ImageBlob<'a>>,
     /// Written in the same transaction (the outbox).
-    pub events: &'a [Event],
+    pub records: &'a [Record],
 }
 
 /// Filters for the server's user listing; each set field narrows it.
@@ -299,55 +304,56 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_recovery_codes(&self, user: UserId, hashes: &[String]) -> Result<()>;
     /// Uses a recovery code once: `false` if it is unknown or already used.
     async fn use_recovery_code(&self, user: UserId, hash: &str, now: DateTime<Utc>) -> Result<bool>;
-    /// Erases a user now, with its events (`user.deleted`) only if it existed.
-    async fn delete_user(&self, tenant: TenantId, id: UserId, events: &[Event]) -> Result<bool>;
+    /// Erases a user now (its activity entries with it), with its records (`user.deleted`) only if
+    /// it existed.
+    async fn delete_user(&self, tenant: TenantId, id: UserId, records: &[Record]) -> Result<bool>;
     async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>>;
-    /// Erases up to `limit` users whose deletion is due at `now`, each with the event
-    /// `erased` makes for it; returns who was erased.
+    /// Erases up to `limit` users whose deletion is due at `now` (their activity entries with
+    /// them), each with the records `erased` makes for it; returns who was erased.
     async fn purge_due_users(
         &self,
         now: DateTime<Utc>,
         limit: u32,
-        erased: &(dyn Fn(TenantId, UserId) -> Event + Send + Sync),
+        erased: &(dyn Fn(TenantId, UserId) -> Vec<Record> + Send + Sync),
     ) -> Result<Vec<(TenantId, UserId)>>;
 
     async fn find_image(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>>;
     /// Deletes stored images no user refers to any more.
     async fn delete_unreferenced_images(&self) -> Result<u64>;
 
-    /// Starts a session, with its events (`session.created`) in the same transaction.
-    async fn insert_session(&self, session: &Session, refresh_hash: &str, events: &[Event]) -> Result<()>;
+    /// Starts a session, with its records (`session.created`) in the same transaction.
+    async fn insert_session(&self, session: &Session, refresh_hash: &str, records: &[Record]) -> Result<()>;
     async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation>;
     /// The live session a refresh token belongs to, without using the token up.
     async fn find_session_by_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
     /// The live session of a refresh token that can still be used (not yet rotated away).
     async fn find_session_by_unused_refresh(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
     async fn list_sessions(&self, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>>;
-    /// Ends a live session, with its events (`session.revoked`) only if it was live.
+    /// Ends a live session, with its records (`session.revoked`) only if it was live.
     async fn revoke_session(
         &self,
         tenant: TenantId,
         user: UserId,
         id: SessionId,
         now: DateTime<Utc>,
-        events: &[Event],
+        records: &[Record],
     ) -> Result<bool>;
 
-    // Each team write takes the events it is, written in its transaction only when it changed
+    // Each team write takes the records it is, written in its transaction only when it changed
     // something (a member added twice, a team already gone: no event).
-    async fn insert_team(&self, team: &Team, events: &[Event]) -> Result<()>;
+    async fn insert_team(&self, team: &Team, records: &[Record]) -> Result<()>;
     async fn find_team(&self, tenant: TenantId, id: TeamId) -> Result<Option<Team>>;
     async fn list_teams(&self, tenant: TenantId) -> Result<Vec<Team>>;
-    async fn update_team(&self, team: &Team, events: &[Event]) -> Result<()>;
+    async fn update_team(&self, team: &Team, records: &[Record]) -> Result<()>;
     /// Deletes the team, its memberships, and clears it as anyone's selected team.
-    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>, events: &[Event]) -> Result<bool>;
+    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>, records: &[Record]) -> Result<bool>;
     async fn add_member(
         &self,
         tenant: TenantId,
         team: TeamId,
         user: UserId,
         now: DateTime<Utc>,
-        events: &[Event],
+        records: &[Record],
     ) -> Result<()>;
     /// Removes the membership and clears the team as the user's selected team.
     async fn remove_member(
@@ -356,7 +362,7 @@ pub trait Store: Send + Sync + 'static {
         team: TeamId,
         user: UserId,
         now: DateTime<Utc>,
-        events: &[Event],
+        records: &[Record],
     ) -> Result<bool>;
     async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>>;
     async fn list_team_members(&self, tenant: TenantId, team: TeamId) -> Result<Vec<UserId>>;
@@ -386,4 +392,11 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets delivered events older than `before`.
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64>;
     async fn oldest_undelivered_event(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// An activity entry that records no change of its own: a failed sign-in.
+    async fn insert_activity(&self, entry: &Activity) -> Result<()>;
+    /// A tenant's activity entries, newest first, as `filter` narrows them.
+    async fn list_activity(&self, tenant: TenantId, filter: &ActivityFilter) -> Result<Vec<Activity>>;
+    /// Forgets a tenant's activity entries made before `before`.
+    async fn purge_activity(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64>;
 }

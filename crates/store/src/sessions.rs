@@ -3,13 +3,13 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use tessera_core::events::Event;
+use tessera_core::events::Record;
 use tessera_core::user::Session;
 use tessera_core::{SessionId, TenantId, UserId};
 
 use crate::db::Db;
 use crate::sql::{Columns, Param, Step, Touch, from_ms, ms, parse_id};
-use crate::{Result, Rotation, events};
+use crate::{Result, Rotation, StoreError, events};
 
 const SESSION_COLUMNS: &str =
     "id, tenant_id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, user_agent, ip_address, client_id";
@@ -64,13 +64,30 @@ fn session_from(r: &dyn Columns) -> Result<Session> {
     })
 }
 
-/// Revokes every live session of `user` but `except`, as a step of a user write.
-pub(crate) fn revoke_all_step(user: UserId, now: DateTime<Utc>, except: Option<SessionId>) -> Step {
-    let params = vec![Param::text(user), Param::time(now), Param::Text(except.map(|s| s.to_string()))];
-    Step::execute(REVOKE_ALL_SQL, params)
+/// Whether the live sessions of `$1` but `$3` at `$2` are all in the list `$4` (their ids,
+/// comma-separated).
+const ONLY_LISTED_LIVE_SQL: &str = "SELECT 1 AS ok WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE user_id = $1 \
+     AND revoked_at IS NULL AND expires_at > $2 AND ($3 IS NULL OR id <> $3) AND $4 NOT LIKE '%' || id || '%')";
+
+/// Revokes every live session of `user` but `except`, as steps of a user write, after checking
+/// that the live ones are those in `ending` (the caller listed them and wrote their records):
+/// a session started meanwhile makes the write `Stale`, to be listed again.
+pub(crate) fn revoke_all_steps(
+    user: UserId,
+    now: DateTime<Utc>,
+    except: Option<SessionId>,
+    ending: &[SessionId],
+) -> [Step; 2] {
+    let except = Param::Text(except.map(|s| s.to_string()));
+    let listed = ending.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let check = vec![Param::text(user), Param::time(now), except.clone(), Param::Text(Some(listed))];
+    [
+        Step::require(ONLY_LISTED_LIVE_SQL, check, || StoreError::Stale),
+        Step::execute(REVOKE_ALL_SQL, vec![Param::text(user), Param::time(now), except]),
+    ]
 }
 
-pub(crate) async fn insert(db: &Db, s: &Session, refresh_hash: &str, events: &[Event]) -> Result<()> {
+pub(crate) async fn insert(db: &Db, s: &Session, refresh_hash: &str, records: &[Record]) -> Result<()> {
     use Param::{Int, Text};
     let session = vec![
         Param::text(s.id),
@@ -86,7 +103,7 @@ pub(crate) async fn insert(db: &Db, s: &Session, refresh_hash: &str, events: &[E
     ];
     let refresh = vec![Param::text(refresh_hash), Param::text(s.id), Param::time(s.created_at)];
     let mut steps = vec![Step::execute(INSERT_SESSION_SQL, session), Step::execute(INSERT_REFRESH_TOKEN_SQL, refresh)];
-    steps.extend(events::steps(events));
+    steps.extend(events::steps(records));
     // The user's `active_sessions` grows.
     db.group_write(Touch::User(s.user_id), None, steps).await
 }
@@ -155,10 +172,10 @@ pub(crate) async fn revoke(
     user: UserId,
     id: SessionId,
     now: DateTime<Utc>,
-    events: &[Event],
+    records: &[Record],
 ) -> Result<bool> {
     let params = vec![Param::text(tenant), Param::text(user), Param::text(id), Param::time(now)];
     let sql =
         "UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL";
-    events::change_with(db, Touch::User(user), sql, params, events).await
+    events::change_with(db, Touch::User(user), vec![events::must_change(sql, params)], records).await
 }

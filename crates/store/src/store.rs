@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tessera_core::events::{Delivery, DueDelivery, Event, WebhookEndpoint};
+use tessera_core::events::{Activity, ActivityFilter, Delivery, DueDelivery, Record, WebhookEndpoint};
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
@@ -16,8 +16,8 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::{
     Attempted, Backend, ConnectOptions, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store,
-    UserCredentials, UserFilter, UserWrite, events, images, instance, keys, mfa, oauth, postgres, sessions, sqlite,
-    teams, tenants, users, webhooks,
+    UserCredentials, UserFilter, UserWrite, activity, events, images, instance, keys, mfa, oauth, postgres, sessions,
+    sqlite, teams, tenants, users, webhooks,
 };
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
@@ -196,8 +196,8 @@ impl Store for SqlStore {
         mfa::use_recovery_code(&self.db, user, hash, now).await
     }
 
-    async fn delete_user(&self, tenant: TenantId, id: UserId, events: &[Event]) -> Result<bool> {
-        users::delete(&self.db, tenant, id, events).await
+    async fn delete_user(&self, tenant: TenantId, id: UserId, records: &[Record]) -> Result<bool> {
+        users::delete(&self.db, tenant, id, records).await
     }
 
     async fn list_users(&self, tenant: TenantId, filter: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {
@@ -208,7 +208,7 @@ impl Store for SqlStore {
         &self,
         now: DateTime<Utc>,
         limit: u32,
-        erased: &(dyn Fn(TenantId, UserId) -> Event + Send + Sync),
+        erased: &(dyn Fn(TenantId, UserId) -> Vec<Record> + Send + Sync),
     ) -> Result<Vec<(TenantId, UserId)>> {
         users::purge_due(&self.db, now, limit, erased).await
     }
@@ -221,8 +221,8 @@ impl Store for SqlStore {
         images::delete_unreferenced(&self.db).await
     }
 
-    async fn insert_session(&self, session: &Session, refresh_hash: &str, events: &[Event]) -> Result<()> {
-        sessions::insert(&self.db, session, refresh_hash, events).await
+    async fn insert_session(&self, session: &Session, refresh_hash: &str, records: &[Record]) -> Result<()> {
+        sessions::insert(&self.db, session, refresh_hash, records).await
     }
 
     async fn rotate_refresh_token(&self, old_hash: &str, new_hash: &str, now: DateTime<Utc>) -> Result<Rotation> {
@@ -247,13 +247,13 @@ impl Store for SqlStore {
         user: UserId,
         id: SessionId,
         now: DateTime<Utc>,
-        events: &[Event],
+        records: &[Record],
     ) -> Result<bool> {
-        sessions::revoke(&self.db, tenant, user, id, now, events).await
+        sessions::revoke(&self.db, tenant, user, id, now, records).await
     }
 
-    async fn insert_team(&self, team: &Team, events: &[Event]) -> Result<()> {
-        teams::insert(&self.db, team, events).await
+    async fn insert_team(&self, team: &Team, records: &[Record]) -> Result<()> {
+        teams::insert(&self.db, team, records).await
     }
 
     async fn find_team(&self, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
@@ -264,12 +264,12 @@ impl Store for SqlStore {
         teams::list(&self.db, tenant).await
     }
 
-    async fn update_team(&self, team: &Team, events: &[Event]) -> Result<()> {
-        teams::update(&self.db, team, events).await
+    async fn update_team(&self, team: &Team, records: &[Record]) -> Result<()> {
+        teams::update(&self.db, team, records).await
     }
 
-    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>, events: &[Event]) -> Result<bool> {
-        teams::delete(&self.db, tenant, id, now, events).await
+    async fn delete_team(&self, tenant: TenantId, id: TeamId, now: DateTime<Utc>, records: &[Record]) -> Result<bool> {
+        teams::delete(&self.db, tenant, id, now, records).await
     }
 
     async fn add_member(
@@ -278,9 +278,9 @@ impl Store for SqlStore {
         team: TeamId,
         user: UserId,
         now: DateTime<Utc>,
-        events: &[Event],
+        records: &[Record],
     ) -> Result<()> {
-        teams::add_member(&self.db, tenant, team, user, now, events).await
+        teams::add_member(&self.db, tenant, team, user, now, records).await
     }
 
     async fn remove_member(
@@ -289,9 +289,9 @@ impl Store for SqlStore {
         team: TeamId,
         user: UserId,
         now: DateTime<Utc>,
-        events: &[Event],
+        records: &[Record],
     ) -> Result<bool> {
-        teams::remove_member(&self.db, tenant, team, user, now, events).await
+        teams::remove_member(&self.db, tenant, team, user, now, records).await
     }
 
     async fn list_user_teams(&self, tenant: TenantId, user: UserId) -> Result<Vec<Team>> {
@@ -355,5 +355,17 @@ impl Store for SqlStore {
 
     async fn oldest_undelivered_event(&self) -> Result<Option<DateTime<Utc>>> {
         events::oldest_undelivered(&self.db).await
+    }
+
+    async fn insert_activity(&self, entry: &Activity) -> Result<()> {
+        activity::insert(&self.db, entry).await
+    }
+
+    async fn list_activity(&self, tenant: TenantId, filter: &ActivityFilter) -> Result<Vec<Activity>> {
+        activity::list(&self.db, tenant, filter).await
+    }
+
+    async fn purge_activity(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64> {
+        activity::purge(&self.db, tenant, before).await
     }
 }

@@ -1,7 +1,7 @@
 //! Teams and their memberships.
 
 use chrono::{DateTime, Utc};
-use tessera_core::events::Event;
+use tessera_core::events::Record;
 use tessera_core::user::Team;
 use tessera_core::{TeamId, TenantId, UserId};
 
@@ -14,7 +14,7 @@ fn team_from(r: &dyn Columns) -> Result<Team> {
     parse_json(&r.text("doc")?)
 }
 
-pub(crate) async fn insert(db: &Db, team: &Team, events: &[Event]) -> Result<()> {
+pub(crate) async fn insert(db: &Db, team: &Team, records: &[Record]) -> Result<()> {
     let sql = "INSERT INTO teams (id, tenant_id, doc, created_at) VALUES ($1, $2, $3, $4)";
     let params = vec![
         Param::text(team.id),
@@ -22,17 +22,17 @@ pub(crate) async fn insert(db: &Db, team: &Team, events: &[Event]) -> Result<()>
         Param::Text(Some(json(team)?)),
         Param::time(team.created_at),
     ];
-    db.transaction(with_events(Step::execute(sql, params), events)).await
+    db.transaction(with_events(Step::execute(sql, params), records)).await
 }
 
 /// A step and the events it is, for one transaction.
-fn with_events(step: Step, events: &[Event]) -> Steps {
-    std::iter::once(step).chain(events::steps(events)).collect()
+fn with_events(step: Step, records: &[Record]) -> Steps {
+    std::iter::once(step).chain(events::steps(records)).collect()
 }
 
 /// Writes `events` in `tx`, for a change that happened in it.
-async fn write_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
-    tx.run(events::steps(events).collect()).await
+async fn write_events(tx: &mut Tx, records: &[Record]) -> Result<()> {
+    tx.run(events::steps(records).collect()).await
 }
 
 pub(crate) async fn find(db: &Db, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
@@ -44,10 +44,10 @@ pub(crate) async fn list(db: &Db, tenant: TenantId) -> Result<Vec<Team>> {
     db.fetch_all("SELECT doc FROM teams WHERE tenant_id = $1 ORDER BY id", &[Param::text(tenant)], team_from).await
 }
 
-pub(crate) async fn update(db: &Db, team: &Team, events: &[Event]) -> Result<()> {
+pub(crate) async fn update(db: &Db, team: &Team, records: &[Record]) -> Result<()> {
     let params = vec![Param::text(team.tenant_id), Param::text(team.id), Param::Text(Some(json(team)?))];
     let sql = "UPDATE teams SET doc = $3 WHERE tenant_id = $1 AND id = $2";
-    db.transaction(with_events(Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound)), events)).await
+    db.transaction(with_events(Step::change(sql, params, OnNone::Fail(|| StoreError::NotFound)), records)).await
 }
 
 pub(crate) async fn delete(
@@ -55,9 +55,9 @@ pub(crate) async fn delete(
     tenant: TenantId,
     id: TeamId,
     now: DateTime<Utc>,
-    events: &[Event],
+    records: &[Record],
 ) -> Result<bool> {
-    let events = events.to_vec();
+    let records = records.to_vec();
     db.detached(move |db| async move {
         // Clears the selection of every member, whoever they are.
         let _touch = db.touching(Touch::All);
@@ -69,7 +69,7 @@ pub(crate) async fn delete(
             .execute("DELETE FROM teams WHERE tenant_id = $1 AND id = $2", &[Param::text(tenant), Param::text(id)])
             .await?;
         if deleted == 1 {
-            write_events(&mut tx, &events).await?;
+            write_events(&mut tx, &records).await?;
         }
         tx.commit().await?;
         Ok(deleted == 1)
@@ -83,7 +83,7 @@ pub(crate) async fn add_member(
     team: TeamId,
     user: UserId,
     now: DateTime<Utc>,
-    events: &[Event],
+    records: &[Record],
 ) -> Result<()> {
     // The tenant is checked on both sides in the statement itself, so no id from another
     // tenant can be joined to this one.
@@ -92,12 +92,12 @@ pub(crate) async fn add_member(
                WHERE t.tenant_id = $1 AND t.id = $2 AND u.tenant_id = $1 AND u.id = $3 \
                ON CONFLICT (team_id, user_id) DO NOTHING";
     let params = [Param::text(tenant), Param::text(team), Param::text(user), Param::time(now)];
-    let events = events.to_vec();
+    let records = records.to_vec();
     db.detached(move |db| async move {
         let mut tx = db.begin().await?;
         // The events only with a new membership: adding a member twice changes nothing.
         if tx.execute(sql, &params).await? == 1 {
-            write_events(&mut tx, &events).await?;
+            write_events(&mut tx, &records).await?;
             return tx.commit().await;
         }
         let sql = "SELECT 1 FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3";
@@ -114,9 +114,9 @@ pub(crate) async fn remove_member(
     team: TeamId,
     user: UserId,
     now: DateTime<Utc>,
-    events: &[Event],
+    records: &[Record],
 ) -> Result<bool> {
-    let events = events.to_vec();
+    let records = records.to_vec();
     db.detached(move |db| async move {
         let _touch = db.touching(Touch::User(user));
         let mut tx = db.begin().await?;
@@ -127,7 +127,7 @@ pub(crate) async fn remove_member(
                         WHERE tenant_id = $1 AND id = $3 AND selected_team_id = $2";
         tx.execute(unselect, &params).await?;
         if removed == 1 {
-            write_events(&mut tx, &events).await?;
+            write_events(&mut tx, &records).await?;
         }
         tx.commit().await?;
         Ok(removed == 1)

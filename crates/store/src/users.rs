@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tessera_core::events::Event;
+use tessera_core::events::Record;
 use tessera_core::user::{AuthProvider, Metadata, Profile, Suspension, User, UserStatus};
 use tessera_core::{SessionId, TenantId, UserId};
 
@@ -14,7 +14,8 @@ use crate::sql::{
     Columns, Keep, OnNone, Param, SessionKey, SessionRead, Step, Steps, Touch, from_ms, json, ms, parse_id, parse_json,
 };
 use crate::{
-    Login, NewUser, Result, StoreError, UserCredentials, UserFilter, UserWrite, constraints, events, images, sessions,
+    Login, NewUser, Result, StoreError, UserCredentials, UserFilter, UserWrite, activity, constraints, events, images,
+    sessions,
 };
 
 /// What a user read selects. `secure_metadata` and `password_hash` are not among them: only
@@ -175,7 +176,7 @@ pub(crate) fn insert_steps(new: NewUser<'_>) -> Result<Steps> {
     ]);
     let image = new.new_image.map(|img| images::insert_step(img, u.created_at));
     let mut steps: Steps = image.into_iter().chain([Step::execute(INSERT_USER_SQL, params)]).collect();
-    steps.extend(events::steps(new.events));
+    steps.extend(events::steps(new.records));
     Ok(steps)
 }
 
@@ -211,9 +212,9 @@ fn write_steps(w: &UserWrite<'_>) -> Result<Steps> {
     };
     steps.push(Step::change(UPDATE_USER_SQL, update, why));
     if let Some(r) = w.revoke_sessions {
-        steps.push(sessions::revoke_all_step(u.id, w.now, r.except));
+        steps.extend(sessions::revoke_all_steps(u.id, w.now, r.except, w.ending_sessions));
     }
-    steps.extend(events::steps(w.events));
+    steps.extend(events::steps(w.records));
     Ok(steps)
 }
 
@@ -281,9 +282,10 @@ pub(crate) async fn find_secure_metadata(db: &Db, tenant: TenantId, id: UserId) 
     raw.map(|s| parse_json(&s)).transpose()
 }
 
-pub(crate) async fn delete(db: &Db, tenant: TenantId, id: UserId, events: &[Event]) -> Result<bool> {
+pub(crate) async fn delete(db: &Db, tenant: TenantId, id: UserId, records: &[Record]) -> Result<bool> {
     let params = vec![Param::text(tenant), Param::text(id)];
-    events::change_with(db, Touch::User(id), DELETE_USER_SQL, params, events).await
+    let erase = vec![events::must_change(DELETE_USER_SQL, params), activity::erase_step(tenant, id)];
+    events::change_with(db, Touch::User(id), erase, records).await
 }
 
 pub(crate) async fn list(db: &Db, tenant: TenantId, f: &UserFilter, now: DateTime<Utc>) -> Result<Vec<User>> {
@@ -321,7 +323,7 @@ pub(crate) async fn purge_due(
     db: &Db,
     now: DateTime<Utc>,
     limit: u32,
-    erased: &(dyn Fn(TenantId, UserId) -> Event + Send + Sync),
+    erased: &(dyn Fn(TenantId, UserId) -> Vec<Record> + Send + Sync),
 ) -> Result<Vec<(TenantId, UserId)>> {
     let db = db.handle();
     let mut tx = db.begin().await?;
@@ -341,7 +343,10 @@ pub(crate) async fn purge_due(
         let params = [Param::text(&id), Param::time(now)];
         if tx.execute(sql, &params).await? == 1 {
             let (tenant, id) = (parse_id(&tenant)?, parse_id(&id)?);
-            tx.run(events::insert_steps(&erased(tenant, id)).into()).await?;
+            tx.run(
+                std::iter::once(activity::erase_step(tenant, id)).chain(events::steps(&erased(tenant, id))).collect(),
+            )
+            .await?;
             purged.push((tenant, id));
         }
     }

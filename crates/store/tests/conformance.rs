@@ -100,12 +100,18 @@ fn person(tenant: TenantId, email: &str, username: &str) -> User {
 /// Inserts `user` with no password and no secure metadata.
 async fn try_insert(store: &DynStore, user: &User, new_image: Option<ImageBlob<'_>>) -> Result<(), StoreError> {
     let empty = Map::new();
-    store.insert_user(NewUser { user, password_hash: None, secure_metadata: &empty, new_image, events: &[] }).await
+    store.insert_user(NewUser { user, password_hash: None, secure_metadata: &empty, new_image, records: &[] }).await
 }
 
 /// The event of an erasure (no endpoint exists in these stories, so it is never written).
-fn erased_event(tenant: TenantId, user: UserId) -> tessera_core::events::Event {
-    tessera_core::events::Event::new(tenant, "user.deleted", format!(r#"{{"user":{{"id":"{user}"}}}}"#), Utc::now())
+fn erased_event(tenant: TenantId, user: UserId) -> Vec<tessera_core::events::Record> {
+    let data = format!(r#"{{"user":{{"id":"{user}"}}}}"#);
+    vec![tessera_core::events::Record::Event(tessera_core::events::Event::new(
+        tenant,
+        "user.deleted",
+        data,
+        Utc::now(),
+    ))]
 }
 
 async fn insert(store: &DynStore, user: &User) {
@@ -296,7 +302,7 @@ async fn a_service_account_is_stored_with_its_credentials_atomically(store: DynS
     bot.is_service_account = true;
     let empty = Map::new();
     let new =
-        || Some(NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, events: &[] });
+        || Some(NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, records: &[] });
     let mut client = oauth_client(tenant.id, "tsr_ci_one", Some(bot.id));
     client.grant_types = vec![GrantType::ClientCredentials];
     store.insert_oauth_client(&client, Some("hash-one"), new()).await.expect("insert");
@@ -321,7 +327,7 @@ async fn oauth_clients_are_listed_per_tenant_and_deleted_with_their_service_user
     let bot = person(tenant.id, "bot@example.com", "bot");
     let empty = Map::new();
     let machine = oauth_client(tenant.id, "tsr_ci_bot", Some(bot.id));
-    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, events: &[] };
+    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, records: &[] };
     store.insert_oauth_client(&machine, Some("h"), Some(new)).await.expect("insert machine");
     store.insert_oauth_client(&oauth_client(other.id, "tsr_ci_other", None), Some("h"), None).await.expect("insert");
 
@@ -556,7 +562,7 @@ async fn user_round_trips_every_field(store: DynStore) {
             password_hash: Some("$argon2id$v=19$hash"),
             secure_metadata: &object(json!({"ssn": "secret"})),
             new_image: None,
-            events: &[],
+            records: &[],
         })
         .await
         .expect("insert user");
@@ -850,7 +856,7 @@ async fn secure_metadata_is_readable_only_through_find_secure_metadata(store: Dy
             password_hash: None,
             secure_metadata: &secret,
             new_image: None,
-            events: &[],
+            records: &[],
         })
         .await
         .expect("insert user");
@@ -920,7 +926,7 @@ async fn credentials_are_found_by_email_or_username_ignoring_case(store: DynStor
             password_hash: Some("max-hash"),
             secure_metadata: &Map::new(),
             new_image: None,
-            events: &[],
+            records: &[],
         })
         .await
         .expect("insert user");
@@ -1131,6 +1137,10 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     write.user = &changed;
     write.password_hash = Some("new-hash");
     write.revoke_sessions = Some(RevokeSessions { except: Some(kept.id) });
+    let live = store.list_sessions(tenant.id, user.id, t0).await.expect("list");
+    let ending: Vec<SessionId> = live.iter().map(|s| s.id).filter(|&s| s != kept.id).collect();
+    assert!(ending.contains(&gone.id));
+    write.ending_sessions = &ending;
     store.update_user(write).await.expect("password change");
     assert_eq!(find_in(gone.id).await, None);
     assert!(find_in(kept.id).await.is_some());
@@ -1149,7 +1159,7 @@ async fn every_write_a_session_read_depends_on_is_seen_by_the_next_read(store: D
     // A service account, deleted with its client.
     let bot = person(tenant.id, "bot@example.com", "bot");
     let empty = Map::new();
-    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, events: &[] };
+    let new = NewUser { user: &bot, password_hash: None, secure_metadata: &empty, new_image: None, records: &[] };
     store
         .insert_oauth_client(&oauth_client(tenant.id, "tsr_ci_bot", Some(bot.id)), Some("h"), Some(new))
         .await
@@ -1236,9 +1246,21 @@ async fn user_write_revoking_sessions_keeps_only_the_excepted_one(store: DynStor
 
     let mut next = next_version(&user);
     next.has_password = true;
+    // The revocation ends the sessions the caller listed (and wrote records for), or none: a
+    // live session missing from the list makes the write stale, and it changes nothing.
+    let missing_one = UserWrite {
+        password_hash: Some("new-hash"),
+        revoke_sessions: Some(RevokeSessions { except: Some(keep.id) }),
+        ending_sessions: &[drop_a.id],
+        ..UserWrite::new(&next, user.version, now())
+    };
+    assert!(matches!(store.update_user(missing_one).await, Err(StoreError::Stale)));
+    assert_eq!(store.list_sessions(tenant.id, user.id, now()).await.expect("list").len(), 3);
+    assert_eq!(find(&store, &user).await.version, user.version);
     let write = UserWrite {
         password_hash: Some("new-hash"),
         revoke_sessions: Some(RevokeSessions { except: Some(keep.id) }),
+        ending_sessions: &[drop_a.id, drop_b.id],
         ..UserWrite::new(&next, user.version, now())
     };
     store.update_user(write).await.expect("change password");
@@ -1259,6 +1281,7 @@ async fn user_write_revoking_sessions_keeps_only_the_excepted_one(store: DynStor
     store
         .update_user(UserWrite {
             revoke_sessions: Some(RevokeSessions { except: None }),
+            ending_sessions: &[keep.id],
             ..UserWrite::new(&last, next.version, now())
         })
         .await

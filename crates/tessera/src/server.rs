@@ -193,8 +193,9 @@ where
     })
 }
 
-/// Erases accounts whose deletion grace period has passed, and unused images. Every instance
-/// may run it: the delete re-checks the due date in the statement, so none erases twice.
+/// Erases accounts whose deletion grace period has passed, and unused images; forgets
+/// delivered events and activity entries past their retention. Every instance may run it: the
+/// delete re-checks the due date in the statement, so none erases twice.
 fn spawn_purge_job(service: Arc<Service>, every: Duration, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     spawn_every(every, stop, move || {
         let service = Arc::clone(&service);
@@ -208,6 +209,11 @@ fn spawn_purge_job(service: Arc<Service>, every: Duration, stop: watch::Receiver
                 Ok(0) => {}
                 Ok(n) => tracing::info!(forgotten = n, "purge job forgot delivered events"),
                 Err(e) => tracing::error!(error = %e, "purging events failed"),
+            }
+            match service.purge_activity().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(forgotten = n, "purge job forgot activity entries past their retention"),
+                Err(e) => tracing::error!(error = %e, "purging activity failed"),
             }
         }
     })

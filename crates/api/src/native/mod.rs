@@ -1,6 +1,7 @@
-//! The native API under `/v1`: auth, the current user, the tenant's server API and the
-//! operator's tenant API.
+//! The native API under `/v1`: auth, the current user, the activity trail and audit log, the
+//! tenant's server API and the operator's tenant API.
 
+pub mod activity;
 pub mod auth;
 pub mod me;
 pub mod operator;

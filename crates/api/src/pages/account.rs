@@ -267,6 +267,8 @@ async fn render(
         banner = se.banner(),
     );
 
+    let activity_section = activity_section(state, who).await;
+
     // Password.
     let pwe = errs(Section::Password);
     let password_section = if u.has_password {
@@ -305,7 +307,7 @@ async fn render(
     let body = format!(
         r#"<section class="card"><div class="who">{avatar}<div><h1 id="shown-name">{shown}</h1><p class="sub flush">{identity}</p></div></div>
 <form method="post" action="{base}/sign-out">{csrf}<button type="submit" class="secondary">Sign out</button></form></section>
-{flash_html}{profile}{avatar_section}{totp_section}{sessions_section}{password_section}{delete_section}"#,
+{flash_html}{profile}{avatar_section}{totp_section}{sessions_section}{activity_section}{password_section}{delete_section}"#,
         shown = esc(&shown),
         identity = esc(identity),
     );
@@ -582,4 +584,59 @@ pub async fn delete(State(state): State<AppState>, AccountPost { ctx, who, form:
         }
         Err(e) => failed(&state, &ctx, &who, Section::Delete, &e).await,
     }
+}
+
+/// Entries shown in the account page's recent activity.
+const RECENT_ACTIVITY: u32 = 10;
+
+/// The account's recent activity, newest first, in words.
+async fn activity_section(state: &AppState, who: &tessera_service::Principal) -> String {
+    let entries = match state.service.my_activity(who, None, RECENT_ACTIVITY).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "listing activity for the account page failed");
+            Vec::new()
+        }
+    };
+    let mut rows = String::new();
+    for a in &entries {
+        let what = match a.kind.as_str() {
+            "session.created" => "Signed in",
+            "sign_in.failed" => "Failed sign-in attempt",
+            "session.revoked" => "Signed out a session",
+            "user.created" => "Account created",
+            "user.updated" => "Profile changed",
+            "user.password_changed" => "Password changed",
+            "user.mfa_enabled" => "Two-step verification turned on",
+            "user.mfa_disabled" => "Two-step verification turned off",
+            "user.deleted" => "Account deletion scheduled",
+            "user.deletion_cancelled" => "Account deletion cancelled",
+            "user.suspended" => "Account suspended",
+            "user.unsuspended" => "Suspension lifted",
+            other => other,
+        };
+        let fields = a.details["fields"].as_array().map(|f| {
+            let names: Vec<&str> = f.iter().filter_map(|v| v.as_str()).collect();
+            format!(r#"<br><span class="hint">{}</span>"#, esc(&names.join(", ")))
+        });
+        let device = a.user_agent.as_deref().map(short_agent);
+        let from = match (device, a.ip_address.as_deref()) {
+            (Some(d), Some(ip)) => format!("{d}, {ip}"),
+            (Some(d), None) => d,
+            (None, Some(ip)) => ip.to_owned(),
+            (None, None) => "—".to_owned(),
+        };
+        rows.push_str(&format!(
+            r#"<tr data-activity="{kind}"><td>{what}{fields}</td><td>{from}</td><td>{at}</td></tr>"#,
+            kind = esc(&a.kind),
+            what = esc(what),
+            fields = fields.unwrap_or_default(),
+            from = esc(&from),
+            at = a.created_at.format("%Y-%m-%d %H:%M UTC"),
+        ));
+    }
+    format!(
+        r#"<section class="card" id="activity"><h2>Recent activity</h2>
+<table><thead><tr><th>What</th><th>From</th><th>When</th></tr></thead><tbody>{rows}</tbody></table></section>"#
+    )
 }

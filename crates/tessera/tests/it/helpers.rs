@@ -262,7 +262,15 @@ impl TestApp {
 
     /// Enables TOTP for a user through the service.
     pub async fn enable_totp(&self, u: &SignedIn, secret: &[u8]) {
-        self.service().set_totp_secret(u.tenant.parse().unwrap(), u.id.parse().unwrap(), Some(secret)).await.unwrap();
+        self.service()
+            .set_totp_secret(
+                u.tenant.parse().unwrap(),
+                u.id.parse().unwrap(),
+                Some(secret),
+                tessera_core::events::By::Server,
+            )
+            .await
+            .unwrap();
     }
 
     pub fn advance(&self, by: chrono::Duration) {

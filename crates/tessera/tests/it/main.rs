@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod activity;
 mod auth;
 mod browser;
 mod cli;

@@ -259,11 +259,15 @@ async fn each_lifecycle_change_is_one_event_and_a_refused_change_is_none() {
         "user.unsuspended",
         "user.mfa_enabled",
         "user.deleted",
+        // The scheduled deletion signs the user out everywhere.
+        "session.revoked",
     ];
     let got = by_event_id(delivered(&app, &inbox, expected.len()).await);
     let kinds: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
     assert_eq!(kinds, expected, "once each, in the order of the changes, and nothing for the refused change");
-    assert!(got[1..].iter().all(|r| r.json()["data"]["user"]["id"] == u.id.as_str()), "each about the user");
+    assert!(got[1..6].iter().all(|r| r.json()["data"]["user"]["id"] == u.id.as_str()), "each about the user");
+    let revoked = got[6].json();
+    assert_eq!(revoked["data"]["session"], json!({"id": u.session_id, "user_id": u.id}));
     assert_eq!(got[0].json()["data"]["team"]["display_name"], "Core");
 }
 

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tessera_core::events::By;
 use tessera_core::user::{Team, User};
 use tessera_core::{TeamId, UserId};
 use tessera_service::UpdateOptions;
@@ -185,7 +186,8 @@ async fn update(
     };
     let mut user = updated.map_err(|e| to_wire(e.into(), FIELDS))?;
     if let Some(secret) = totp {
-        user = state.service.set_totp_secret(target.0, target.1, secret.as_deref()).await?;
+        let by = if who.is_some() { By::User } else { By::Server };
+        user = state.service.set_totp_secret(target.0, target.1, secret.as_deref(), by).await?;
     }
     Ok(user)
 }
