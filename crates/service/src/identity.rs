@@ -81,7 +81,7 @@ impl Service {
     /// then one indexed read that returns the user only while the session is live.
     pub async fn authenticate(&self, token: &str, tenant_header: Option<TenantId>) -> Result<Principal> {
         let now = self.now();
-        let claims = self.tokens.verify(token, now).map_err(token_error)?;
+        let claims = self.verify_access(token, now).await.map_err(token_error)?;
         if tenant_header.is_some_and(|t| t != claims.tid) {
             return Err(DomainError::TenantMismatch);
         }
@@ -517,7 +517,7 @@ impl Service {
             && s.tenant_id == tenant
         {
             self.end_session(s.tenant_id, s.user_id, s.id, By::User).await?;
-        } else if let Ok(c) = self.tokens.verify(token, now)
+        } else if let Ok(c) = self.verify_access(token, now).await
             && c.tid == tenant
         {
             self.end_session(c.tid, c.sub, c.sid, By::User).await?;
@@ -530,7 +530,7 @@ impl Service {
     /// unused and its session lives.
     pub async fn introspect(&self, tenant: TenantId, token: &str) -> Result<Option<Introspection>> {
         let now = self.now();
-        if let Ok(claims) = self.tokens.verify(token, now) {
+        if let Ok(claims) = self.verify_access(token, now).await {
             if claims.tid != tenant {
                 return Ok(None);
             }

@@ -57,6 +57,8 @@ pub struct ServiceConfig {
     pub webhook_retry_schedule: Vec<u64>,
     /// How long delivered events are kept.
     pub event_retention_seconds: i64,
+    /// How long an endpoint has to answer a delivery attempt.
+    pub webhook_timeout: Duration,
 }
 
 /// A signed-in user, as established from an access token.
@@ -96,7 +98,14 @@ pub struct Service {
     turns: me::UserTurns,
     /// This instance's delivery attempts by outcome, for the metrics.
     pub delivery_counts: webhooks::DeliveryCounts,
+    /// When a token signed with a key this instance did not know last made it reload its keys.
+    unknown_key_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a token with an unknown key may make an instance reload its keys: often enough
+/// that a key another instance has just made is found at once, seldom enough that tokens with
+/// made-up key ids cannot keep the database busy.
+const UNKNOWN_KEY_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 const ROOT_KEY_HASH: &str = "root_key_hash";
 /// Keys stay in the verifying ring this long after retirement: longer than any token lives.
@@ -161,6 +170,7 @@ impl Service {
                 limits: limits::Limiter::default(),
                 turns: me::UserTurns::default(),
                 delivery_counts: webhooks::DeliveryCounts::default(),
+                unknown_key_reload: std::sync::Mutex::new(None),
             },
             generated,
         ))
@@ -211,6 +221,34 @@ impl Service {
             .map_err(DomainError::internal)?;
         self.store.insert_signing_key(&rec).await.map_err(store_err)?;
         self.reload_keys().await
+    }
+
+    /// Verifies an access token. A key this instance does not know may have been made moments
+    /// ago by another one (a new tenant's first ES256 key, two instances started together): the
+    /// ring is reloaded, at most once every `UNKNOWN_KEY_RELOAD_EVERY`, and the token tried again.
+    pub(crate) async fn verify_access(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Arc<tessera_auth::AccessClaims>, tessera_auth::TokenError> {
+        match self.tokens.verify(token, now) {
+            Err(tessera_auth::TokenError::UnknownKey) if self.may_reload_for_unknown_key() => {
+                if let Err(e) = self.reload_keys().await {
+                    tracing::warn!(error = %e, "reloading signing keys for an unknown key failed");
+                }
+                self.tokens.verify(token, now)
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn may_reload_for_unknown_key(&self) -> bool {
+        let mut last = self.unknown_key_reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= UNKNOWN_KEY_RELOAD_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// Reloads the key ring from the store (after a rotation by this or another instance).

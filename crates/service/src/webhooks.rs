@@ -23,11 +23,9 @@ use crate::{ClientInfo, Result, Service, store_err};
 /// does.
 pub type RenderUser = fn(&User, &str, DateTime<Utc>) -> String;
 
-/// How long an attempt may take before the endpoint counts as not answering.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a claimed attempt is held before another worker may make it again: longer than
-/// an attempt can take.
-const LEASE_SECONDS: i64 = 60;
+/// How long a claimed attempt is held beyond its time-out before another worker may make it
+/// again: the time to record its outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(15);
 /// The most of an answer that is read.
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// How long a rotated-out secret keeps signing beside the new one.
@@ -283,7 +281,7 @@ impl Service {
     /// the background worker, never on a request.
     pub async fn deliver_due(&self) -> Result<Round> {
         let now = self.now();
-        let lease = now + chrono::Duration::seconds(LEASE_SECONDS);
+        let lease = now + chrono::Duration::from_std(self.config.webhook_timeout + LEASE_MARGIN).unwrap_or_default();
         let due = self.store.claim_deliveries(BATCH, now, lease).await.map_err(store_err)?;
         let attempts = due.into_iter().map(|d| self.attempt(d));
         let results = futures_util::future::join_all(attempts).await;
@@ -324,7 +322,7 @@ impl Service {
             Err(e) => Err(e.to_string()),
             Ok(request) => {
                 let sent = request
-                    .timeout(ATTEMPT_TIMEOUT)
+                    .timeout(self.config.webhook_timeout)
                     .header("content-type", "application/json")
                     .header("webhook-id", &id)
                     .header("webhook-timestamp", timestamp.to_string())

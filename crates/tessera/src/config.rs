@@ -66,6 +66,9 @@ pub struct WebhookSettings {
     pub retry_schedule_seconds: Vec<u64>,
     /// How long delivered events are kept (`TESSERA_WEBHOOKS__RETENTION_SECONDS`), 7 days by default.
     pub retention_seconds: u64,
+    /// How long an endpoint has to answer an attempt (`TESSERA_WEBHOOKS__TIMEOUT_SECONDS`), 1–60,
+    /// 15 by default.
+    pub timeout_seconds: u64,
 }
 
 impl Default for WebhookSettings {
@@ -73,6 +76,7 @@ impl Default for WebhookSettings {
         Self {
             retry_schedule_seconds: tessera_service::webhooks::DEFAULT_RETRY_SCHEDULE.to_vec(),
             retention_seconds: 7 * 24 * 3600,
+            timeout_seconds: 15,
         }
     }
 }

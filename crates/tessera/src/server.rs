@@ -50,6 +50,7 @@ pub async fn build_service(
         render_user: tessera_api::views::server_user_json,
         webhook_retry_schedule: settings.webhooks.retry_schedule_seconds.clone(),
         event_retention_seconds: i64::try_from(settings.webhooks.retention_seconds).unwrap_or(i64::MAX),
+        webhook_timeout: Duration::from_secs(settings.webhooks.timeout_seconds.clamp(1, 60)),
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
         .await

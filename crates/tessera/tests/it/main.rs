@@ -29,4 +29,5 @@ mod reliability;
 mod secrets;
 mod server_api;
 mod validation;
+mod webhook_outages;
 mod webhooks;

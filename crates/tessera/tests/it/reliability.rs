@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub child: Child,
+    pub base: String,
 }
 
 /// A test that fails midway still stops its server.
@@ -23,7 +23,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -31,7 +31,7 @@ async fn start(db_url: &str, port: u16) -> Server {
     start_with(db_url, port, &[]).await
 }
 
-async fn start_with(db_url: &str, port: u16, env: &[(&str, &str)]) -> Server {
+pub(crate) async fn start_with(db_url: &str, port: u16, env: &[(&str, &str)]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .arg("serve")
         .envs(env.iter().copied())

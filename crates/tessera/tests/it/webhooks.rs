@@ -20,28 +20,28 @@ use crate::helpers::*;
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    id: String,
-    timestamp: i64,
-    signature: String,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub id: String,
+    pub timestamp: i64,
+    pub signature: String,
+    pub body: Vec<u8>,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 }
 
 /// Answers each request with the next queued status (200 when none is queued).
 #[derive(Clone, Default)]
-struct Inbox {
+pub(crate) struct Inbox {
     answers: Arc<Mutex<VecDeque<u16>>>,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Inbox {
-    fn got(&self) -> Vec<Received> {
+    pub(crate) fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 }
@@ -60,17 +60,22 @@ async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: axum::bod
 
 async fn inbox() -> (String, Inbox) {
     let inbox = Inbox::default();
-    let app = axum::Router::new().route("/events", axum::routing::post(receive)).with_state(inbox.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    serve_inbox(listener, inbox.clone());
     (url, inbox)
+}
+
+/// Receives at `/events` on `listener` into `inbox`, until the test ends.
+pub(crate) fn serve_inbox(listener: tokio::net::TcpListener, inbox: Inbox) {
+    let app = axum::Router::new().route("/events", axum::routing::post(receive)).with_state(inbox);
+    tokio::spawn(async move { axum::serve(listener, app).await });
 }
 
 /// The Standard Webhooks check, written from the specification: the key is the base64 after
 /// `whsec_`; the signature is `v1,` and the base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`;
 /// any of the space-separated signatures may match.
-fn verifies(secret: &str, r: &Received) -> bool {
+pub(crate) fn verifies(secret: &str, r: &Received) -> bool {
     let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{}.{}.", r.id, r.timestamp).as_bytes());
