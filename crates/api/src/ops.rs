@@ -35,6 +35,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = state.metrics.render();
     let c = &state.service.delivery_counts;
+    out.push_str("# HELP tessera_events_written_total Events this instance has written to the outbox.\n");
+    out.push_str("# TYPE tessera_events_written_total counter\n");
+    let _ = writeln!(out, "tessera_events_written_total {}", state.service.store.events_written());
     out.push_str("# HELP tessera_webhook_deliveries_total Delivery attempts by this instance, by outcome.\n");
     out.push_str("# TYPE tessera_webhook_deliveries_total counter\n");
     for (outcome, n) in [("delivered", &c.delivered), ("retrying", &c.retrying), ("failed", &c.failed)] {

@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use serde_json::json;
-use tessera_core::events::{ACTIVITY_TYPES, Activity, ActivityFilter, By};
+use tessera_core::events::{Activity, ActivityFilter, By, SIGN_IN_FAILED, activity_types};
 use tessera_core::{DomainError, TenantId, UserId};
 use uuid::Uuid;
 
@@ -23,9 +23,9 @@ impl Service {
     /// The tenant's audit log: every user's trail, newest first, as `filter` narrows it.
     pub async fn audit(&self, tenant: TenantId, mut filter: ActivityFilter) -> Result<Vec<Activity>> {
         if let Some(kind) = &filter.kind
-            && !ACTIVITY_TYPES.contains(&kind.as_str())
+            && !activity_types().any(|t| t == kind)
         {
-            let msg = format!("must be one of {}", ACTIVITY_TYPES.join(", "));
+            let msg = format!("must be one of {}", activity_types().collect::<Vec<_>>().join(", "));
             return Err(DomainError::field("type", "invalid_value", msg));
         }
         if let (Some(since), Some(until)) = (filter.since, filter.until)
@@ -40,7 +40,7 @@ impl Service {
     /// Records a failed sign-in against an existing account (`method`: what failed). The
     /// sign-in's answer does not wait on it going wrong: a failure here is logged, not returned.
     pub(crate) async fn sign_in_failed(&self, tenant: TenantId, user: UserId, method: &str, client: &ClientInfo) {
-        let entry = Activity::new(tenant, user, "sign_in.failed", By::User, self.now())
+        let entry = Activity::new(tenant, user, SIGN_IN_FAILED, By::User, self.now())
             .with_details(json!({ "method": method }))
             .from_client(client.ip_address.as_deref(), client.user_agent.as_deref());
         if let Err(e) = self.store.insert_activity(&entry).await {

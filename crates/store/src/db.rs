@@ -4,6 +4,8 @@
 //! runs; an aggregate never asks which backend it is on.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 
 use tessera_core::user::User;
 
@@ -24,11 +26,19 @@ pub(crate) enum Db {
 pub(crate) struct Handle {
     write: Pool,
     users: Option<Arc<UserCache>>,
+    events_written: Arc<AtomicU64>,
 }
 
 impl Handle {
     pub(crate) async fn begin(&self) -> Result<Tx> {
         self.write.begin().await
+    }
+
+    /// Commits `tx`, in which `events` events were written.
+    pub(crate) async fn commit(&self, tx: Tx, events: u64) -> Result<()> {
+        tx.commit().await?;
+        self.events_written.fetch_add(events, Relaxed);
+        Ok(())
     }
 
     /// A guard every write that changes what `find_user_for_session` returns, and does not go
@@ -66,7 +76,19 @@ impl Db {
             Db::Sqlite(s) => s.users().cloned(),
             Db::Postgres(_) => None,
         };
-        Handle { write: self.write().clone(), users }
+        Handle { write: self.write().clone(), users, events_written: Arc::clone(self.events_counter()) }
+    }
+
+    fn events_counter(&self) -> &Arc<AtomicU64> {
+        match self {
+            Db::Sqlite(s) => &s.events_written,
+            Db::Postgres(p) => &p.events_written,
+        }
+    }
+
+    /// The events this process has written and committed.
+    pub(crate) fn events_written(&self) -> u64 {
+        self.events_counter().load(Relaxed)
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
@@ -124,15 +146,19 @@ impl Db {
     /// The frequent writes a session read depends on (`update_user`, `insert_session`): one
     /// transaction, on SQLite committed in the writer's next group.
     pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<()> {
-        match self {
-            Db::Sqlite(s) => s.group_write(touches, keep, steps).await,
-            Db::Postgres(p) => p.pool.transaction(steps).await,
-        }
+        let events = match self {
+            Db::Sqlite(s) => s.group_write(touches, keep, steps).await?,
+            Db::Postgres(p) => p.pool.transaction(steps).await?,
+        };
+        self.events_counter().fetch_add(events, Relaxed);
+        Ok(())
     }
 
     /// `steps` in one transaction, for writes no session read depends on.
     pub(crate) async fn transaction(&self, steps: Steps) -> Result<()> {
-        self.write().transaction(steps).await
+        let events = self.write().transaction(steps).await?;
+        self.events_counter().fetch_add(events, Relaxed);
+        Ok(())
     }
 
     /// Runs a write that holds a `Touching` guard in a task of its own, so that it runs to its

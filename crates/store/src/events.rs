@@ -56,7 +56,7 @@ pub(crate) fn insert_steps(e: &Event) -> [Step; 2] {
         wanted.clone(),
     ];
     let deliveries = vec![Param::text(e.id), Param::text(e.tenant_id), Param::time(e.created_at), wanted];
-    [Step::execute(INSERT_EVENT_SQL, event), Step::execute(INSERT_DELIVERIES_SQL, deliveries)]
+    [Step::execute(INSERT_EVENT_SQL, event).writing_event(), Step::execute(INSERT_DELIVERIES_SQL, deliveries)]
 }
 
 /// The steps of every record in `records`: two for an event, one for an activity entry.

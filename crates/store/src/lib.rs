@@ -393,6 +393,9 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64>;
     async fn oldest_undelivered_event(&self) -> Result<Option<DateTime<Utc>>>;
 
+    /// Events this process has written and committed since it started, for the metrics.
+    fn events_written(&self) -> u64;
+
     /// An activity entry that records no change of its own: a failed sign-in.
     async fn insert_activity(&self, entry: &Activity) -> Result<()>;
     /// A tenant's activity entries, newest first, as `filter` narrows them.

@@ -98,11 +98,12 @@ impl Pool {
         })
     }
 
-    /// `steps` in one transaction of their own.
-    pub(crate) async fn transaction(&self, steps: Steps) -> Result<()> {
+    /// `steps` in one transaction of their own; the events among them that were written.
+    pub(crate) async fn transaction(&self, steps: Steps) -> Result<u64> {
         let mut tx = self.begin().await?;
-        tx.run(steps).await?;
-        tx.commit().await
+        let events = tx.run(steps).await?;
+        tx.commit().await?;
+        Ok(events)
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
@@ -153,8 +154,9 @@ impl Tx {
     }
 
     /// `steps` in order, each as its `OnNone` says (as `sqlite::conn::run_steps` does on the
-    /// writer thread).
-    pub(crate) async fn run(&mut self, steps: Steps) -> Result<()> {
+    /// writer thread); the events among them that were written.
+    pub(crate) async fn run(&mut self, steps: Steps) -> Result<u64> {
+        let mut events = 0;
         for step in steps {
             let sql = match self {
                 Tx::Postgres(_) => step.postgres_sql.unwrap_or(step.sql),
@@ -165,6 +167,9 @@ impl Tx {
             } else {
                 self.execute(sql, &step.params).await?
             };
+            if step.writes_event {
+                events += n;
+            }
             if n == 0 {
                 match step.on_none {
                     OnNone::GoOn => {}
@@ -175,7 +180,7 @@ impl Tx {
                 }
             }
         }
-        Ok(())
+        Ok(events)
     }
 
     pub(crate) async fn commit(self) -> Result<()> {

@@ -47,6 +47,8 @@ pub(crate) struct Step {
     pub is_query: bool,
     /// What it means when the statement found or changed nothing.
     pub on_none: OnNone,
+    /// It writes an event: the rows it changed count in the metrics once committed.
+    pub writes_event: bool,
 }
 
 /// What a `Step` that found or changed no row does to its transaction.
@@ -63,17 +65,22 @@ pub(crate) enum OnNone {
 impl Step {
     /// A change whose row count does not matter.
     pub(crate) fn execute(sql: &'static str, params: Vec<Param>) -> Self {
-        Self { sql, postgres_sql: None, params, is_query: false, on_none: OnNone::GoOn }
+        Self { sql, postgres_sql: None, params, is_query: false, on_none: OnNone::GoOn, writes_event: false }
     }
 
     /// A query that must return a row, or the transaction fails with `or`.
     pub(crate) fn require(sql: &'static str, params: Vec<Param>, or: fn() -> StoreError) -> Self {
-        Self { sql, postgres_sql: None, params, is_query: true, on_none: OnNone::Fail(or) }
+        Self { sql, postgres_sql: None, params, is_query: true, on_none: OnNone::Fail(or), writes_event: false }
     }
 
     /// A change that must change a row, or the transaction fails as `on_none` says.
     pub(crate) fn change(sql: &'static str, params: Vec<Param>, on_none: OnNone) -> Self {
-        Self { sql, postgres_sql: None, params, is_query: false, on_none }
+        Self { sql, postgres_sql: None, params, is_query: false, on_none, writes_event: false }
+    }
+
+    /// The same step, counted as writing an event.
+    pub(crate) fn writing_event(self) -> Self {
+        Self { writes_event: true, ..self }
     }
 
     /// The same step, with PostgreSQL's own form of the statement.

@@ -357,6 +357,10 @@ impl Store for SqlStore {
         events::oldest_undelivered(&self.db).await
     }
 
+    fn events_written(&self) -> u64 {
+        self.db.events_written()
+    }
+
     async fn insert_activity(&self, entry: &Activity) -> Result<()> {
         activity::insert(&self.db, entry).await
     }

@@ -30,8 +30,8 @@ fn with_events(step: Step, records: &[Record]) -> Steps {
     std::iter::once(step).chain(events::steps(records)).collect()
 }
 
-/// Writes `events` in `tx`, for a change that happened in it.
-async fn write_events(tx: &mut Tx, records: &[Record]) -> Result<()> {
+/// Writes `records` in `tx`, for a change that happened in it; the events written.
+async fn write_events(tx: &mut Tx, records: &[Record]) -> Result<u64> {
     tx.run(events::steps(records).collect()).await
 }
 
@@ -68,10 +68,8 @@ pub(crate) async fn delete(
         let deleted = tx
             .execute("DELETE FROM teams WHERE tenant_id = $1 AND id = $2", &[Param::text(tenant), Param::text(id)])
             .await?;
-        if deleted == 1 {
-            write_events(&mut tx, &records).await?;
-        }
-        tx.commit().await?;
+        let events = if deleted == 1 { write_events(&mut tx, &records).await? } else { 0 };
+        db.commit(tx, events).await?;
         Ok(deleted == 1)
     })
     .await
@@ -97,8 +95,8 @@ pub(crate) async fn add_member(
         let mut tx = db.begin().await?;
         // The events only with a new membership: adding a member twice changes nothing.
         if tx.execute(sql, &params).await? == 1 {
-            write_events(&mut tx, &records).await?;
-            return tx.commit().await;
+            let events = write_events(&mut tx, &records).await?;
+            return db.commit(tx, events).await;
         }
         let sql = "SELECT 1 FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3";
         let already = tx.exists(sql, &params[..3]).await?;
@@ -126,10 +124,8 @@ pub(crate) async fn remove_member(
         let unselect = "UPDATE users SET selected_team_id = NULL, version = version + 1, updated_at = $4 \
                         WHERE tenant_id = $1 AND id = $3 AND selected_team_id = $2";
         tx.execute(unselect, &params).await?;
-        if removed == 1 {
-            write_events(&mut tx, &records).await?;
-        }
-        tx.commit().await?;
+        let events = if removed == 1 { write_events(&mut tx, &records).await? } else { 0 };
+        db.commit(tx, events).await?;
         Ok(removed == 1)
     })
     .await

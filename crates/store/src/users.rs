@@ -337,19 +337,19 @@ pub(crate) async fn purge_due(
         .await?;
     let _touch = (!due.is_empty()).then(|| db.touching(Touch::All));
     let mut purged = Vec::with_capacity(due.len());
+    let mut events = 0;
     for (tenant, id) in due {
         // Checked again at delete time: a sign-in may have cancelled the deletion.
         let sql = "DELETE FROM users WHERE id = $1 AND deletion_due_at IS NOT NULL AND deletion_due_at <= $2";
         let params = [Param::text(&id), Param::time(now)];
         if tx.execute(sql, &params).await? == 1 {
             let (tenant, id) = (parse_id(&tenant)?, parse_id(&id)?);
-            tx.run(
-                std::iter::once(activity::erase_step(tenant, id)).chain(events::steps(&erased(tenant, id))).collect(),
-            )
-            .await?;
+            let records = erased(tenant, id);
+            let steps = std::iter::once(activity::erase_step(tenant, id)).chain(events::steps(&records));
+            events += tx.run(steps.collect()).await?;
             purged.push((tenant, id));
         }
     }
-    tx.commit().await?;
+    db.commit(tx, events).await?;
     Ok(purged)
 }

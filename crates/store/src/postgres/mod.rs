@@ -17,6 +17,8 @@ use crate::{ConnectOptions, Result};
 
 pub(crate) struct Postgres {
     pub(crate) pool: Pool,
+    /// Events this process has written and committed, for the metrics.
+    pub(crate) events_written: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Concurrent `find_user_for_session` reads, one statement for many.
     session_reads: SessionReads,
 }
@@ -31,7 +33,7 @@ pub(crate) async fn connect(opts: &ConnectOptions, read: &'static SessionRead) -
         .await
         .map_err(other)?;
     let session_reads = SessionReads::start(pool.clone(), read);
-    Ok(Postgres { pool: Pool::Postgres(pool), session_reads })
+    Ok(Postgres { pool: Pool::Postgres(pool), events_written: Default::default(), session_reads })
 }
 
 impl Postgres {

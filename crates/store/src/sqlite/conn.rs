@@ -14,13 +14,17 @@ impl_columns!(rusqlite::Row<'_>, get, map_err);
 
 /// `steps` in order, each as its `OnNone` says; the caller's transaction (the writer group's
 /// savepoint) makes them all or nothing.
-pub(crate) fn run_steps(conn: &Connection, steps: Steps) -> Result<()> {
+pub(crate) fn run_steps(conn: &Connection, steps: Steps) -> Result<u64> {
+    let mut events = 0;
     for step in steps {
         let n = if step.is_query {
             usize::from(returns_row(conn, step.sql, &step.params)?)
         } else {
             execute(conn, step.sql, &step.params)?
         };
+        if step.writes_event {
+            events += n as u64;
+        }
         if n == 0 {
             match step.on_none {
                 OnNone::GoOn => {}
@@ -31,7 +35,7 @@ pub(crate) fn run_steps(conn: &Connection, steps: Steps) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(events)
 }
 
 /// One statement; the rows it changed.

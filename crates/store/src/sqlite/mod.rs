@@ -27,6 +27,8 @@ use crate::{ConnectOptions, Result};
 pub(crate) struct Sqlite {
     pub(crate) read: Pool,
     pub(crate) write: Pool,
+    /// Events this process has written and committed, for the metrics.
+    pub(crate) events_written: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// `None` for an in-memory database, which has none of them.
     file: Option<OnFile>,
 }
@@ -77,7 +79,7 @@ pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Sqlite> {
         let writer = Writer::start(path, opts.sqlite_sync_full, write.clone(), users.clone())?;
         Some(OnFile { inline, writer, users })
     };
-    Ok(Sqlite { read: Pool::Sqlite(read), write: Pool::Sqlite(write), file })
+    Ok(Sqlite { read: Pool::Sqlite(read), write: Pool::Sqlite(write), events_written: Default::default(), file })
 }
 
 impl Sqlite {
@@ -114,7 +116,8 @@ impl Sqlite {
 
     /// `steps` as one write, on a file in the writer's next group (which outdates `touches`,
     /// or keeps `keep`'s user, after its COMMIT); in memory, in a transaction of its own.
-    pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<()> {
+    /// The events among `steps` that were written.
+    pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<u64> {
         let Some(f) = &self.file else {
             return self.write.transaction(steps).await;
         };

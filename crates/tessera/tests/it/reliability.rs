@@ -80,6 +80,49 @@ async fn users(client: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
     tokens
 }
 
+/// Each writer (one per token) sets its user's counter to 1, 2, 3, … as fast as it can,
+/// through the instances of `bases` in turn, for `run` or until an instance stops answering;
+/// every value the server acknowledged with a 200, per writer.
+pub(crate) async fn write_load(
+    client: &reqwest::Client,
+    bases: &[String],
+    tokens: &[String],
+    run: Duration,
+) -> Vec<Vec<i64>> {
+    let writers: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            let (client, bases, token) = (client.clone(), bases.to_vec(), token.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let mut acked = Vec::new();
+                for seq in 1i64.. {
+                    if started.elapsed() > run {
+                        break;
+                    }
+                    let base = &bases[seq as usize % bases.len()];
+                    let res = client
+                        .patch(format!("{base}/v1/me"))
+                        .bearer_auth(&token)
+                        .json(&json!({"client_metadata": {"seq": seq}}))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status() == StatusCode::OK => acked.push(seq),
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.push(w.await.unwrap());
+    }
+    acked
+}
+
 /// The stored counter of each user, read back through `base`, must be at least the last
 /// value the server acknowledged: a write may have committed with its answer lost in a crash,
 /// never the other way.
@@ -102,38 +145,15 @@ async fn every_acknowledged_write_survives_kill_9_during_a_write_load() {
     let base = server.base.clone();
     let tokens = users(&client, &base, 6).await;
 
-    // Each writer bumps its own counter as fast as it can and remembers the last value the
-    // server acknowledged with a 200.
-    let writers: Vec<_> = tokens
-        .iter()
-        .cloned()
-        .map(|token| {
-            let (client, base) = (client.clone(), base.clone());
-            tokio::spawn(async move {
-                let mut acked = 0i64;
-                for seq in 1.. {
-                    let res = client
-                        .patch(format!("{base}/v1/me"))
-                        .bearer_auth(&token)
-                        .json(&json!({"client_metadata": {"seq": seq}}))
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) if r.status() == StatusCode::OK => acked = seq,
-                        _ => return acked,
-                    }
-                }
-                acked
-            })
-        })
-        .collect();
+    // Each writer bumps its own counter until the server dies.
+    let load = {
+        let (client, bases, tokens) = (client.clone(), [base.clone()], tokens.clone());
+        tokio::spawn(async move { write_load(&client, &bases, &tokens, Duration::from_secs(60)).await })
+    };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
-    let mut acked = Vec::new();
-    for w in writers {
-        acked.push(w.await.unwrap());
-    }
+    let acked: Vec<i64> = load.await.unwrap().iter().map(|a| a.last().copied().unwrap_or(0)).collect();
     assert!(acked.iter().all(|a| *a > 0), "the load was running when the server died: {acked:?}");
 
     let mut server = start(&db_url, port).await;

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::reliability::{Server, free_port, start_with};
+use crate::reliability::{Server, free_port, start_with, write_load};
 use crate::webhooks::{Inbox, Received, serve_inbox, verifies};
 
 /// Retries every second for two minutes, so that delivery resumes soon after the receiver is
@@ -65,46 +65,8 @@ async fn tenant_with_users(client: &reqwest::Client, base: &str, receiver: &str,
     Setup { tenant_id, server_key: key, secret: endpoint["secret"].as_str().unwrap().to_owned(), users }
 }
 
-/// Each user's writer sets its counter to 1, 2, 3, … through the instances of `bases` in turn,
-/// for `run` or until an instance stops answering; every value the server acknowledged.
-async fn write_load(
-    client: &reqwest::Client,
-    bases: &[String],
-    users: &[(String, String)],
-    run: Duration,
-) -> Vec<Vec<i64>> {
-    let writers: Vec<_> = users
-        .iter()
-        .map(|(_, token)| {
-            let (client, bases, token) = (client.clone(), bases.to_vec(), token.clone());
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let mut acked = Vec::new();
-                for seq in 1i64.. {
-                    if started.elapsed() > run {
-                        break;
-                    }
-                    let base = &bases[seq as usize % bases.len()];
-                    let res = client
-                        .patch(format!("{base}/v1/me"))
-                        .bearer_auth(&token)
-                        .json(&json!({"client_metadata": {"seq": seq}}))
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) if r.status() == StatusCode::OK => acked.push(seq),
-                        _ => break,
-                    }
-                }
-                acked
-            })
-        })
-        .collect();
-    let mut acked = Vec::new();
-    for w in writers {
-        acked.push(w.await.unwrap());
-    }
-    acked
+fn tokens(users: &[(String, String)]) -> Vec<String> {
+    users.iter().map(|(_, token)| token.clone()).collect()
 }
 
 /// Waits until the inbox holds a `user.updated` for every acknowledged value of every user;
@@ -160,7 +122,7 @@ async fn with_the_receiver_down_and_tessera_killed_every_acknowledged_event_arri
     let bases = [server.base.clone()];
     let load = {
         let (client, users) = (client.clone(), users.clone());
-        tokio::spawn(async move { write_load(&client, &bases, &users, Duration::from_secs(30)).await })
+        tokio::spawn(async move { write_load(&client, &bases, &tokens(&users), Duration::from_secs(30)).await })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.child.kill().expect("SIGKILL");
@@ -212,7 +174,7 @@ async fn two_instances_over_one_postgresql_deliver_every_event_once() {
 
     // Writes go to both instances in turn, and both deliver.
     let bases = [a.base.clone(), b.base.clone()];
-    let acked = write_load(&client, &bases, &users, Duration::from_secs(3)).await;
+    let acked = write_load(&client, &bases, &tokens(&users), Duration::from_secs(3)).await;
     let took = all_arrive(&inbox, &secret, &users, &acked).await;
     // Late attempts would show up as second deliveries of an event: give them time to.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -226,17 +188,19 @@ async fn two_instances_over_one_postgresql_deliver_every_event_once() {
     assert!(twice.is_empty(), "attempts made twice: {twice:?}");
     let writes: usize = acked.iter().map(Vec::len).sum();
     assert_eq!(got.len(), writes + 2 * users.len(), "every write's event, each sign-up's two, nothing else");
-    let mut by_instance = Vec::new();
+    let (mut by_instance, mut written) = (Vec::new(), 0);
     for base in &bases {
         let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-        let line = metrics.lines().find(|l| l.starts_with(r#"tessera_webhook_deliveries_total{outcome="delivered"}"#));
-        by_instance.push(line.and_then(|l| l.rsplit(' ').next()).map_or(0, |n| n.parse::<u64>().unwrap()));
+        let value = |name: &str| {
+            let line = metrics.lines().find(|l| l.starts_with(name));
+            line.and_then(|l| l.rsplit(' ').next()).map_or(0, |n| n.parse::<u64>().unwrap())
+        };
+        by_instance.push(value(r#"tessera_webhook_deliveries_total{outcome="delivered"}"#));
+        written += value("tessera_events_written_total");
     }
-    assert_eq!(
-        by_instance.iter().sum::<u64>(),
-        got.len() as u64,
-        "each delivery counted once, by the instance that made it"
-    );
+    let each = "each delivery counted once, by the instance that made it";
+    assert_eq!(by_instance.iter().sum::<u64>(), got.len() as u64, "{each}");
+    assert_eq!(written, got.len() as u64, "each event counted once, by the instance that wrote it");
     eprintln!("two instances: {} events, delivered {by_instance:?}, all there {took:?} after the load", got.len());
 
     // A signing key one instance makes (the tenant's first ES256 key) verifies on the other at

@@ -347,6 +347,7 @@ async fn the_cli_lists_endpoints_and_deliveries_and_redelivers_and_metrics_count
     assert!(metrics.contains(r#"tessera_webhook_deliveries_total{outcome="retrying"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"tessera_webhook_deliveries_total{outcome="delivered"} 1"#), "{metrics}");
     assert!(metrics.contains("tessera_webhook_oldest_pending_seconds 0"), "{metrics}");
+    assert!(metrics.contains("tessera_events_written_total 1\n"), "one event, the update's: {metrics}");
 }
 
 #[tokio::test]
