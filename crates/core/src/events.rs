@@ -272,6 +272,7 @@ pub struct StoredEvent {
     pub id: Uuid,
     pub tenant_id: TenantId,
     pub kind: String,
-    pub data: Value,
+    /// JSON text, as written: a delivery's body embeds it as it is.
+    pub data: String,
     pub created_at: DateTime<Utc>,
 }

@@ -48,8 +48,15 @@ impl Service {
         }
     }
 
+    /// Moves the entries written since the last move to where the reads' indexes are; run by a
+    /// background job every moment.
+    pub async fn move_activity(&self) -> Result<()> {
+        self.store.move_activity().await.map_err(store_err)
+    }
+
     /// Forgets each tenant's entries older than its retention; run by the background job.
     pub async fn purge_activity(&self) -> Result<u64> {
+        self.move_activity().await?;
         let now = self.now();
         let mut forgotten = 0;
         for tenant in self.store.list_tenants().await.map_err(store_err)? {

@@ -59,6 +59,9 @@ pub struct ServiceConfig {
     pub event_retention_seconds: i64,
     /// How long an endpoint has to answer a delivery attempt.
     pub webhook_timeout: Duration,
+    /// The background jobs' runtime, on a thread of its own at a lower priority, where
+    /// delivery attempts run; without one they run where the delivery round does.
+    pub background: Option<tokio::runtime::Handle>,
 }
 
 /// A signed-in user, as established from an access token.
@@ -93,6 +96,9 @@ pub struct Service {
     /// Calls to URLs tenants configure (the pre-update hook, webhooks), through the
     /// private-target guard.
     http: outbound::Outbound,
+    /// The same guard, with connections of its own for webhook deliveries, which run on the
+    /// background runtime.
+    webhook_http: outbound::Outbound,
     limits: limits::Limiter,
     /// Unconditional changes to one user take turns here (`me::UserTurns`).
     turns: me::UserTurns,
@@ -155,6 +161,7 @@ impl Service {
         let listeners =
             moka::future::Cache::builder().max_capacity(10_000).time_to_live(webhooks::LISTENERS_TTL).build();
         let http = outbound::Outbound::new(config.allow_private_targets).map_err(DomainError::internal)?;
+        let webhook_http = outbound::Outbound::new(config.allow_private_targets).map_err(DomainError::internal)?;
         Ok((
             Self {
                 store,
@@ -167,6 +174,7 @@ impl Service {
                 policies,
                 listeners,
                 http,
+                webhook_http,
                 limits: limits::Limiter::default(),
                 turns: me::UserTurns::default(),
                 delivery_counts: webhooks::DeliveryCounts::default(),

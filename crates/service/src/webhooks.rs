@@ -287,7 +287,7 @@ impl Service {
         let results = futures_util::future::join_all(attempts).await;
         let mut round = Round::default();
         use std::sync::atomic::Ordering::Relaxed;
-        for a in results {
+        for a in &results {
             let counter = match a.status {
                 DeliveryStatus::Delivered => &self.delivery_counts.delivered,
                 DeliveryStatus::Pending => &self.delivery_counts.retrying,
@@ -298,15 +298,21 @@ impl Service {
                 DeliveryStatus::Delivered => round.delivered += 1,
                 _ => round.failed += 1,
             }
-            self.store.record_attempt(&a).await.map_err(store_err)?;
         }
+        self.store.record_attempts(&results).await.map_err(store_err)?;
         Ok(round)
     }
 
     async fn attempt(&self, d: DueDelivery) -> Attempted {
         let now = self.now();
-        let body = json!({"type": d.event.kind, "timestamp": d.event.created_at, "data": d.event.data});
-        let body = serde_json::to_vec(&body).unwrap_or_default();
+        // The stored payload goes in as it was written: it is JSON text already.
+        let body = format!(
+            r#"{{"type":{},"timestamp":{},"data":{}}}"#,
+            json!(d.event.kind),
+            json!(d.event.created_at),
+            d.event.data
+        )
+        .into_bytes();
         let id = d.event.id.to_string();
         let timestamp = now.timestamp();
         let signature = d
@@ -315,46 +321,19 @@ impl Service {
             .map(|s| crate::hook::sign(s, &id, timestamp, &body))
             .collect::<Vec<_>>()
             .join(" ");
-        let outcome = match self.http.post(&d.endpoint.url) {
-            Err(crate::outbound::Refused::PrivateTarget(_)) => {
-                Err("the endpoint's address is not a public one".to_owned())
-            }
-            Err(e) => Err(e.to_string()),
-            Ok(request) => {
-                let sent = request
-                    .timeout(self.config.webhook_timeout)
-                    .header("content-type", "application/json")
-                    .header("webhook-id", &id)
-                    .header("webhook-timestamp", timestamp.to_string())
-                    .header("webhook-signature", signature)
-                    .body(body)
-                    .send()
-                    .await;
-                match sent {
-                    Ok(mut res) => {
-                        let status = res.status();
-                        let retry_after = res
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok());
-                        // Read (a bounded part of) the answer, so the connection can be reused.
-                        let mut read = 0;
-                        while let Ok(Some(chunk)) = res.chunk().await {
-                            read += chunk.len();
-                            if read > MAX_ANSWER_BYTES {
-                                break;
-                            }
-                        }
-                        Ok((status.as_u16(), retry_after))
-                    }
-                    Err(e) if e.is_timeout() => Err("the endpoint did not answer in time".to_owned()),
-                    Err(e) if crate::outbound::refused_in(&e) => {
-                        Err("the endpoint's address is not a public one".to_owned())
-                    }
-                    Err(_) => Err("the endpoint could not be reached".to_owned()),
-                }
-            }
+        let request = Request {
+            http: self.webhook_http.clone(),
+            url: d.endpoint.url.clone(),
+            id,
+            timestamp,
+            signature,
+            body,
+            timeout: self.config.webhook_timeout,
+        };
+        // On the jobs' own thread when there is one: the HTTP work is most of a delivery's.
+        let outcome = match &self.config.background {
+            Some(jobs) => jobs.spawn(request.send()).await.unwrap_or_else(|_| Err("the attempt was cut off".into())),
+            None => request.send().await,
         };
         let schedule = &self.config.webhook_retry_schedule;
         let next = |retry_after: Option<u64>| {
@@ -401,6 +380,61 @@ impl Service {
     pub async fn oldest_undelivered_age(&self) -> Result<Option<chrono::Duration>> {
         let oldest = self.store.oldest_undelivered_event().await.map_err(store_err)?;
         Ok(oldest.map(|t| self.now() - t))
+    }
+}
+
+/// One attempt's request, owned, so that it can run on the jobs' thread.
+struct Request {
+    http: crate::outbound::Outbound,
+    url: String,
+    id: String,
+    timestamp: i64,
+    signature: String,
+    body: Vec<u8>,
+    timeout: Duration,
+}
+
+impl Request {
+    /// The endpoint's status and `Retry-After` (seconds), or why there is none.
+    async fn send(self) -> std::result::Result<(u16, Option<u64>), String> {
+        let request = match self.http.post(&self.url) {
+            Err(crate::outbound::Refused::PrivateTarget(_)) => {
+                return Err("the endpoint's address is not a public one".to_owned());
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(request) => request,
+        };
+        let sent = request
+            .timeout(self.timeout)
+            .header("content-type", "application/json")
+            .header("webhook-id", &self.id)
+            .header("webhook-timestamp", self.timestamp.to_string())
+            .header("webhook-signature", self.signature)
+            .body(self.body)
+            .send()
+            .await;
+        match sent {
+            Ok(mut res) => {
+                let status = res.status();
+                let retry_after = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                // Read (a bounded part of) the answer, so the connection can be reused.
+                let mut read = 0;
+                while let Ok(Some(chunk)) = res.chunk().await {
+                    read += chunk.len();
+                    if read > MAX_ANSWER_BYTES {
+                        break;
+                    }
+                }
+                Ok((status.as_u16(), retry_after))
+            }
+            Err(e) if e.is_timeout() => Err("the endpoint did not answer in time".to_owned()),
+            Err(e) if crate::outbound::refused_in(&e) => Err("the endpoint's address is not a public one".to_owned()),
+            Err(_) => Err("the endpoint could not be reached".to_owned()),
+        }
     }
 }
 

@@ -17,3 +17,19 @@ CREATE TABLE activity (
     PRIMARY KEY (tenant_id, user_id, id)
 );
 CREATE INDEX activity_tenant ON activity (tenant_id, id);
+
+-- Entries land here first, in the transaction of their change: a table without indexes, only
+-- ever appended to, so that a change pays one cheap insert. A background job on every instance
+-- moves them into `activity` in batches, sorted, so that each user's index page is written once
+-- per batch rather than once per change. Reads look at both tables.
+CREATE TABLE activity_inbox (
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    ip_address TEXT,
+    user_agent TEXT,
+    details TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);

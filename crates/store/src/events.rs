@@ -12,19 +12,21 @@ use uuid::Uuid;
 
 use crate::activity;
 use crate::db::Db;
-use crate::sql::{Columns, OnNone, Param, Step, Steps, Touch, from_ms, ms, parse_id, parse_json};
+use crate::sql::{Columns, OnNone, Param, Step, Steps, Touch, from_ms, ms, parse_id};
 use crate::webhooks::{ENDPOINT_COLUMNS, endpoint_from};
 use crate::{Result, StoreError};
 
-/// The endpoints of tenant `$2` that want events of type `$T` (the pattern `%"type"%` matches
-/// the JSON list of types; an empty list means every type).
+/// The endpoints of tenant `$2` that want events of type `$T` (`"type"`, quoted, found in the
+/// JSON list of types; an empty list means every type). The pattern is built in the statement:
+/// SQLite prepares a statement again each time a parameter that is a whole `LIKE` pattern is
+/// bound, which cost the write path two parses per event.
 macro_rules! wanting {
     ($t:literal) => {
         concat!(
             "FROM webhook_endpoints w WHERE w.tenant_id = $2 AND w.enabled ",
-            "AND (w.event_types = '[]' OR w.event_types LIKE $",
+            "AND (w.event_types = '[]' OR w.event_types LIKE '%' || $",
             $t,
-            ")"
+            " || '%')"
         )
     };
 }
@@ -46,7 +48,7 @@ const INSERT_DELIVERIES_SQL: &str = concat!(
 
 /// The event and its deliveries, as steps of its change's transaction.
 pub(crate) fn insert_steps(e: &Event) -> [Step; 2] {
-    let wanted = Param::Text(Some(format!("%\"{}\"%", e.kind)));
+    let wanted = Param::Text(Some(format!("\"{}\"", e.kind)));
     let event = vec![
         Param::text(e.id),
         Param::text(e.tenant_id),
@@ -88,7 +90,7 @@ fn event_from(r: &dyn Columns) -> Result<StoredEvent> {
         id: parse_id(&r.text("id")?)?,
         tenant_id: parse_id(&r.text("tenant_id")?)?,
         kind: r.text("type")?,
-        data: parse_json(&r.text("data")?)?,
+        data: r.text("data")?,
         created_at: from_ms(r.int("created_at")?),
     })
 }
@@ -111,37 +113,49 @@ const CLAIM_LOCKED_SQL: &str = "UPDATE webhook_deliveries SET attempts = attempt
 /// Claims up to `limit` due deliveries for one attempt each: counts the attempt and moves the
 /// next one to `lease_until`, so that no other worker makes the same attempt while this one
 /// runs (and a worker that dies mid-attempt leaves the delivery to be retried at `lease_until`).
+/// The claim commits before its events and endpoints are read, so that the write lock (SQLite's
+/// only one) is held for one statement.
 pub(crate) async fn claim(
     db: &Db,
     limit: u32,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<DueDelivery>> {
-    db.detached(move |db| async move {
-        let mut tx = db.begin().await?;
-        let sql = tx.pick(CLAIM_SQL, CLAIM_LOCKED_SQL);
-        let params = [Param::time(now), Param::Int(Some(i64::from(limit))), Param::time(lease_until)];
-        let mut claimed = tx
-            .fetch_all(sql, &params, |r: &dyn Columns| {
-                Ok((r.text("event_id")?, r.text("endpoint_id")?, r.int("attempts")?))
-            })
-            .await?;
-        // `RETURNING` comes in no order: oldest event first (its ids are ordered by time).
-        claimed.sort();
-        let endpoint_sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
-        let event_sql = "SELECT id, tenant_id, type, data, created_at FROM events WHERE id = $1";
-        let mut due = Vec::with_capacity(claimed.len());
-        for (event_id, endpoint_id, attempt) in claimed {
-            let endpoint = tx.fetch_optional(&endpoint_sql, &[Param::text(&endpoint_id)], endpoint_from).await?;
-            let event = tx.fetch_optional(event_sql, &[Param::text(&event_id)], event_from).await?;
-            if let (Some(endpoint), Some(event)) = (endpoint, event) {
-                due.push(DueDelivery { endpoint, event, attempt: attempt as u32 });
+    let mut claimed = db
+        .detached(move |db| async move {
+            let mut tx = db.begin().await?;
+            let sql = tx.pick(CLAIM_SQL, CLAIM_LOCKED_SQL);
+            let params = [Param::time(now), Param::Int(Some(i64::from(limit))), Param::time(lease_until)];
+            let claimed = tx
+                .fetch_all(sql, &params, |r: &dyn Columns| {
+                    Ok((r.text("event_id")?, r.text("endpoint_id")?, r.int("attempts")?))
+                })
+                .await?;
+            tx.commit().await?;
+            Ok(claimed)
+        })
+        .await?;
+    // `RETURNING` comes in no order: oldest event first (its ids are ordered by time).
+    claimed.sort();
+    let mut endpoints = std::collections::HashMap::new();
+    let endpoint_sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+    let event_sql = "SELECT id, tenant_id, type, data, created_at FROM events WHERE id = $1";
+    let mut due = Vec::with_capacity(claimed.len());
+    for (event_id, endpoint_id, attempt) in claimed {
+        let endpoint = match endpoints.get(&endpoint_id) {
+            Some(found) => Option::clone(found),
+            None => {
+                let found = db.fetch_optional(&endpoint_sql, &[Param::text(&endpoint_id)], endpoint_from).await?;
+                endpoints.insert(endpoint_id, found.clone());
+                found
             }
+        };
+        let event = db.fetch_optional(event_sql, &[Param::text(&event_id)], event_from).await?;
+        if let (Some(endpoint), Some(event)) = (endpoint, event) {
+            due.push(DueDelivery { endpoint, event, attempt: attempt as u32 });
         }
-        tx.commit().await?;
-        Ok(due)
-    })
-    .await
+    }
+    Ok(due)
 }
 
 /// What one attempt came to.
@@ -159,24 +173,31 @@ pub struct Attempted {
     pub disable_endpoint: bool,
 }
 
-pub(crate) async fn record(db: &Db, a: &Attempted) -> Result<()> {
-    let sql = "UPDATE webhook_deliveries SET status = $3, response_status = $4, error = $5, attempted_at = $6, \
-               next_attempt_at = $7 WHERE endpoint_id = $1 AND event_id = $2";
-    let params = [
-        Param::text(a.endpoint_id),
-        Param::text(a.event_id),
-        Param::text(a.status.as_str()),
-        Param::Int(a.response_status.map(i64::from)),
-        Param::Text(a.error.clone()),
-        Param::time(a.attempted_at),
-        Param::Int(a.next_attempt_at.map(ms)),
-    ];
-    db.execute(sql, &params).await?;
-    if a.disable_endpoint {
-        let sql = "UPDATE webhook_endpoints SET enabled = FALSE, updated_at = $2 WHERE id = $1";
-        db.execute(sql, &[Param::text(a.endpoint_id), Param::time(a.attempted_at)]).await?;
+/// Records the outcomes of a round's attempts, in one transaction.
+pub(crate) async fn record(db: &Db, attempts: &[Attempted]) -> Result<()> {
+    const RECORD_SQL: &str = "UPDATE webhook_deliveries SET status = $3, response_status = $4, error = $5, \
+         attempted_at = $6, next_attempt_at = $7 WHERE endpoint_id = $1 AND event_id = $2";
+    const DISABLE_SQL: &str = "UPDATE webhook_endpoints SET enabled = FALSE, updated_at = $2 WHERE id = $1";
+    let mut steps = Vec::with_capacity(attempts.len());
+    for a in attempts {
+        let params = vec![
+            Param::text(a.endpoint_id),
+            Param::text(a.event_id),
+            Param::text(a.status.as_str()),
+            Param::Int(a.response_status.map(i64::from)),
+            Param::Text(a.error.clone()),
+            Param::time(a.attempted_at),
+            Param::Int(a.next_attempt_at.map(ms)),
+        ];
+        steps.push(Step::execute(RECORD_SQL, params));
+        if a.disable_endpoint {
+            steps.push(Step::execute(DISABLE_SQL, vec![Param::text(a.endpoint_id), Param::time(a.attempted_at)]));
+        }
     }
-    Ok(())
+    if steps.is_empty() {
+        return Ok(());
+    }
+    db.transaction(steps).await
 }
 
 fn delivery_from(r: &dyn Columns) -> Result<Delivery> {

@@ -379,7 +379,8 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<DueDelivery>>;
-    async fn record_attempt(&self, attempt: &Attempted) -> Result<()>;
+    /// Records how a round's attempts went, in one transaction.
+    async fn record_attempts(&self, attempts: &[Attempted]) -> Result<()>;
     /// An endpoint's deliveries, newest first, after the event `before`.
     async fn list_deliveries(
         &self,
@@ -400,6 +401,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_activity(&self, entry: &Activity) -> Result<()>;
     /// A tenant's activity entries, newest first, as `filter` narrows them.
     async fn list_activity(&self, tenant: TenantId, filter: &ActivityFilter) -> Result<Vec<Activity>>;
+    /// Moves the entries written since the last move to where the reads' indexes are; the
+    /// background job calls it every moment, and any number of instances may at once.
+    async fn move_activity(&self) -> Result<()>;
     /// Forgets a tenant's activity entries made before `before`.
     async fn purge_activity(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64>;
 }

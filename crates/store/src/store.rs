@@ -331,8 +331,8 @@ impl Store for SqlStore {
         events::claim(&self.db, limit, now, lease_until).await
     }
 
-    async fn record_attempt(&self, attempt: &Attempted) -> Result<()> {
-        events::record(&self.db, attempt).await
+    async fn record_attempts(&self, attempts: &[Attempted]) -> Result<()> {
+        events::record(&self.db, attempts).await
     }
 
     async fn list_deliveries(
@@ -367,6 +367,10 @@ impl Store for SqlStore {
 
     async fn list_activity(&self, tenant: TenantId, filter: &ActivityFilter) -> Result<Vec<Activity>> {
         activity::list(&self.db, tenant, filter).await
+    }
+
+    async fn move_activity(&self) -> Result<()> {
+        activity::move_inbox(&self.db).await
     }
 
     async fn purge_activity(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64> {

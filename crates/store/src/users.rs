@@ -284,7 +284,9 @@ pub(crate) async fn find_secure_metadata(db: &Db, tenant: TenantId, id: UserId) 
 
 pub(crate) async fn delete(db: &Db, tenant: TenantId, id: UserId, records: &[Record]) -> Result<bool> {
     let params = vec![Param::text(tenant), Param::text(id)];
-    let erase = vec![events::must_change(DELETE_USER_SQL, params), activity::erase_step(tenant, id)];
+    let erase = std::iter::once(events::must_change(DELETE_USER_SQL, params))
+        .chain(activity::erase_steps(tenant, id))
+        .collect();
     events::change_with(db, Touch::User(id), erase, records).await
 }
 
@@ -345,7 +347,7 @@ pub(crate) async fn purge_due(
         if tx.execute(sql, &params).await? == 1 {
             let (tenant, id) = (parse_id(&tenant)?, parse_id(&id)?);
             let records = erased(tenant, id);
-            let steps = std::iter::once(activity::erase_step(tenant, id)).chain(events::steps(&records));
+            let steps = activity::erase_steps(tenant, id).into_iter().chain(events::steps(&records));
             events += tx.run(steps.collect()).await?;
             purged.push((tenant, id));
         }

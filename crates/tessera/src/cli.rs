@@ -216,7 +216,7 @@ fn print(json_mode: bool, value: Value, human: impl FnOnce() -> String) {
 async fn admin_service(settings: &Settings) -> anyhow::Result<Arc<Service>> {
     let store = server::open_store(settings).await?;
     let (service, generated) =
-        server::build_service(settings, store, Arc::new(SystemClock), settings.public_url()).await?;
+        server::build_service(settings, store, Arc::new(SystemClock), settings.public_url(), None).await?;
     if let Some(key) = generated {
         eprintln!("Generated the operator root key (shown once, store it safely): {key}");
     }

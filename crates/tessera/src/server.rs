@@ -18,6 +18,9 @@ use crate::config::Settings;
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
 /// How often the delivery worker looks for events to dispatch and attempts that are due.
 const DELIVERY_EVERY: Duration = Duration::from_millis(500);
+/// How often new activity entries are moved in a batch: the inbox, which every read of the
+/// trail also scans, stays small.
+const ACTIVITY_MOVE_EVERY: Duration = Duration::from_millis(250);
 
 /// Opens the configured store and brings its schema up to date.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
@@ -34,11 +37,13 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The service; `background` is the runtime delivery attempts run on (none for the CLI).
 pub async fn build_service(
     settings: &Settings,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     public_url: String,
+    background: Option<tokio::runtime::Handle>,
 ) -> anyhow::Result<(Arc<Service>, Option<String>)> {
     let config = ServiceConfig {
         public_url,
@@ -51,6 +56,7 @@ pub async fn build_service(
         webhook_retry_schedule: settings.webhooks.retry_schedule_seconds.clone(),
         event_retention_seconds: i64::try_from(settings.webhooks.retention_seconds).unwrap_or(i64::MAX),
         webhook_timeout: Duration::from_secs(settings.webhooks.timeout_seconds.clamp(1, 60)),
+        background,
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
         .await
@@ -67,7 +73,62 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     jobs: Vec<JoinHandle<()>>,
+    background: Background,
 }
+
+/// A thread of its own, at a lower scheduling priority (nice 10), with a runtime of its own,
+/// where the HTTP work of webhook deliveries runs: on a busy machine it takes what requests
+/// leave, and falls behind rather than slows them. (The delivery rounds' database work stays
+/// on the main runtime, whose reactor drives the database connections.)
+struct Background {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start() -> anyhow::Result<Self> {
+        let (ready, handle) = std::sync::mpsc::sync_channel(1);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("tessera-jobs".into()).spawn(move || {
+            lower_priority();
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => {
+                    let _ = ready.send(Ok(runtime.handle().clone()));
+                    let _ = runtime.block_on(stopped);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        })?;
+        let handle = handle.recv().context("the background thread did not start")??;
+        Ok(Self { handle, stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Nice 10 for the calling thread alone (on Linux, a thread's priority is its own).
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    let me = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(me), 10) {
+        tracing::warn!(error = %e, "could not lower the background thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 impl Running {
     /// Stops accepting connections, lets requests in flight finish (up to `grace`), stops jobs,
@@ -83,6 +144,9 @@ impl Running {
         if tokio::time::timeout(grace, self.service.store.close()).await.is_err() {
             tracing::warn!("the database did not close in time");
         }
+        // Its thread is joined: not on this runtime's threads.
+        let background = self.background;
+        let _ = tokio::task::spawn_blocking(move || drop(background)).await;
     }
 
     /// Resolves when the server stops by itself (an I/O error) or `stop` fires.
@@ -104,7 +168,9 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let public_url =
         settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let store = open_store(settings).await?;
-    let (service, generated_root_key) = build_service(settings, store, clock, public_url).await?;
+    let background = Background::start()?;
+    let (service, generated_root_key) =
+        build_service(settings, store, clock, public_url, Some(background.handle.clone())).await?;
 
     let (tx, rx) = watch::channel(false);
     let request_timeout = Duration::from_secs(settings.request_timeout_seconds.max(1));
@@ -115,10 +181,11 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let jobs = vec![
         spawn_purge_job(Arc::clone(&service), purge_every, rx.clone()),
         spawn_key_reload_job(Arc::clone(&service), rx.clone()),
+        spawn_activity_job(Arc::clone(&service), rx.clone()),
         spawn_delivery_job(Arc::clone(&service), rx),
     ];
     tracing::info!(%addr, backend = ?service.store.backend(), ready_in_ms = started.elapsed().as_millis() as u64, "tessera is ready");
-    Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs })
+    Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs, background })
 }
 
 /// Serves HTTP/1 and HTTP/2 until `stop` fires, then waits for the connections in flight.
@@ -215,6 +282,18 @@ fn spawn_purge_job(service: Arc<Service>, every: Duration, stop: watch::Receiver
                 Ok(0) => {}
                 Ok(n) => tracing::info!(forgotten = n, "purge job forgot activity entries past their retention"),
                 Err(e) => tracing::error!(error = %e, "purging activity failed"),
+            }
+        }
+    })
+}
+
+/// Moves new activity entries to where their reads' indexes are, in batches.
+fn spawn_activity_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    spawn_every(ACTIVITY_MOVE_EVERY, stop, move || {
+        let service = Arc::clone(&service);
+        async move {
+            if let Err(e) = service.move_activity().await {
+                tracing::error!(error = %e, "moving activity entries failed");
             }
         }
     })

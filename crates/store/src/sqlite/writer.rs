@@ -136,8 +136,14 @@ fn open(path: &Path, sync_full: bool) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", if sync_full { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
+    // Room for every statement the writer runs (a group's own, and each write's), so that none
+    // is parsed again: rusqlite keeps 16 by default.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
+
+/// Statements the writer keeps prepared.
+const STATEMENT_CACHE: usize = 128;
 
 /// The checkpointer's thread: after commits, copies the WAL into the database file without
 /// taking the write lock (`PASSIVE`), so the writer goes on appending meanwhile. It ends with
