@@ -5,7 +5,7 @@ use chrono::Duration;
 use tessera_auth::secret::{hash_secret, random_token};
 use tessera_auth::token::{MFA_PURPOSE, MfaClaims};
 use tessera_auth::{AccessClaims, TokenError};
-use tessera_core::events::{Activity, By, Record};
+use tessera_core::events::By;
 use tessera_core::keys::SigningAlgorithm;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, User};
@@ -286,11 +286,7 @@ impl Service {
             user.version += 1;
             user.updated_at = now;
             let changed = ["is_anonymous", "primary_email", "username", "display_name"];
-            let mut records = self
-                .events(tenant_id, "user.updated", || self.user_event("user.updated", &user, Some(&changed[..]), now))
-                .await?;
-            let entry = Activity::new(tenant_id, user.id, "user.updated", By::User, now);
-            records.push(Record::Activity(entry.with_details(serde_json::json!({ "fields": changed }))));
+            let records = self.user_updated(&user, &changed, By::User, now).await?;
             let mut write = UserWrite::new(&user, anon.user.version, now);
             write.password_hash = Some(&hash);
             write.records = &records;

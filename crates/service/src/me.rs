@@ -2,7 +2,7 @@
 //! user's own operations (deletion, password, sessions, teams, export).
 
 use chrono::Duration;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tessera_core::events::{Activity, By, Record};
 use tessera_core::patch::{Field, Limits, UserPatch};
 use tessera_core::policy::{self, Actor, UpdateContext};
@@ -244,11 +244,7 @@ impl Service {
         let applied = patch.apply(&mut user);
         user.version = current.version + 1;
         user.updated_at = now;
-        let mut records = self
-            .events(tenant_id, "user.updated", || self.user_event("user.updated", &user, Some(&changed), now))
-            .await?;
-        let entry = Activity::new(tenant_id, user.id, "user.updated", by.actor.into(), now);
-        records.push(Record::Activity(entry.with_details(json!({ "fields": changed }))));
+        let records = self.user_updated(&user, &changed, by.actor.into(), now).await?;
         let empty = Map::new();
         let secure = match &applied.secure_metadata {
             Field::Absent => None,

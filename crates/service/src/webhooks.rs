@@ -136,6 +136,23 @@ impl Service {
         Ok(records)
     }
 
+    /// The records of a change of `changed` fields of `user` by `by`: its `user.updated` and
+    /// the entry of its trail, both naming the fields, never their values.
+    pub(crate) async fn user_updated(
+        &self,
+        user: &User,
+        changed: &[&str],
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Record>> {
+        let mut records = self
+            .events(user.tenant_id, "user.updated", || self.user_event("user.updated", user, Some(changed), now))
+            .await?;
+        let entry = Activity::new(user.tenant_id, user.id, "user.updated", by, now);
+        records.push(Record::Activity(entry.with_details(json!({ "fields": changed }))));
+        Ok(records)
+    }
+
     /// An event about a team, with the team as stored (what the server API shows).
     pub(crate) fn team_event(&self, kind: &'static str, team: &Team) -> Event {
         let data = json!({ "team": serde_json::to_value(team).unwrap_or_default() });
