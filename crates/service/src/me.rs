@@ -8,7 +8,7 @@ use tessera_core::patch::{Field, Limits, UserPatch};
 use tessera_core::policy::{self, Actor, UpdateContext};
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{DomainError, FieldError, SessionId, TenantId, UserId, validate};
-use tessera_store::{ImageBlob, RevokeSessions, UserWrite};
+use tessera_store::{ImageBlob, PendingWrite, RevokeSessions, StoreError, UserWrite};
 
 use crate::{Principal, Result, Service, store_err};
 
@@ -58,6 +58,12 @@ enum Target<'u> {
     Read(&'u User),
 }
 
+/// What `apply_patch` did: nothing to write, or a write submitted and not yet committed.
+enum Applied {
+    Unchanged(User),
+    Submitted(User, PendingWrite),
+}
+
 /// Who makes a change: the actor, and for a user's own change, the session it is made through.
 #[derive(Clone, Copy)]
 struct Caller {
@@ -79,22 +85,73 @@ const TURN_STRIPES: usize = 1024;
 /// Left to race, 48 clients changing one user at once got `412` for most of them even after
 /// ten retries: every loser re-read at once and lost again to whichever of them wrote first.
 /// Conditional (`If-Match`) updates do not wait here: a loser's `412` is their answer.
-pub(crate) struct UserTurns(Box<[tokio::sync::Mutex<()>]>);
+///
+/// A turn lasts until the change is submitted, not until it commits: each stripe remembers
+/// the user as the changes submitted through it will leave it, and the next change starts
+/// from there, without reading. Where the store applies this process's writes in the order
+/// they were submitted (SQLite's writer queue), changes to one hot user thus go out one
+/// after another and commit together in a group, rather than one per group with a read and
+/// a wake-up between them. Every write still names the version it expects, so a change that
+/// started from a write that then failed fails as stale and starts again from a fresh read.
+pub(crate) struct UserTurns(Box<[tokio::sync::Mutex<Option<User>>]>);
 
 impl Default for UserTurns {
     fn default() -> Self {
-        Self((0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect())
+        Self((0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(None)).collect())
+    }
+}
+
+/// One user's turn: held while a change is read, checked and submitted.
+struct Turn<'t> {
+    ahead: tokio::sync::MutexGuard<'t, Option<User>>,
+    user: UserId,
+    /// Someone else's change came first: a read made before the wait is no longer worth
+    /// writing from.
+    waited: bool,
+}
+
+impl Turn<'_> {
+    /// The user as the changes already submitted will leave it, if this process has any in
+    /// flight and it is newer than `than` (the version the caller read).
+    fn ahead_of(&self, than: Option<i64>) -> Option<&User> {
+        self.ahead.as_ref().filter(|u| u.id == self.user && than.is_none_or(|v| u.version > v))
+    }
+
+    /// `user` is what the change just submitted will leave.
+    fn submitted(&mut self, user: &User) {
+        *self.ahead = Some(user.clone());
+    }
+
+    /// Nothing in flight is to be built on (a submitted change failed, or a change that waited
+    /// for its commit leaves the user in a state no stripe knows).
+    fn forget(&mut self) {
+        if self.ahead.as_ref().is_some_and(|u| u.id == self.user) {
+            *self.ahead = None;
+        }
     }
 }
 
 impl UserTurns {
-    /// Waits for the user's turn. `waited` says whether someone else's change came first, so
-    /// that a read made before the wait is no longer worth writing from.
-    async fn take(&self, user: UserId) -> (tokio::sync::MutexGuard<'_, ()>, bool) {
-        let stripe = &self.0[user.0.as_u128() as usize % TURN_STRIPES];
+    fn stripe(&self, user: UserId) -> &tokio::sync::Mutex<Option<User>> {
+        &self.0[user.0.as_u128() as usize % TURN_STRIPES]
+    }
+
+    /// Waits for the user's turn.
+    async fn take(&self, user: UserId) -> Turn<'_> {
+        let stripe = self.stripe(user);
         match stripe.try_lock() {
-            Ok(turn) => (turn, false),
-            Err(_) => (stripe.lock().await, true),
+            Ok(ahead) => Turn { ahead, user, waited: false },
+            Err(_) => Turn { ahead: stripe.lock().await, user, waited: true },
+        }
+    }
+
+    /// After the commit of a change that left `user`: a stripe that still holds it has nothing
+    /// more in flight and lets it go. If the stripe is taken, its holder replaces it anyway.
+    fn settle(&self, user: &User) {
+        if let Ok(mut ahead) = self.stripe(user.id).try_lock()
+            && ahead.as_ref().is_some_and(|u| u.id == user.id && u.version == user.version)
+        {
+            *ahead = None;
         }
     }
 }
@@ -173,31 +230,56 @@ impl Service {
         if opts.replace_profile {
             patch = patch.replacing_profile();
         }
-        let _turn = if opts.if_match.is_none() {
-            let (turn, waited) = self.turns.take(user_id).await;
-            if waited {
+        let mut attempt = 0;
+        // After a lost race: start from a fresh read, whatever was in flight.
+        let mut fresh = false;
+        loop {
+            let mut turn = match opts.if_match {
+                None => Some(self.turns.take(user_id).await),
+                Some(_) => None,
+            };
+            if fresh && let Some(t) = turn.as_mut() {
+                t.forget();
                 known = None;
             }
-            Some(turn)
-        } else {
-            None
-        };
-        let mut attempt = 0;
-        loop {
-            let target = known.take().map_or(Target::Id(user_id), Target::Read);
-            // A start from authentication's read is not one of the retries: under contention it
-            // is the likeliest to be stale, and it must not use up the fresh reads.
+            if turn.as_ref().is_some_and(|t| t.waited) {
+                known = None;
+            }
+            let target = match turn.as_ref().and_then(|t| t.ahead_of(known.map(|u| u.version))) {
+                Some(ahead) => Target::Read(ahead),
+                None => known.take().map_or(Target::Id(user_id), Target::Read),
+            };
+            // A start from authentication's read, or from the change before, is not one of the
+            // retries: under contention it is the likeliest to be stale, and it must not use up
+            // the fresh reads.
             if matches!(target, Target::Id(_)) {
                 attempt += 1;
             }
-            match self.apply_patch(by, tenant_id, target, patch.clone(), body, opts).await {
-                Err(DomainError::PreconditionFailed) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
+            let (user, pending) = match self.apply_patch(by, tenant_id, target, patch.clone(), body, opts).await? {
+                Applied::Unchanged(user) => return Ok(user),
+                Applied::Submitted(user, pending) => (user, pending),
+            };
+            if let Some(t) = turn.as_mut() {
+                t.submitted(&user);
+            }
+            drop(turn);
+            match pending.await {
+                Ok(()) => {
+                    self.turns.settle(&user);
+                    return Ok(user);
+                }
+                Err(StoreError::Stale) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
                     if attempt > 0 {
                         back_off(attempt).await;
                     }
-                    continue;
+                    fresh = true;
                 }
-                other => return other,
+                Err(e) => {
+                    if opts.if_match.is_none() {
+                        self.turns.take(user_id).await.forget();
+                    }
+                    return Err(store_err(e));
+                }
             }
         }
     }
@@ -210,7 +292,7 @@ impl Service {
         patch: UserPatch,
         change: &Map<String, Value>,
         opts: &UpdateOptions,
-    ) -> Result<User> {
+    ) -> Result<Applied> {
         let if_match = opts.if_match;
         let now = self.now();
         let current = match target {
@@ -228,7 +310,7 @@ impl Service {
         let ctx = UpdateContext { surface: opts.surface, granted_by_contract: opts.self_may_write };
         self.policy_engine(tenant_id).await?.authorize_update(by.actor, &current, &patch.fields(), ctx)?;
         if patch.is_empty() {
-            return Ok(current);
+            return Ok(Applied::Unchanged(current));
         }
         // Last, because it is the slowest and the only one outside: the tenant's own hook.
         let tenant = self.tenant(tenant_id).await?;
@@ -261,8 +343,8 @@ impl Service {
             content_type: img.kind.content_type(),
             bytes: &img.bytes,
         });
-        self.store.update_user(write).await.map_err(store_err)?;
-        Ok(user)
+        let pending = self.store.submit_user_update(write).await.map_err(store_err)?;
+        Ok(Applied::Submitted(user, pending))
     }
 
     /// Reads, changes and writes a user with the version check, re-reading and retrying when
@@ -275,7 +357,10 @@ impl Service {
         change: impl Fn(&mut User) -> Result<()>,
         extras: Extras<'_>,
     ) -> Result<User> {
-        let _turn = self.turns.take(id).await;
+        // Held until the change commits: nothing is submitted behind it, and what was in
+        // flight before is not built on (the read below is fresh).
+        let mut turn = self.turns.take(id).await;
+        turn.forget();
         for attempt in 0..UNCONDITIONAL_RETRIES {
             if attempt > 0 {
                 back_off(attempt).await;
@@ -316,7 +401,7 @@ impl Service {
             write.records = &records;
             match self.store.update_user(write).await {
                 Ok(()) => return Ok(user),
-                Err(tessera_store::StoreError::Stale) => continue,
+                Err(StoreError::Stale) => continue,
                 Err(e) => return Err(store_err(e)),
             }
         }

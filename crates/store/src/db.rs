@@ -146,12 +146,31 @@ impl Db {
     /// The frequent writes a session read depends on (`update_user`, `insert_session`): one
     /// transaction, on SQLite committed in the writer's next group.
     pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<()> {
-        let events = match self {
-            Db::Sqlite(s) => s.group_write(touches, keep, steps).await?,
-            Db::Postgres(p) => p.pool.transaction(steps).await?,
+        self.group_submit(touches, keep, steps).await?.await
+    }
+
+    /// `group_write`'s two halves. When this returns, a write submitted afterwards by this
+    /// process is applied after this one: on SQLite's file because both join the writer's
+    /// queue in that order; elsewhere because this one has already committed, and the future
+    /// is ready with its result.
+    pub(crate) async fn group_submit(
+        &self,
+        touches: Touch,
+        keep: Option<Keep<'_>>,
+        steps: Steps,
+    ) -> Result<crate::Pending<()>> {
+        let counter = Arc::clone(self.events_counter());
+        let committed = match self {
+            Db::Sqlite(s) => s.group_submit(touches, keep, steps).await?,
+            Db::Postgres(p) => {
+                let done = p.pool.transaction(steps).await;
+                Box::pin(std::future::ready(done))
+            }
         };
-        self.events_counter().fetch_add(events, Relaxed);
-        Ok(())
+        Ok(Box::pin(async move {
+            counter.fetch_add(committed.await?, Relaxed);
+            Ok(())
+        }))
     }
 
     /// `steps` in one transaction, for writes no session read depends on.

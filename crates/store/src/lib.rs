@@ -220,6 +220,21 @@ pub enum Redemption {
     Invalid,
 }
 
+/// What a backend gives back for a write it has taken but may not have committed yet.
+pub(crate) type Pending<T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'static>>;
+
+/// A user write that has been submitted (`Store::submit_user_update`): awaiting it gives the
+/// write's result once it has committed or failed.
+pub struct PendingWrite(Pending<()>);
+
+impl Future for PendingWrite {
+    type Output = Result<()>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -294,7 +309,14 @@ pub trait Store: Send + Sync + 'static {
     /// Secure metadata is write-only on every API; this read exists for server-side consumers
     /// inside Tessera (hooks) and for tests that prove it was stored.
     async fn find_secure_metadata(&self, tenant: TenantId, id: UserId) -> Result<Option<Map<String, Value>>>;
-    async fn update_user(&self, write: UserWrite<'_>) -> Result<()>;
+    async fn update_user(&self, write: UserWrite<'_>) -> Result<()> {
+        self.submit_user_update(write).await?.await
+    }
+    /// `update_user` in two halves, so that a caller may let the next change of the same user
+    /// start before this one commits: when this returns, a write this process submits later is
+    /// applied after this one (a later write that expects this one's version finds it, if it
+    /// committed). The `PendingWrite` gives the write's result.
+    async fn submit_user_update(&self, write: UserWrite<'_>) -> Result<PendingWrite>;
     /// The TOTP secret (base64) and the last accepted step, if TOTP is set up.
     async fn find_totp(&self, tenant: TenantId, id: UserId) -> Result<Option<(String, Option<i64>)>>;
     /// Records `step` as used, only if it is later than every step used before: `false` means

@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::{
-    Attempted, Backend, ConnectOptions, Login, NewUser, Redemption, Result, Rotation, SigningKeyRecord, Store,
-    UserCredentials, UserFilter, UserWrite, activity, events, images, instance, keys, mfa, oauth, postgres, sessions,
-    sqlite, teams, tenants, users, webhooks,
+    Attempted, Backend, ConnectOptions, Login, NewUser, PendingWrite, Redemption, Result, Rotation, SigningKeyRecord,
+    Store, UserCredentials, UserFilter, UserWrite, activity, events, images, instance, keys, mfa, oauth, postgres,
+    sessions, sqlite, teams, tenants, users, webhooks,
 };
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
@@ -176,8 +176,8 @@ impl Store for SqlStore {
         users::find_secure_metadata(&self.db, tenant, id).await
     }
 
-    async fn update_user(&self, write: UserWrite<'_>) -> Result<()> {
-        users::update(&self.db, write).await
+    async fn submit_user_update(&self, write: UserWrite<'_>) -> Result<PendingWrite> {
+        users::submit_update(&self.db, write).await.map(PendingWrite)
     }
 
     async fn find_totp(&self, tenant: TenantId, id: UserId) -> Result<Option<(String, Option<i64>)>> {

@@ -222,7 +222,7 @@ pub(crate) async fn insert(db: &Db, new: NewUser<'_>) -> Result<()> {
     db.transaction(insert_steps(new)?).await
 }
 
-pub(crate) async fn update(db: &Db, w: UserWrite<'_>) -> Result<()> {
+pub(crate) async fn submit_update(db: &Db, w: UserWrite<'_>) -> Result<crate::Pending<()>> {
     let steps = write_steps(&w)?;
     // A write that changes only the user's row may be kept for the session it came through.
     let row_only = w.password_hash.is_none() && w.totp_secret.is_none() && w.revoke_sessions.is_none();
@@ -231,7 +231,7 @@ pub(crate) async fn update(db: &Db, w: UserWrite<'_>) -> Result<()> {
         from_version: w.expected_version,
         user: w.user,
     });
-    db.group_write(Touch::User(w.user.id), keep, steps).await
+    db.group_submit(Touch::User(w.user.id), keep, steps).await
 }
 
 pub(crate) async fn find(db: &Db, tenant: TenantId, id: UserId, now: DateTime<Utc>) -> Result<Option<User>> {

@@ -115,18 +115,26 @@ impl Sqlite {
     }
 
     /// `steps` as one write, on a file in the writer's next group (which outdates `touches`,
-    /// or keeps `keep`'s user, after its COMMIT); in memory, in a transaction of its own.
-    /// The events among `steps` that were written.
-    pub(crate) async fn group_write(&self, touches: Touch, keep: Option<Keep<'_>>, steps: Steps) -> Result<u64> {
+    /// or keeps `keep`'s user, after its COMMIT); in memory, in a transaction of its own. On a
+    /// file the write has joined the writer's queue when this returns (writes submitted later
+    /// run after it); in memory it has already run. The future gives the events among `steps`
+    /// that were written.
+    pub(crate) async fn group_submit(
+        &self,
+        touches: Touch,
+        keep: Option<Keep<'_>>,
+        steps: Steps,
+    ) -> Result<crate::Pending<u64>> {
         let Some(f) = &self.file else {
-            return self.write.transaction(steps).await;
+            let done = self.write.transaction(steps).await;
+            return Ok(Box::pin(std::future::ready(done)));
         };
         let kept = keep.filter(|_| f.users.is_some()).map(|k| Kept {
             session: k.session,
             from_version: k.from_version,
             user: k.user.clone(),
         });
-        f.writer.write(touches, kept, move |c| conn::run_steps(c, steps)).await
+        Ok(Box::pin(f.writer.submit(touches, kept, move |c| conn::run_steps(c, steps))?))
     }
 
     pub(crate) async fn close(&self) {

@@ -98,20 +98,21 @@ impl Writer {
         Ok(Self { jobs })
     }
 
-    /// Runs `f` in the next group and returns its result once that group has committed and
+    /// Queues `f` for the next group, so that a write submitted after this call returns runs
+    /// after it. The future gives its result once that group has committed and
     /// the cached users it `touches` are outdated (or, if it succeeded, `kept` is kept: see
     /// `UserCache::touch_keeping`). Both happen on the writer's thread, so a caller that stops
     /// waiting (a cancelled request) cannot leave a cached user stale.
-    pub(crate) async fn write<T: Send + 'static>(
+    pub(crate) fn submit<T: Send + 'static>(
         &self,
         touches: Touch,
         kept: Option<Kept>,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> Result<impl Future<Output = Result<T>> + Send + 'static> {
         let (reply, answer) = oneshot::channel();
         let call = Call { f: Some(f), touches, kept, out: None, reply: Some(reply) };
         self.jobs.send(Message::Job(Box::new(call))).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        Ok(async move { answer.await.map_err(|_| stopped())? })
     }
 
     /// Waits for the writes already sent, then stops the thread and closes its connections

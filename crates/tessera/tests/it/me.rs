@@ -235,6 +235,46 @@ async fn many_clients_updating_one_user_without_if_match_all_succeed() {
     assert_eq!(me["version"], CLIENTS as i64 + 1, "every update committed once");
 }
 
+#[tokio::test]
+async fn a_change_that_fails_amid_a_burst_on_one_user_loses_none_of_the_others() {
+    // Changes to one user go out one behind another before the first commits, each starting
+    // from the state the one before will leave. One that then fails (a username another user
+    // has) must take nothing with it: the changes submitted behind it start again.
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let other = app.sign_up(&t, "grace@example.com").await;
+    assert_eq!(app.patch_me(&other.access, json!({"username": "taken"})).await.0, StatusCode::OK);
+    const ROUNDS: usize = 5;
+    const CLIENTS: usize = 16;
+    for round in 0..ROUNDS {
+        let send = |i: usize| {
+            let (app, u) = (&app, &u);
+            let patch = if i == CLIENTS / 2 {
+                json!({"username": "taken"})
+            } else {
+                json!({"client_metadata": {"round": round, "i": i}})
+            };
+            async move { app.patch_me(&u.access, patch).await }
+        };
+        let answers = futures_join_all((0..CLIENTS).map(send).collect()).await;
+        for (i, (status, body)) in answers.iter().enumerate() {
+            if i == CLIENTS / 2 {
+                assert_eq!(*status, StatusCode::CONFLICT, "{body}");
+            } else {
+                assert_eq!(*status, StatusCode::OK, "{body}");
+                assert_ne!(body["username"], "taken", "an answer shows a change that never committed");
+            }
+        }
+        let mut versions: Vec<i64> = answers.iter().filter_map(|(_, b)| b["version"].as_i64()).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        assert_eq!(versions.len(), CLIENTS - 1, "each change that succeeded is a version of its own");
+    }
+    let (_, me) = app.get_me(&u.access).await;
+    assert_eq!(me["version"], (ROUNDS * (CLIENTS - 1)) as i64 + 1, "every other change committed once");
+    assert_ne!(me["username"], "taken");
+}
+
 /// Runs futures concurrently on this task (no extra dependency for `join_all`).
 async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
     let mut set = Vec::new();
