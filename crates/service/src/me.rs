@@ -93,17 +93,27 @@ const TURN_STRIPES: usize = 1024;
 /// after another and commit together in a group, rather than one per group with a read and
 /// a wake-up between them. Every write still names the version it expects, so a change that
 /// started from a write that then failed fails as stale and starts again from a fresh read.
-pub(crate) struct UserTurns(Box<[tokio::sync::Mutex<Option<User>>]>);
+pub(crate) struct UserTurns(Box<[tokio::sync::Mutex<Stripe>]>);
 
 impl Default for UserTurns {
     fn default() -> Self {
-        Self((0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(None)).collect())
+        Self((0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(Stripe::default())).collect())
     }
+}
+
+#[derive(Default)]
+struct Stripe {
+    /// The user as the changes submitted through this stripe will leave it, while any is in
+    /// flight.
+    ahead: Option<User>,
+    /// Counts the broken chains: a change submitted in an earlier one was built on a write
+    /// that failed.
+    chain: u64,
 }
 
 /// One user's turn: held while a change is read, checked and submitted.
 struct Turn<'t> {
-    ahead: tokio::sync::MutexGuard<'t, Option<User>>,
+    stripe: tokio::sync::MutexGuard<'t, Stripe>,
     user: UserId,
     /// Someone else's change came first: a read made before the wait is no longer worth
     /// writing from.
@@ -114,25 +124,26 @@ impl Turn<'_> {
     /// The user as the changes already submitted will leave it, if this process has any in
     /// flight and it is newer than `than` (the version the caller read).
     fn ahead_of(&self, than: Option<i64>) -> Option<&User> {
-        self.ahead.as_ref().filter(|u| u.id == self.user && than.is_none_or(|v| u.version > v))
+        self.stripe.ahead.as_ref().filter(|u| u.id == self.user && than.is_none_or(|v| u.version > v))
     }
 
-    /// `user` is what the change just submitted will leave.
-    fn submitted(&mut self, user: &User) {
-        *self.ahead = Some(user.clone());
+    /// `user` is what the change just submitted will leave; the chain it belongs to.
+    fn submitted(&mut self, user: &User) -> u64 {
+        self.stripe.ahead = Some(user.clone());
+        self.stripe.chain
     }
 
-    /// Nothing in flight is to be built on (a submitted change failed, or a change that waited
-    /// for its commit leaves the user in a state no stripe knows).
-    fn forget(&mut self) {
-        if self.ahead.as_ref().is_some_and(|u| u.id == self.user) {
-            *self.ahead = None;
+    /// Nothing in flight is to be built on: the change holding the turn has committed, or
+    /// failed, and nothing was submitted behind it.
+    fn clear(&mut self) {
+        if self.stripe.ahead.as_ref().is_some_and(|u| u.id == self.user) {
+            self.stripe.ahead = None;
         }
     }
 }
 
 impl UserTurns {
-    fn stripe(&self, user: UserId) -> &tokio::sync::Mutex<Option<User>> {
+    fn stripe(&self, user: UserId) -> &tokio::sync::Mutex<Stripe> {
         &self.0[user.0.as_u128() as usize % TURN_STRIPES]
     }
 
@@ -140,18 +151,31 @@ impl UserTurns {
     async fn take(&self, user: UserId) -> Turn<'_> {
         let stripe = self.stripe(user);
         match stripe.try_lock() {
-            Ok(ahead) => Turn { ahead, user, waited: false },
-            Err(_) => Turn { ahead: stripe.lock().await, user, waited: true },
+            Ok(stripe) => Turn { stripe, user, waited: false },
+            Err(_) => Turn { stripe: stripe.lock().await, user, waited: true },
         }
     }
 
     /// After the commit of a change that left `user`: a stripe that still holds it has nothing
     /// more in flight and lets it go. If the stripe is taken, its holder replaces it anyway.
     fn settle(&self, user: &User) {
-        if let Ok(mut ahead) = self.stripe(user.id).try_lock()
-            && ahead.as_ref().is_some_and(|u| u.id == user.id && u.version == user.version)
+        if let Ok(mut stripe) = self.stripe(user.id).try_lock()
+            && stripe.ahead.as_ref().is_some_and(|u| u.id == user.id && u.version == user.version)
         {
-            *ahead = None;
+            stripe.ahead = None;
+        }
+    }
+
+    /// A change submitted in `chain` failed: what was built on it is not to be built on. Only
+    /// the first failure of a chain ends it; the changes behind it fail in turn, and must not
+    /// end the chain that has started again since, from fresh reads.
+    async fn broken(&self, user: UserId, chain: u64) {
+        let mut stripe = self.stripe(user).lock().await;
+        if stripe.chain == chain {
+            stripe.chain += 1;
+            if stripe.ahead.as_ref().is_some_and(|u| u.id == user) {
+                stripe.ahead = None;
+            }
         }
     }
 }
@@ -231,17 +255,11 @@ impl Service {
             patch = patch.replacing_profile();
         }
         let mut attempt = 0;
-        // After a lost race: start from a fresh read, whatever was in flight.
-        let mut fresh = false;
         loop {
             let mut turn = match opts.if_match {
                 None => Some(self.turns.take(user_id).await),
                 Some(_) => None,
             };
-            if fresh && let Some(t) = turn.as_mut() {
-                t.forget();
-                known = None;
-            }
             if turn.as_ref().is_some_and(|t| t.waited) {
                 known = None;
             }
@@ -259,27 +277,26 @@ impl Service {
                 Applied::Unchanged(user) => return Ok(user),
                 Applied::Submitted(user, pending) => (user, pending),
             };
-            if let Some(t) = turn.as_mut() {
-                t.submitted(&user);
-            }
+            let chain = turn.as_mut().map(|t| t.submitted(&user));
             drop(turn);
-            match pending.await {
+            let failed = match pending.await {
                 Ok(()) => {
                     self.turns.settle(&user);
                     return Ok(user);
                 }
-                Err(StoreError::Stale) if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
+                Err(e) => e,
+            };
+            if let Some(chain) = chain {
+                self.turns.broken(user_id, chain).await;
+            }
+            match failed {
+                StoreError::Stale if opts.if_match.is_none() && attempt < UNCONDITIONAL_RETRIES => {
                     if attempt > 0 {
                         back_off(attempt).await;
                     }
-                    fresh = true;
+                    known = None;
                 }
-                Err(e) => {
-                    if opts.if_match.is_none() {
-                        self.turns.take(user_id).await.forget();
-                    }
-                    return Err(store_err(e));
-                }
+                e => return Err(store_err(e)),
             }
         }
     }
@@ -357,10 +374,22 @@ impl Service {
         change: impl Fn(&mut User) -> Result<()>,
         extras: Extras<'_>,
     ) -> Result<User> {
-        // Held until the change commits: nothing is submitted behind it, and what was in
-        // flight before is not built on (the read below is fresh).
+        // Held until the change commits, so nothing is submitted behind it. Its reads are
+        // fresh: a change in flight before it makes the first one stale, and it waits for that
+        // change's commit like a lost race.
         let mut turn = self.turns.take(id).await;
-        turn.forget();
+        let done = self.modify_in_turn(tenant_id, id, change, extras).await;
+        turn.clear();
+        done
+    }
+
+    async fn modify_in_turn(
+        &self,
+        tenant_id: TenantId,
+        id: UserId,
+        change: impl Fn(&mut User) -> Result<()>,
+        extras: Extras<'_>,
+    ) -> Result<User> {
         for attempt in 0..UNCONDITIONAL_RETRIES {
             if attempt > 0 {
                 back_off(attempt).await;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
+use tessera_core::events::{Activity, ActivityFilter, By};
 use tessera_core::oauth::{AuthorizationGrant, GrantType, OAuthClient};
 use tessera_core::tenant::{Tenant, TenantSettings};
 use tessera_core::user::{AuthProvider, Avatar, Metadata, Profile, Session, Suspension, Team, User, UserStatus};
@@ -214,6 +215,32 @@ fn sorted(mut ids: Vec<UserId>) -> Vec<UserId> {
 // ---------------------------------------------------------------------------------------------
 // Stories: instance values, signing keys, migrations.
 // ---------------------------------------------------------------------------------------------
+
+async fn moving_the_activity_inbox_takes_every_entry_however_many(store: DynStore) {
+    // More than one move's worth (SQLite moves a thousand at a time), read before and after
+    // the move: the same entries, newest first, each once.
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "ada@example.com", "ada").await;
+    let start = now();
+    let mut written = Vec::new();
+    for i in 0..2_500 {
+        let at = start + Duration::milliseconds(i);
+        let entry = Activity::new(tenant.id, user.id, "user.updated", By::User, at).with_details(json!({"i": i}));
+        store.insert_activity(&entry).await.unwrap();
+        written.push(entry.id);
+    }
+    written.reverse();
+    let filter = ActivityFilter { user_id: Some(user.id), limit: 10_000, ..ActivityFilter::default() };
+    let ids = |entries: Vec<Activity>| entries.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.unwrap()), written, "read from the inbox");
+    store.move_activity().await.unwrap();
+    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.unwrap()), written, "read after the move");
+    let entry = Activity::new(tenant.id, user.id, "user.updated", By::User, start + Duration::seconds(5));
+    store.insert_activity(&entry).await.unwrap();
+    store.move_activity().await.unwrap();
+    let after = ids(store.list_activity(tenant.id, &filter).await.unwrap());
+    assert_eq!((after.len(), after[0]), (written.len() + 1, entry.id), "a later entry moves too");
+}
 
 async fn migrating_twice_is_harmless_and_the_store_answers_ping(store: DynStore) {
     store.migrate().await.expect("a second migration run is a no-op");
@@ -1813,6 +1840,7 @@ macro_rules! conformance {
 
 conformance! {
     concurrent_user_writes_commit_or_fail_each_on_its_own,
+    moving_the_activity_inbox_takes_every_entry_however_many,
     recovery_codes_are_replaced_whole_and_each_used_once,
     a_service_account_is_stored_with_its_credentials_atomically,
     oauth_clients_are_listed_per_tenant_and_deleted_with_their_service_user,
