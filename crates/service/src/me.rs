@@ -378,63 +378,57 @@ impl Service {
         // fresh: a change in flight before it makes the first one stale, and it waits for that
         // change's commit like a lost race.
         let mut turn = self.turns.take(id).await;
-        let done = self.modify_in_turn(tenant_id, id, change, extras).await;
+        let attempts = async {
+            for attempt in 0..UNCONDITIONAL_RETRIES {
+                if attempt > 0 {
+                    back_off(attempt).await;
+                }
+                let now = self.now();
+                let current = self
+                    .store
+                    .find_user(tenant_id, id, now)
+                    .await
+                    .map_err(store_err)?
+                    .ok_or(DomainError::NotFound("user"))?;
+                let mut user = current.clone();
+                change(&mut user)?;
+                user.version = current.version + 1;
+                user.updated_at = now;
+                let mut records = match extras.event {
+                    Some(kind) => {
+                        let mut records =
+                            self.events(tenant_id, kind, || self.user_event(kind, &user, None, now)).await?;
+                        records.push(Record::Activity(Activity::new(tenant_id, id, kind, extras.by, now)));
+                        records
+                    }
+                    None => Vec::new(),
+                };
+                // The sessions the write ends, each with its records; the write itself checks that
+                // no other one started meanwhile.
+                let ending = match extras.revoke_sessions {
+                    Some(r) => self.live_sessions_but(tenant_id, id, r.except, now).await?,
+                    None => Vec::new(),
+                };
+                for &session in &ending {
+                    records.extend(self.session_ended(tenant_id, id, session, extras.by, now).await?);
+                }
+                let mut write = UserWrite::new(&user, current.version, now);
+                write.password_hash = extras.password_hash;
+                write.revoke_sessions = extras.revoke_sessions;
+                write.ending_sessions = &ending;
+                write.totp_secret = extras.totp_secret;
+                write.records = &records;
+                match self.store.update_user(write).await {
+                    Ok(()) => return Ok(user),
+                    Err(StoreError::Stale) => continue,
+                    Err(e) => return Err(store_err(e)),
+                }
+            }
+            Err(DomainError::PreconditionFailed)
+        };
+        let done = attempts.await;
         turn.clear();
         done
-    }
-
-    async fn modify_in_turn(
-        &self,
-        tenant_id: TenantId,
-        id: UserId,
-        change: impl Fn(&mut User) -> Result<()>,
-        extras: Extras<'_>,
-    ) -> Result<User> {
-        for attempt in 0..UNCONDITIONAL_RETRIES {
-            if attempt > 0 {
-                back_off(attempt).await;
-            }
-            let now = self.now();
-            let current = self
-                .store
-                .find_user(tenant_id, id, now)
-                .await
-                .map_err(store_err)?
-                .ok_or(DomainError::NotFound("user"))?;
-            let mut user = current.clone();
-            change(&mut user)?;
-            user.version = current.version + 1;
-            user.updated_at = now;
-            let mut records = match extras.event {
-                Some(kind) => {
-                    let mut records = self.events(tenant_id, kind, || self.user_event(kind, &user, None, now)).await?;
-                    records.push(Record::Activity(Activity::new(tenant_id, id, kind, extras.by, now)));
-                    records
-                }
-                None => Vec::new(),
-            };
-            // The sessions the write ends, each with its records; the write itself checks that
-            // no other one started meanwhile.
-            let ending = match extras.revoke_sessions {
-                Some(r) => self.live_sessions_but(tenant_id, id, r.except, now).await?,
-                None => Vec::new(),
-            };
-            for &session in &ending {
-                records.extend(self.session_ended(tenant_id, id, session, extras.by, now).await?);
-            }
-            let mut write = UserWrite::new(&user, current.version, now);
-            write.password_hash = extras.password_hash;
-            write.revoke_sessions = extras.revoke_sessions;
-            write.ending_sessions = &ending;
-            write.totp_secret = extras.totp_secret;
-            write.records = &records;
-            match self.store.update_user(write).await {
-                Ok(()) => return Ok(user),
-                Err(StoreError::Stale) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(DomainError::PreconditionFailed)
     }
 
     /// Schedules the caller's account for erasure after the tenant's grace period and signs it

@@ -226,19 +226,19 @@ async fn moving_the_activity_inbox_takes_every_entry_however_many(store: DynStor
     for i in 0..2_500 {
         let at = start + Duration::milliseconds(i);
         let entry = Activity::new(tenant.id, user.id, "user.updated", By::User, at).with_details(json!({"i": i}));
-        store.insert_activity(&entry).await.unwrap();
+        store.insert_activity(&entry).await.expect("insert an entry");
         written.push(entry.id);
     }
     written.reverse();
     let filter = ActivityFilter { user_id: Some(user.id), limit: 10_000, ..ActivityFilter::default() };
     let ids = |entries: Vec<Activity>| entries.into_iter().map(|a| a.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.unwrap()), written, "read from the inbox");
-    store.move_activity().await.unwrap();
-    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.unwrap()), written, "read after the move");
+    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.expect("list the entries")), written, "read from the inbox");
+    store.move_activity().await.expect("move the inbox");
+    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.expect("list the entries")), written, "read after the move");
     let entry = Activity::new(tenant.id, user.id, "user.updated", By::User, start + Duration::seconds(5));
-    store.insert_activity(&entry).await.unwrap();
-    store.move_activity().await.unwrap();
-    let after = ids(store.list_activity(tenant.id, &filter).await.unwrap());
+    store.insert_activity(&entry).await.expect("insert an entry");
+    store.move_activity().await.expect("move the inbox");
+    let after = ids(store.list_activity(tenant.id, &filter).await.expect("list the entries"));
     assert_eq!((after.len(), after[0]), (written.len() + 1, entry.id), "a later entry moves too");
 }
 
