@@ -232,9 +232,17 @@ async fn moving_the_activity_inbox_takes_every_entry_however_many(store: DynStor
     written.reverse();
     let filter = ActivityFilter { user_id: Some(user.id), limit: 10_000, ..ActivityFilter::default() };
     let ids = |entries: Vec<Activity>| entries.into_iter().map(|a| a.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.expect("list the entries")), written, "read from the inbox");
+    assert_eq!(
+        ids(store.list_activity(tenant.id, &filter).await.expect("list the entries")),
+        written,
+        "read from the inbox"
+    );
     store.move_activity().await.expect("move the inbox");
-    assert_eq!(ids(store.list_activity(tenant.id, &filter).await.expect("list the entries")), written, "read after the move");
+    assert_eq!(
+        ids(store.list_activity(tenant.id, &filter).await.expect("list the entries")),
+        written,
+        "read after the move"
+    );
     let entry = Activity::new(tenant.id, user.id, "user.updated", By::User, start + Duration::seconds(5));
     store.insert_activity(&entry).await.expect("insert an entry");
     store.move_activity().await.expect("move the inbox");
