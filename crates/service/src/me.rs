@@ -59,7 +59,7 @@ enum Target<'u> {
 }
 
 /// What `apply_patch` did: nothing to write, or a write submitted and not yet committed.
-enum Applied {
+enum Patched {
     Unchanged(User),
     Submitted(User, PendingWrite),
 }
@@ -274,8 +274,8 @@ impl Service {
                 attempt += 1;
             }
             let (user, pending) = match self.apply_patch(by, tenant_id, target, patch.clone(), body, opts).await? {
-                Applied::Unchanged(user) => return Ok(user),
-                Applied::Submitted(user, pending) => (user, pending),
+                Patched::Unchanged(user) => return Ok(user),
+                Patched::Submitted(user, pending) => (user, pending),
             };
             let chain = turn.as_mut().map(|t| t.submitted(&user));
             drop(turn);
@@ -309,7 +309,7 @@ impl Service {
         patch: UserPatch,
         change: &Map<String, Value>,
         opts: &UpdateOptions,
-    ) -> Result<Applied> {
+    ) -> Result<Patched> {
         let if_match = opts.if_match;
         let now = self.now();
         let current = match target {
@@ -327,7 +327,7 @@ impl Service {
         let ctx = UpdateContext { surface: opts.surface, granted_by_contract: opts.self_may_write };
         self.policy_engine(tenant_id).await?.authorize_update(by.actor, &current, &patch.fields(), ctx)?;
         if patch.is_empty() {
-            return Ok(Applied::Unchanged(current));
+            return Ok(Patched::Unchanged(current));
         }
         // Last, because it is the slowest and the only one outside: the tenant's own hook.
         let tenant = self.tenant(tenant_id).await?;
@@ -361,7 +361,7 @@ impl Service {
             bytes: &img.bytes,
         });
         let pending = self.store.submit_user_update(write).await.map_err(store_err)?;
-        Ok(Applied::Submitted(user, pending))
+        Ok(Patched::Submitted(user, pending))
     }
 
     /// Reads, changes and writes a user with the version check, re-reading and retrying when

@@ -22,12 +22,12 @@ const INSERT_SQL: &str = "INSERT INTO activity_inbox (tenant_id, user_id, id, ty
 /// Entries one move takes on SQLite: about 3 ms of the write lock, which every user write
 /// waits behind meanwhile (a second's worth of entries at once held it for 50 ms and more,
 /// the `PATCH` load's p99).
-const MOVE_CHUNK: u64 = 1_000;
 macro_rules! move_chunk {
     () => {
-        "1000"
+        1000
     };
 }
+const MOVE_CHUNK: u64 = move_chunk!();
 
 /// Moves entries of the inbox into `activity`. On SQLite, the oldest `MOVE_CHUNK` of them (by
 /// rowid: the order they were written in), with the two statements under the one write lock,
