@@ -116,6 +116,15 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
                 Vec::new(),
             ),
         ),
+        DomainError::EmailUnverified => (
+            StatusCode::FORBIDDEN,
+            body(
+                "email_unverified",
+                "the account's email address is not verified yet: follow the link mailed to it".into(),
+                None,
+                Vec::new(),
+            ),
+        ),
         DomainError::TokenExpired => (
             StatusCode::UNAUTHORIZED,
             body("token_expired", "the access token has expired; refresh it".into(), None, Vec::new()),

@@ -113,7 +113,7 @@ impl utoipa::Modify for SecuritySchemes {
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    use native::{activity, auth, me, operator, server};
+    use native::{activity, auth, emails, me, operator, server};
     let avatar = OpenApiRouter::new()
         .routes(routes!(me::put_avatar, me::delete_avatar))
         .layer(DefaultBodyLimit::max(MAX_AVATAR_BODY_BYTES));
@@ -124,6 +124,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::mfa))
         .routes(routes!(auth::sign_out))
         .routes(routes!(auth::anonymous))
+        .routes(routes!(emails::verify_email))
+        .routes(routes!(emails::request_password_reset))
+        .routes(routes!(emails::confirm_password_reset))
+        .routes(routes!(emails::revert_email))
         .routes(routes!(me::get_me, me::patch_me, me::delete_me))
         .routes(routes!(me::put_profile))
         .routes(routes!(me::export_me))
@@ -134,6 +138,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me::list_teams))
         .routes(routes!(me::begin_totp, me::disable_totp))
         .routes(routes!(me::confirm_totp))
+        .routes(routes!(emails::list_my_emails, emails::add_my_email))
+        .routes(routes!(emails::resend_verification))
+        .routes(routes!(emails::make_primary))
+        .routes(routes!(emails::remove_my_email))
+        .routes(routes!(emails::list_user_emails, emails::add_user_email))
         .routes(routes!(activity::my_activity))
         .routes(routes!(activity::audit))
         .merge(server::routes())

@@ -350,6 +350,9 @@ pub struct SettingsView {
     pub signing_algorithm: tessera_core::keys::SigningAlgorithm,
     /// Days the activity trail and audit log keep an entry (default 90, 1–3650).
     pub activity_retention_days: u32,
+    /// Sign-in with an unverified primary address is refused with `email_unverified` (default
+    /// `false`).
+    pub require_verified_email: bool,
 }
 
 impl From<&TenantSettings> for SettingsView {
@@ -365,6 +368,7 @@ impl From<&TenantSettings> for SettingsView {
             mfa_failures_per_user: s.mfa_failures_per_user,
             signing_algorithm: s.signing_algorithm,
             activity_retention_days: s.activity_retention_days,
+            require_verified_email: s.require_verified_email,
             pre_update_hook: s.pre_update_hook.as_ref().map(|h| {
                 serde_json::json!({"url": h.url, "timeout_ms": h.timeout_ms, "fail_open": h.fail_open, "has_secret": true})
             }),

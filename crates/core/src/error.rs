@@ -35,6 +35,10 @@ pub enum DomainError {
     TenantMismatch,
     #[error("unauthenticated: {0}")]
     Unauthenticated(&'static str),
+    /// The tenant requires a verified primary address before sign-in, and this account's is
+    /// not verified yet.
+    #[error("the email address is not verified")]
+    EmailUnverified,
     #[error("the access token has expired")]
     TokenExpired,
     /// The password was right; the second factor is still to come, with this challenge.

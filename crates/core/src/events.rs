@@ -18,6 +18,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.password_changed",
     "user.mfa_enabled",
     "user.mfa_disabled",
+    "user.email_added",
+    "user.email_verified",
+    "user.email_removed",
+    "user.primary_email_changed",
+    "user.password_reset",
     "session.created",
     "session.revoked",
     "team.created",
@@ -35,6 +40,8 @@ pub enum Record {
     Event(Event),
     /// For the user's activity trail and the tenant's audit log.
     Activity(Activity),
+    /// A message for the mail outbox, with the token it carries.
+    Mail(crate::mail::Mail),
 }
 
 /// A change, as written to the outbox in the change's own transaction.

@@ -9,6 +9,7 @@ pub mod events;
 pub mod fields;
 pub mod ids;
 pub mod keys;
+pub mod mail;
 pub mod oauth;
 pub mod patch;
 pub mod policy;

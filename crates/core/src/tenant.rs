@@ -42,6 +42,8 @@ pub struct TenantSettings {
     pub signing_algorithm: SigningAlgorithm,
     /// Days an activity entry is kept before it is forgotten.
     pub activity_retention_days: u32,
+    /// Sign-in with an unverified primary address is refused (`email_unverified`).
+    pub require_verified_email: bool,
 }
 
 /// Where and how the pre-update validation hook is called. The secret is write-only.
@@ -88,6 +90,7 @@ impl Default for TenantSettings {
             mfa_failures_per_user: 5,
             signing_algorithm: SigningAlgorithm::default(),
             activity_retention_days: 90,
+            require_verified_email: false,
         }
     }
 }

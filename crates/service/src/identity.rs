@@ -5,12 +5,12 @@ use chrono::Duration;
 use tessera_auth::secret::{hash_secret, random_token};
 use tessera_auth::token::{MFA_PURPOSE, MfaClaims};
 use tessera_auth::{AccessClaims, TokenError};
-use tessera_core::events::By;
+use tessera_core::events::{By, Record};
 use tessera_core::keys::SigningAlgorithm;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, User};
 use tessera_core::{DomainError, SessionId, TenantId, UserId, validate};
-use tessera_store::{Login, NewUser, Rotation, UserWrite};
+use tessera_store::{AddressSync, Login, NewUser, Rotation, UserWrite};
 
 use crate::{Principal, Result, Service, store_err};
 
@@ -286,10 +286,12 @@ impl Service {
             user.version += 1;
             user.updated_at = now;
             let changed = ["is_anonymous", "primary_email", "username", "display_name"];
-            let records = self.user_updated(&user, &changed, By::User, now).await?;
+            let mut records = self.user_updated(&user, &changed, By::User, now).await?;
+            records.extend(self.signed_up_mail(&tenant, &user, now));
             let mut write = UserWrite::new(&user, anon.user.version, now);
             write.password_hash = Some(&hash);
             write.records = &records;
+            write.addresses = Some(AddressSync { before: anon.user.primary_email.as_deref(), keep_before: false });
             self.store.update_user(write).await.map_err(store_err)?;
             user.has_password = true;
             return self.start_session(&tenant, user, client, SessionId::new(), None, "password").await;
@@ -301,7 +303,8 @@ impl Service {
         user.profile.display_name = display_name;
         user.has_password = true;
         let empty = serde_json::Map::new();
-        let records = self.user_created(&user, By::User, Some(client)).await?;
+        let mut records = self.user_created(&user, By::User, Some(client)).await?;
+        records.extend(self.signed_up_mail(&tenant, &user, now));
         self.store
             .insert_user(NewUser {
                 user: &user,
@@ -313,6 +316,12 @@ impl Service {
             .await
             .map_err(store_err)?;
         self.start_session(&tenant, user, client, SessionId::new(), None, "password").await
+    }
+
+    /// The verification mail of a new account's address.
+    fn signed_up_mail(&self, tenant: &Tenant, user: &User, now: chrono::DateTime<chrono::Utc>) -> Option<Record> {
+        let email = user.primary_email.as_deref().filter(|_| !user.primary_email_verified)?;
+        Some(self.verification_mail(tenant, user.id, email, now))
     }
 
     /// Password sign-in. Unknown account and wrong password get the same error after the same
@@ -350,6 +359,10 @@ impl Service {
             }
         };
         ensure_usable(&user, now)?;
+        // After the password, so that only its holder learns the address is unverified.
+        if tenant.settings.require_verified_email && user.primary_email.is_some() && !user.primary_email_verified {
+            return Err(DomainError::EmailUnverified);
+        }
         if user.totp_enabled {
             let claims = MfaClaims {
                 iss: self.tokens.issuer(tenant_id),

@@ -5,9 +5,11 @@
 //! reaches storage only through the `Store` trait.
 
 mod activity;
+mod email;
 pub mod hook;
 mod identity;
 pub mod limits;
+pub mod mail;
 mod me;
 mod mfa;
 pub mod oauth;
@@ -62,6 +64,8 @@ pub struct ServiceConfig {
     /// The background jobs' runtime, on a thread of its own at a lower priority, where
     /// delivery attempts run; without one they run where the delivery round does.
     pub background: Option<tokio::runtime::Handle>,
+    /// Where mail goes, from whom, and how long its links work.
+    pub mail: mail::MailConfig,
 }
 
 /// A signed-in user, as established from an access token.
@@ -343,6 +347,7 @@ impl Service {
         }
         // Replaced and orphaned avatars go too; the statement is one indexed anti-join.
         self.store.delete_unreferenced_images().await.map_err(store_err)?;
+        self.purge_mail().await?;
         Ok(total)
     }
 
@@ -359,6 +364,9 @@ pub fn store_err(e: StoreError) -> DomainError {
         StoreError::Conflict { constraint } => match constraint {
             constraints::USER_EMAIL => DomainError::Conflict { field: "primary_email" },
             constraints::USER_USERNAME => DomainError::Conflict { field: "username" },
+            constraints::MAIL_TOKEN => {
+                DomainError::field("token", "invalid_token", "the link is not valid: it was used already, or has expired")
+            }
             constraints::TEAM_MEMBERSHIP => {
                 DomainError::field("selected_team_id", "not_a_member", "the user is not a member of this team")
             }

@@ -66,6 +66,7 @@ pub(crate) fn steps(records: &[Record]) -> impl Iterator<Item = Step> + '_ {
     records.iter().flat_map(|r| match r {
         Record::Event(e) => Vec::from(insert_steps(e)),
         Record::Activity(a) => vec![activity::insert_step(a)],
+        Record::Mail(m) => crate::mail::insert_steps(m),
     })
 }
 

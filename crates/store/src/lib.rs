@@ -13,10 +13,12 @@
 
 mod activity;
 mod db;
+mod emails;
 mod events;
 mod images;
 mod instance;
 mod keys;
+mod mail;
 mod mfa;
 mod oauth;
 mod pool;
@@ -37,6 +39,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tessera_core::events::{Activity, ActivityFilter, Delivery, DueDelivery, Record, WebhookEndpoint};
 pub use tessera_core::keys::SigningKeyRecord;
+use tessera_core::mail::{DueMail, EmailAddress, MailToken};
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
@@ -44,6 +47,7 @@ use tessera_core::{SessionId, TeamId, TenantId, UserId};
 use uuid::Uuid;
 
 pub use events::Attempted;
+pub use mail::MailOutcome;
 pub use store::connect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +101,9 @@ pub mod constraints {
     pub const TEAM_MEMBERSHIP: &str = "team_membership";
     pub const TENANT_KEY: &str = "tenant_key";
     pub const INSTANCE_VALUE: &str = "instance_value";
+    /// A mailed token presented to a write had been used, or had expired, by the time it
+    /// committed.
+    pub const MAIL_TOKEN: &str = "mail_token";
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -129,6 +136,16 @@ pub struct RevokeSessions {
     pub except: Option<SessionId>,
 }
 
+/// How a write that may change the primary address keeps the user's addresses in step.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressSync<'a> {
+    /// The primary address before the write.
+    pub before: Option<&'a str>,
+    /// The replaced address stays on the account as one of its others (the user switched to
+    /// an address they had); otherwise it leaves the account.
+    pub keep_before: bool,
+}
+
 /// One atomic change to a user: the new state (whose `version` must be `expected_version + 1`)
 /// plus whatever must change with it. Either all of it commits or none.
 pub struct UserWrite<'a> {
@@ -153,6 +170,11 @@ pub struct UserWrite<'a> {
     pub through_session: Option<SessionId>,
     /// Written in the same transaction (the outbox): they exist if and only if the write does.
     pub records: &'a [Record],
+    /// Set when the write may change the primary address or whether it is verified.
+    pub addresses: Option<AddressSync<'a>>,
+    /// The hash of a mailed token the write uses up; the write fails as a conflict on
+    /// `constraints::MAIL_TOKEN` if it was used meanwhile or has expired.
+    pub use_token: Option<&'a str>,
 }
 
 impl<'a> UserWrite<'a> {
@@ -170,6 +192,8 @@ impl<'a> UserWrite<'a> {
             now,
             through_session: None,
             records: &[],
+            addresses: None,
+            use_token: None,
         }
     }
 }
@@ -428,4 +452,32 @@ pub trait Store: Send + Sync + 'static {
     async fn move_activity(&self) -> Result<()>;
     /// Forgets a tenant's activity entries made before `before`.
     async fn purge_activity(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Records that go with no change of their own (a message asked for again), in one
+    /// transaction.
+    async fn insert_records(&self, records: &[Record]) -> Result<()>;
+    /// The user's addresses, the primary among them, oldest first.
+    async fn list_emails(&self, tenant: TenantId, user: UserId) -> Result<Vec<EmailAddress>>;
+    /// The address in the tenant, whoever has it.
+    async fn find_email(&self, tenant: TenantId, email: &str) -> Result<Option<EmailAddress>>;
+    /// Adds an address that is not the primary, with its records; a conflict on
+    /// `users_email` when any user of the tenant has it.
+    async fn insert_email(&self, address: &EmailAddress, records: &[Record]) -> Result<()>;
+    /// Removes an address that is not the primary, with its records only if it did.
+    async fn delete_email(&self, tenant: TenantId, user: UserId, id: Uuid, records: &[Record]) -> Result<bool>;
+    /// A mailed token that can still be used at `now`.
+    async fn find_mail_token(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<MailToken>>;
+    /// Uses up a verification token of an address that is not the primary and marks the
+    /// address verified, with the records; `NotFound` when the address has gone.
+    async fn verify_email(&self, token: &MailToken, now: DateTime<Utc>, records: &[Record]) -> Result<()>;
+    /// Forgets mailed tokens that expired before `before`.
+    async fn purge_mail_tokens(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// Claims up to `limit` due messages, one attempt each, leased until `lease_until`.
+    async fn claim_mail(&self, limit: u32, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Vec<DueMail>>;
+    /// Records how a round's attempts went, in one transaction.
+    async fn record_mail(&self, outcomes: &[MailOutcome]) -> Result<()>;
+    /// Messages waiting to be sent.
+    async fn pending_mail(&self) -> Result<u64>;
+    /// Forgets messages sent or given up on before `before`.
+    async fn purge_mail(&self, before: DateTime<Utc>) -> Result<u64>;
 }

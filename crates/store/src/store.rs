@@ -16,9 +16,10 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::{
     Attempted, Backend, ConnectOptions, Login, NewUser, PendingWrite, Redemption, Result, Rotation, SigningKeyRecord,
-    Store, UserCredentials, UserFilter, UserWrite, activity, events, images, instance, keys, mfa, oauth, postgres,
-    sessions, sqlite, teams, tenants, users, webhooks,
+    Store, UserCredentials, UserFilter, UserWrite, activity, emails, events, images, instance, keys, mail, mfa, oauth,
+    postgres, sessions, sqlite, teams, tenants, users, webhooks,
 };
+use tessera_core::mail::{DueMail, EmailAddress, MailToken};
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
     let db = if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
@@ -375,5 +376,53 @@ impl Store for SqlStore {
 
     async fn purge_activity(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64> {
         activity::purge(&self.db, tenant, before).await
+    }
+
+    async fn insert_records(&self, records: &[Record]) -> Result<()> {
+        self.db.transaction(events::steps(records).collect()).await
+    }
+
+    async fn list_emails(&self, tenant: TenantId, user: UserId) -> Result<Vec<EmailAddress>> {
+        emails::list(&self.db, tenant, user).await
+    }
+
+    async fn find_email(&self, tenant: TenantId, email: &str) -> Result<Option<EmailAddress>> {
+        emails::find_by_email(&self.db, tenant, email).await
+    }
+
+    async fn insert_email(&self, address: &EmailAddress, records: &[Record]) -> Result<()> {
+        emails::insert(&self.db, address, records).await
+    }
+
+    async fn delete_email(&self, tenant: TenantId, user: UserId, id: Uuid, records: &[Record]) -> Result<bool> {
+        emails::delete(&self.db, tenant, user, id, records).await
+    }
+
+    async fn find_mail_token(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<MailToken>> {
+        emails::find_token(&self.db, hash, now).await
+    }
+
+    async fn verify_email(&self, token: &MailToken, now: DateTime<Utc>, records: &[Record]) -> Result<()> {
+        emails::verify(&self.db, token, now, records).await
+    }
+
+    async fn purge_mail_tokens(&self, before: DateTime<Utc>) -> Result<u64> {
+        emails::purge_tokens(&self.db, before).await
+    }
+
+    async fn claim_mail(&self, limit: u32, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Vec<DueMail>> {
+        mail::claim(&self.db, limit, now, lease_until).await
+    }
+
+    async fn record_mail(&self, outcomes: &[crate::MailOutcome]) -> Result<()> {
+        mail::record(&self.db, outcomes).await
+    }
+
+    async fn pending_mail(&self) -> Result<u64> {
+        mail::pending(&self.db).await
+    }
+
+    async fn purge_mail(&self, before: DateTime<Utc>) -> Result<u64> {
+        mail::purge(&self.db, before).await
     }
 }

@@ -14,8 +14,8 @@ use crate::sql::{
     Columns, Keep, OnNone, Param, SessionKey, SessionRead, Step, Steps, Touch, from_ms, json, ms, parse_id, parse_json,
 };
 use crate::{
-    Login, NewUser, Result, StoreError, UserCredentials, UserFilter, UserWrite, activity, constraints, events, images,
-    sessions,
+    Login, NewUser, Result, StoreError, UserCredentials, UserFilter, UserWrite, activity, constraints, emails, events,
+    images, sessions,
 };
 
 /// What a user read selects. `secure_metadata` and `password_hash` are not among them: only
@@ -176,6 +176,9 @@ pub(crate) fn insert_steps(new: NewUser<'_>) -> Result<Steps> {
     ]);
     let image = new.new_image.map(|img| images::insert_step(img, u.created_at));
     let mut steps: Steps = image.into_iter().chain([Step::execute(INSERT_USER_SQL, params)]).collect();
+    if let Some(email) = &u.primary_email {
+        steps.push(emails::upsert_step(u.tenant_id, u.id, email, u.primary_email_verified, u.created_at));
+    }
     steps.extend(events::steps(new.records));
     Ok(steps)
 }
@@ -211,6 +214,13 @@ fn write_steps(w: &UserWrite<'_>) -> Result<Steps> {
         missing: || StoreError::NotFound,
     };
     steps.push(Step::change(UPDATE_USER_SQL, update, why));
+    if let Some(a) = w.addresses {
+        let after = u.primary_email.as_deref();
+        steps.extend(emails::primary_steps(u.tenant_id, u.id, a.before, a.keep_before, after, u.primary_email_verified, w.now));
+    }
+    if let Some(hash) = w.use_token {
+        steps.push(emails::use_token_step(hash, w.now));
+    }
     if let Some(r) = w.revoke_sessions {
         steps.extend(sessions::revoke_all_steps(u.id, w.now, r.except, w.ending_sessions));
     }

@@ -54,6 +54,53 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     /// Delivery of events to the tenants' webhook endpoints (a `[webhooks]` table).
     pub webhooks: WebhookSettings,
+    /// Mail out: verification, recovery and change notices (a `[mail]` table).
+    pub mail: MailSettings,
+}
+
+/// Where mail goes and how long its links work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// `smtp://host:port` (plain, for a local relay), `smtp+starttls://host:port`,
+    /// `smtps://host:port` (TLS from the start), each with an optional `user:password@`, or
+    /// `file:DIR` (each message an `.eml` file). Default: `file:` the `mail` directory beside
+    /// the SQLite database (`TESSERA_MAIL__TRANSPORT`).
+    pub transport: Option<String>,
+    /// The sender (`TESSERA_MAIL__FROM`): `Name <address>` or an address.
+    pub from: String,
+    /// The SMTP user and password, when not in the URL; each may come from a file.
+    pub user: Option<String>,
+    pub user_file: Option<PathBuf>,
+    #[serde(skip_serializing)]
+    pub password: Option<SecretString>,
+    pub password_file: Option<PathBuf>,
+    /// Seconds to wait after each failed attempt before the next; after the last, the
+    /// message is given up. Soon at first, then hourly for three days, by default.
+    pub retry_schedule_seconds: Vec<u64>,
+    /// How long a verification link works (default 24 hours).
+    pub verify_ttl_seconds: u64,
+    /// How long a password-reset link works (default 30 minutes).
+    pub reset_ttl_seconds: u64,
+    /// How long the link that undoes a change of primary address works (default 7 days).
+    pub revert_ttl_seconds: u64,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            transport: None,
+            from: "Tessera <no-reply@localhost>".into(),
+            user: None,
+            user_file: None,
+            password: None,
+            password_file: None,
+            retry_schedule_seconds: tessera_service::mail::default_retry_schedule(),
+            verify_ttl_seconds: 24 * 3600,
+            reset_ttl_seconds: 30 * 60,
+            revert_ttl_seconds: 7 * 24 * 3600,
+        }
+    }
 }
 
 /// Delivery of events to webhook endpoints.
@@ -113,6 +160,7 @@ impl Default for Settings {
             compat: tessera_api::compat::Prefixes::default(),
             outbound: OutboundSettings::default(),
             webhooks: WebhookSettings::default(),
+            mail: MailSettings::default(),
         }
     }
 }
@@ -150,8 +198,58 @@ impl Settings {
                 .trim()
                 .into();
         }
+        if let Some(path) = &s.mail.user_file {
+            let user = std::fs::read_to_string(path).with_context(|| format!("reading mail.user_file {}", path.display()))?;
+            s.mail.user = Some(user.trim().to_owned());
+        }
+        if let Some(path) = &s.mail.password_file {
+            let password =
+                std::fs::read_to_string(path).with_context(|| format!("reading mail.password_file {}", path.display()))?;
+            s.mail.password = Some(SecretString::from(password.trim_end_matches(['\n', '\r']).to_owned()));
+        }
         s.validate()?;
+        s.mail_config()?;
         Ok(s)
+    }
+
+    /// Where mail goes: the configured transport, or the `mail` directory beside the SQLite
+    /// database (the working directory's, on PostgreSQL).
+    pub fn mail_transport(&self) -> String {
+        if let Some(t) = self.mail.transport.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            return t.to_owned();
+        }
+        let url = self.store_url();
+        let dir = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|file| Path::new(file.split('?').next().unwrap_or(file)).parent().map(Path::to_path_buf))
+            .and_then(|parent| parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        format!("file:{}", dir.join("mail").display())
+    }
+
+    /// The service's mail settings, checked.
+    pub fn mail_config(&self) -> anyhow::Result<tessera_service::mail::MailConfig> {
+        use tessera_service::mail::{MailConfig, Transport};
+        let m = &self.mail;
+        let credentials = match (&m.user, &m.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.expose_secret().to_owned())),
+            (None, None) => None,
+            _ => anyhow::bail!("mail.user and mail.password go together"),
+        };
+        let public = url::Url::parse(&self.public_url()).ok();
+        let hello = public.as_ref().and_then(|u| u.host_str()).unwrap_or("localhost").to_owned();
+        let transport = Transport::parse(&self.mail_transport(), credentials, &hello).map_err(anyhow::Error::msg)?;
+        let from = m.from.parse().with_context(|| format!("mail.from = {:?} is not an address", m.from))?;
+        let seconds = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000).max(1));
+        Ok(MailConfig {
+            retry_schedule: m.retry_schedule_seconds.clone(),
+            verify_ttl: seconds(m.verify_ttl_seconds),
+            reset_ttl: seconds(m.reset_ttl_seconds),
+            revert_ttl: seconds(m.revert_ttl_seconds),
+            ..MailConfig::new(transport, from)
+        })
     }
 
     fn validate(&self) -> anyhow::Result<()> {

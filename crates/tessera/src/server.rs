@@ -16,6 +16,8 @@ use crate::config::Settings;
 
 /// How soon a key rotated elsewhere starts verifying (and signing) here.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
+/// How often the mail worker looks for messages that are due.
+const MAIL_EVERY: Duration = Duration::from_millis(500);
 /// How often the delivery worker looks for events to dispatch and attempts that are due.
 const DELIVERY_EVERY: Duration = Duration::from_millis(500);
 /// How often new activity entries are moved in a batch: often enough that the inbox, which
@@ -58,6 +60,7 @@ pub async fn build_service(
         event_retention_seconds: i64::try_from(settings.webhooks.retention_seconds).unwrap_or(i64::MAX),
         webhook_timeout: Duration::from_secs(settings.webhooks.timeout_seconds.clamp(1, 60)),
         background,
+        mail: settings.mail_config()?,
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
         .await
@@ -183,7 +186,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         spawn_purge_job(Arc::clone(&service), purge_every, rx.clone()),
         spawn_key_reload_job(Arc::clone(&service), rx.clone()),
         spawn_activity_job(Arc::clone(&service), rx.clone()),
-        spawn_delivery_job(Arc::clone(&service), rx),
+        spawn_delivery_job(Arc::clone(&service), rx.clone()),
+        spawn_mail_job(Arc::clone(&service), rx),
     ];
     tracing::info!(%addr, backend = ?service.store.backend(), ready_in_ms = started.elapsed().as_millis() as u64, "tessera is ready");
     Ok(Running { addr, service, generated_root_key, shutdown: tx, server, jobs, background })
@@ -325,6 +329,26 @@ fn spawn_delivery_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> Joi
                     Ok(_) => break,
                     Err(e) => {
                         tracing::error!(error = %e, "delivering events failed");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Sends queued mail. Every instance runs it, sharing the work as the delivery job does; a
+/// round that filled its batch goes again at once.
+fn spawn_mail_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    spawn_every(MAIL_EVERY, stop, move || {
+        let service = Arc::clone(&service);
+        async move {
+            loop {
+                match service.send_due_mail().await {
+                    Ok(round) if round.is_full() => tracing::debug!(?round, "mail round"),
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "sending mail failed");
                         break;
                     }
                 }

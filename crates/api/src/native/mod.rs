@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod emails;
 pub mod me;
 pub mod operator;
 pub mod server;
