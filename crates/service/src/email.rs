@@ -261,7 +261,7 @@ impl Service {
             .collect();
         let extras = Extras {
             event: Some("user.primary_email_changed"),
-            sync_addresses: Some(true),
+            keep_replaced_email: true,
             records: &mail,
             ..Extras::default()
         };
@@ -322,7 +322,6 @@ impl Service {
             let email = token.email.clone();
             let extras = Extras {
                 event: Some("user.email_verified"),
-                sync_addresses: Some(true),
                 use_token: Some(&token.hash),
                 ..Extras::default()
             };
@@ -430,7 +429,6 @@ impl Service {
         let extras = Extras {
             revoke_sessions: Some(RevokeSessions { except: None }),
             event: Some("user.primary_email_changed"),
-            sync_addresses: Some(false),
             use_token: Some(&token.hash),
             ..Extras::default()
         };

@@ -10,7 +10,7 @@ use tessera_core::keys::SigningAlgorithm;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, User};
 use tessera_core::{DomainError, SessionId, TenantId, UserId, validate};
-use tessera_store::{AddressSync, Login, NewUser, Rotation, UserWrite};
+use tessera_store::{Login, NewUser, Rotation, UserWrite};
 
 use crate::{Principal, Result, Service, store_err};
 
@@ -288,10 +288,9 @@ impl Service {
             let changed = ["is_anonymous", "primary_email", "username", "display_name"];
             let mut records = self.user_updated(&user, &changed, By::User, now).await?;
             records.extend(self.signed_up_mail(&tenant, &user, now));
-            let mut write = UserWrite::new(&user, anon.user.version, now);
+            let mut write = UserWrite::between(&anon.user, &user, now);
             write.password_hash = Some(&hash);
             write.records = &records;
-            write.addresses = Some(AddressSync { before: anon.user.primary_email.as_deref(), keep_before: false });
             self.store.update_user(write).await.map_err(store_err)?;
             user.has_password = true;
             return self.start_session(&tenant, user, client, SessionId::new(), None, "password").await;

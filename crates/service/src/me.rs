@@ -8,7 +8,7 @@ use tessera_core::patch::{Field, Limits, UserPatch};
 use tessera_core::policy::{self, Actor, UpdateContext};
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{DomainError, FieldError, SessionId, TenantId, UserId, validate};
-use tessera_store::{AddressSync, ImageBlob, PendingWrite, RevokeSessions, StoreError, UserWrite};
+use tessera_store::{ImageBlob, PendingWrite, RevokeSessions, StoreError, UserWrite};
 
 use crate::{Principal, Result, Service, store_err};
 
@@ -200,9 +200,9 @@ pub(crate) struct Extras<'e> {
     pub event: Option<&'static str>,
     /// Who makes the change, as the activity trail says it.
     pub by: By,
-    /// The change may touch the primary address: the user's addresses follow it, the
-    /// replaced one staying on the account (`Some(true)`) or leaving it (`Some(false)`).
-    pub sync_addresses: Option<bool>,
+    /// A change of the primary address keeps the replaced one on the account (a switch to
+    /// an address the user has), rather than removing it.
+    pub keep_replaced_email: bool,
     /// The hash of a mailed token the change uses up.
     pub use_token: Option<&'e str>,
     /// More records written with the change (the messages it sends).
@@ -217,7 +217,7 @@ impl Default for Extras<'_> {
             totp_secret: None,
             event: None,
             by: By::User,
-            sync_addresses: None,
+            keep_replaced_email: false,
             use_token: None,
             records: &[],
         }
@@ -360,7 +360,6 @@ impl Service {
         user.version = current.version + 1;
         user.updated_at = now;
         let mut records = self.user_updated(&user, &changed, by.actor.into(), now).await?;
-        let touches_address = changed.iter().any(|f| *f == "primary_email" || *f == "primary_email_verified");
         if current.primary_email != user.primary_email {
             records.extend(self.primary_email_changed(&tenant, &current, &user, by.actor, now).await?);
         }
@@ -370,13 +369,11 @@ impl Service {
             Field::Clear => Some(&empty),
             Field::Set(m) => Some(m),
         };
-        let mut write = UserWrite::new(&user, current.version, now);
+        let mut write = UserWrite::between(&current, &user, now);
         write.secure_metadata = secure;
         write.require_membership = require_membership;
         write.through_session = by.session;
         write.records = &records;
-        write.addresses =
-            touches_address.then(|| AddressSync { before: current.primary_email.as_deref(), keep_before: false });
         write.new_image = applied.new_image.as_ref().map(|img| ImageBlob {
             hash: img.hash_str(),
             content_type: img.kind.content_type(),
@@ -435,16 +432,16 @@ impl Service {
                     records.extend(self.session_ended(tenant_id, id, session, extras.by, now).await?);
                 }
                 records.extend(extras.records.iter().cloned());
-                let mut write = UserWrite::new(&user, current.version, now);
+                let mut write = UserWrite::between(&current, &user, now);
                 write.password_hash = extras.password_hash;
                 write.revoke_sessions = extras.revoke_sessions;
                 write.ending_sessions = &ending;
                 write.totp_secret = extras.totp_secret;
                 write.records = &records;
                 write.use_token = extras.use_token;
-                write.addresses = extras
-                    .sync_addresses
-                    .map(|keep_before| AddressSync { before: current.primary_email.as_deref(), keep_before });
+                if let Some(a) = &mut write.addresses {
+                    a.keep_before = extras.keep_replaced_email;
+                }
                 match self.store.update_user(write).await {
                     Ok(()) => return Ok(user),
                     Err(StoreError::Stale) => continue,

@@ -178,6 +178,16 @@ pub struct UserWrite<'a> {
 }
 
 impl<'a> UserWrite<'a> {
+    /// The change from `before` to `after`, expecting `before`'s version; when the primary
+    /// address or whether it is verified changes, the user's addresses follow (the replaced
+    /// one leaves the account). The way to write a user read before.
+    pub fn between(before: &'a User, after: &'a User, now: DateTime<Utc>) -> Self {
+        let moved = before.primary_email != after.primary_email
+            || before.primary_email_verified != after.primary_email_verified;
+        let addresses = moved.then(|| AddressSync { before: before.primary_email.as_deref(), keep_before: false });
+        Self { addresses, ..Self::new(after, before.version, now) }
+    }
+
     pub fn new(user: &'a User, expected_version: i64, now: DateTime<Utc>) -> Self {
         Self {
             user,

@@ -717,7 +717,7 @@ async fn update_with_expected_version_succeeds(store: DynStore) {
     next.profile.bio = Some("updated".to_owned());
     next.metadata.client = object(json!({"k": "v"}));
     next.deletion_due_at = Some(now() + Duration::days(1));
-    update(&store, &next, user.version).await;
+    store.update_user(UserWrite::between(&user, &next, now())).await.expect("update user");
     assert_eq!(find(&store, &user).await, next);
 
     // The old username and email are free again.
@@ -1846,7 +1846,156 @@ macro_rules! conformance {
     };
 }
 
+fn address(user: &User, email: &str, verified: bool) -> tessera_core::mail::EmailAddress {
+    tessera_core::mail::EmailAddress {
+        id: Uuid::now_v7(),
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        email: email.to_owned(),
+        verified,
+        created_at: now(),
+    }
+}
+
+fn emails_of(list: &[tessera_core::mail::EmailAddress]) -> Vec<(&str, bool)> {
+    list.iter().map(|a| (a.email.as_str(), a.verified)).collect()
+}
+
+async fn a_users_addresses_follow_the_primary_and_no_address_has_two_users(store: DynStore) {
+    let tenant = new_tenant(&store).await;
+    let ann = insert_person(&store, tenant.id, "ann@example.com", "ann").await;
+    let bob = insert_person(&store, tenant.id, "bob@example.com", "bob").await;
+    let listed = store.list_emails(tenant.id, ann.id).await.expect("list");
+    assert_eq!(emails_of(&listed), [("ann@example.com", false)], "the primary is one of the addresses");
+
+    store.insert_email(&address(&bob, "extra@example.com", true), &[]).await.expect("add");
+    assert_conflict(store.insert_email(&address(&ann, "EXTRA@example.com", false), &[]).await, constraints::USER_EMAIL);
+    assert_conflict(store.insert_email(&address(&ann, "bob@example.com", false), &[]).await, constraints::USER_EMAIL);
+
+    // A primary that is another user's other address is refused, and nothing changes.
+    let mut taken = next_version(&ann);
+    taken.primary_email = Some("extra@example.com".to_owned());
+    assert_conflict(store.update_user(UserWrite::between(&ann, &taken, now())).await, constraints::USER_EMAIL);
+    assert_eq!(find(&store, &ann).await, ann);
+
+    // A new primary replaces the old one among the addresses, and frees it.
+    let mut moved = next_version(&ann);
+    moved.primary_email = Some("ann2@example.com".to_owned());
+    moved.primary_email_verified = true;
+    store.update_user(UserWrite::between(&ann, &moved, now())).await.expect("update user");
+    let listed = store.list_emails(tenant.id, ann.id).await.expect("list");
+    assert_eq!(emails_of(&listed), [("ann2@example.com", true)]);
+    store.insert_email(&address(&bob, "ann@example.com", false), &[]).await.expect("the old address is free");
+
+    // One that is kept stays as another address; only the user's others can be removed.
+    let mut switched = next_version(&moved);
+    switched.primary_email = Some("ann3@example.com".to_owned());
+    switched.primary_email_verified = false;
+    let write = UserWrite {
+        addresses: Some(tessera_store::AddressSync { before: Some("ann2@example.com"), keep_before: true }),
+        ..UserWrite::new(&switched, moved.version, now())
+    };
+    store.update_user(write).await.expect("update user");
+    let listed = store.list_emails(tenant.id, ann.id).await.expect("list");
+    assert_eq!(emails_of(&listed), [("ann2@example.com", true), ("ann3@example.com", false)]);
+    let primary_id = listed[1].id;
+    assert!(!store.delete_email(tenant.id, ann.id, primary_id, &[]).await.expect("delete"), "not the primary");
+    assert!(store.delete_email(tenant.id, ann.id, listed[0].id, &[]).await.expect("delete"));
+    assert!(!store.delete_email(tenant.id, bob.id, listed[0].id, &[]).await.expect("delete"), "nor another's");
+
+    // Erasing a user frees every address it had.
+    assert!(store.delete_user(tenant.id, bob.id, &[]).await.expect("delete"));
+    store.insert_email(&address(&ann, "extra@example.com", false), &[]).await.expect("freed by the erasure");
+}
+
+fn letter(user: &User, purpose: tessera_core::mail::TokenPurpose, expires_at: DateTime<Utc>) -> tessera_core::mail::Mail {
+    let id = Uuid::now_v7();
+    tessera_core::mail::Mail {
+        id,
+        tenant_id: user.tenant_id,
+        to: user.primary_email.clone().unwrap_or_default(),
+        subject: "subject".into(),
+        text: "text".into(),
+        html: "<p>html</p>".into(),
+        token: Some(tessera_core::mail::MailToken {
+            hash: format!("hash-{id}"),
+            tenant_id: user.tenant_id,
+            user_id: user.id,
+            purpose,
+            email: user.primary_email.clone().unwrap_or_default(),
+            expires_at,
+            created_at: now(),
+        }),
+        created_at: now(),
+    }
+}
+
+async fn a_mailed_token_is_used_once_with_its_write_and_never_after_it_expires(store: DynStore) {
+    use tessera_core::events::Record;
+    use tessera_core::mail::TokenPurpose;
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "tia@example.com", "tia").await;
+    let mail = letter(&user, TokenPurpose::ResetPassword, now() + Duration::minutes(30));
+    let hash = mail.token.as_ref().unwrap().hash.clone();
+    store.insert_records(&[Record::Mail(mail)]).await.expect("queue");
+
+    let found = store.find_mail_token(&hash, now()).await.expect("find").expect("usable now");
+    assert_eq!((found.user_id, found.purpose), (user.id, TokenPurpose::ResetPassword));
+    assert!(store.find_mail_token(&hash, now() + Duration::minutes(31)).await.expect("find").is_none(), "expired");
+
+    let next = next_version(&user);
+    let write = UserWrite { use_token: Some(&hash), password_hash: Some("new"), ..UserWrite::new(&next, user.version, now()) };
+    store.update_user(write).await.expect("the first use");
+    assert!(store.find_mail_token(&hash, now()).await.expect("find").is_none(), "used");
+    let again = next_version(&next);
+    let write = UserWrite { use_token: Some(&hash), password_hash: Some("other"), ..UserWrite::new(&again, next.version, now()) };
+    assert_conflict(store.update_user(write).await, constraints::MAIL_TOKEN);
+    assert_eq!(find(&store, &user).await.version, next.version, "the second write did not happen");
+    assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("hash").as_deref(), Some("new"));
+}
+
+async fn queued_mail_is_claimed_by_one_worker_at_a_time_until_it_is_sent(store: DynStore) {
+    use tessera_core::events::Record;
+    let tenant = new_tenant(&store).await;
+    let user = insert_person(&store, tenant.id, "una@example.com", "una").await;
+    let records: Vec<Record> = (0..3)
+        .map(|_| Record::Mail(letter(&user, tessera_core::mail::TokenPurpose::VerifyEmail, now() + Duration::days(1))))
+        .collect();
+    store.insert_records(&records).await.expect("queue");
+    assert_eq!(store.pending_mail().await.expect("count"), 3);
+
+    let t0 = now();
+    let lease = t0 + Duration::seconds(45);
+    let claimed = store.claim_mail(10, t0, lease).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|m| m.attempt == 1 && m.text == "text" && m.to == "una@example.com"));
+    assert!(store.claim_mail(10, t0, lease).await.expect("claim").is_empty(), "leased to the first worker");
+
+    let at = t0 + Duration::seconds(1);
+    let outcome = |m: &tessera_core::mail::DueMail, sent: bool| tessera_store::MailOutcome {
+        id: m.id,
+        done: sent,
+        sent,
+        error: (!sent).then(|| "refused".to_owned()),
+        at,
+        next_attempt_at: (!sent).then(|| at + Duration::seconds(10)),
+    };
+    let outcomes = vec![outcome(&claimed[0], true), outcome(&claimed[1], true), outcome(&claimed[2], false)];
+    store.record_mail(&outcomes).await.expect("record");
+    assert_eq!(store.pending_mail().await.expect("count"), 1);
+    assert!(store.claim_mail(10, at + Duration::seconds(5), lease).await.expect("claim").is_empty(), "not due yet");
+    let retried = store.claim_mail(10, at + Duration::seconds(10), lease).await.expect("claim");
+    assert_eq!((retried.len(), retried[0].id, retried[0].attempt), (1, claimed[2].id, 2));
+
+    // Sent messages are forgotten after their retention; the pending one is kept.
+    assert_eq!(store.purge_mail(now() + Duration::days(8)).await.expect("purge"), 2);
+    assert_eq!(store.pending_mail().await.expect("count"), 1);
+}
+
 conformance! {
+    a_users_addresses_follow_the_primary_and_no_address_has_two_users,
+    a_mailed_token_is_used_once_with_its_write_and_never_after_it_expires,
+    queued_mail_is_claimed_by_one_worker_at_a_time_until_it_is_sent,
     concurrent_user_writes_commit_or_fail_each_on_its_own,
     moving_the_activity_inbox_takes_every_entry_however_many,
     recovery_codes_are_replaced_whole_and_each_used_once,

@@ -25,8 +25,9 @@ use crate::extract::PathParams;
 
 /// The section of the page an error or a special view belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Section {
+pub(super) enum Section {
     Profile,
+    Emails,
     Avatar,
     Totp,
     Sessions,
@@ -35,7 +36,7 @@ enum Section {
 }
 
 /// What the two-step section shows besides its normal state.
-enum TotpView {
+pub(super) enum TotpView {
     Normal,
     Enrolling(TotpEnrolment),
     RecoveryCodes(Vec<String>),
@@ -87,6 +88,9 @@ pub struct AccountForm {
     new_password: Option<String>,
     session_id: Option<String>,
     confirm: Option<String>,
+    /// The addresses section's: a new address, or the one a button acts on.
+    pub(super) email: Option<String>,
+    pub(super) email_id: Option<String>,
 }
 
 csrf_form!(AccountForm);
@@ -101,11 +105,15 @@ fn flash(done: &str) -> Option<&'static str> {
         "password" => "Your password has been changed. Your other sessions have been signed out.",
         "totp-off" => "Two-step verification is off.",
         "session" => "The session has been signed out.",
+        "email-added" => "The address has been added. Follow the link we mailed to it to confirm it.",
+        "email-sent" => "A new confirmation link is on its way.",
+        "email-primary" => "Your primary address has been changed. Your old one was told, in case it was not you.",
+        "email-removed" => "The address has been removed.",
         _ => return None,
     })
 }
 
-async fn render(
+pub(super) async fn render(
     state: &AppState,
     ctx: &Ctx,
     who: &Principal,
@@ -268,6 +276,7 @@ async fn render(
     );
 
     let activity_section = activity_section(state, who).await;
+    let emails_section = super::email::addresses_section(state, ctx, who, errs(Section::Emails)).await;
 
     // Password.
     let pwe = errs(Section::Password);
@@ -307,7 +316,7 @@ async fn render(
     let body = format!(
         r#"<section class="card"><div class="who">{avatar}<div><h1 id="shown-name">{shown}</h1><p class="sub flush">{identity}</p></div></div>
 <form method="post" action="{base}/sign-out">{csrf}<button type="submit" class="secondary">Sign out</button></form></section>
-{flash_html}{profile}{avatar_section}{totp_section}{sessions_section}{activity_section}{password_section}{delete_section}"#,
+{flash_html}{profile}{emails_section}{avatar_section}{totp_section}{sessions_section}{activity_section}{password_section}{delete_section}"#,
         shown = esc(&shown),
         identity = esc(identity),
     );
@@ -370,9 +379,9 @@ pub async fn page(
 /// CSRF token is this browser's, and someone is signed in. Otherwise the answer is the page
 /// that says so (or the redirect to sign in).
 pub struct AccountPost {
-    ctx: Ctx,
-    who: Principal,
-    form: AccountForm,
+    pub(super) ctx: Ctx,
+    pub(super) who: Principal,
+    pub(super) form: AccountForm,
 }
 
 impl FromRequest<AppState> for AccountPost {
@@ -401,7 +410,7 @@ async fn begin(
     Ok((ctx, who))
 }
 
-async fn failed(state: &AppState, ctx: &Ctx, who: &Principal, section: Section, e: &DomainError) -> Response {
+pub(super) async fn failed(state: &AppState, ctx: &Ctx, who: &Principal, section: Section, e: &DomainError) -> Response {
     let page = render(state, ctx, who, None, Some((section, FormErrors::from_domain(e))), TotpView::Normal).await;
     Untold::attach(Untold::of(e), page)
 }
@@ -613,6 +622,11 @@ async fn activity_section(state: &AppState, who: &tessera_service::Principal) ->
             "user.deletion_cancelled" => "Account deletion cancelled",
             "user.suspended" => "Account suspended",
             "user.unsuspended" => "Suspension lifted",
+            "user.email_added" => "Email address added",
+            "user.email_verified" => "Email address confirmed",
+            "user.email_removed" => "Email address removed",
+            "user.primary_email_changed" => "Primary email address changed",
+            "user.password_reset" => "Password reset by email",
             other => other,
         };
         let fields = a.details["fields"].as_array().map(|f| {

@@ -21,6 +21,7 @@ macro_rules! csrf_form {
 
 pub mod account;
 pub mod authorize;
+pub mod email;
 pub mod sign_in;
 
 use std::fmt::Write as _;
@@ -59,6 +60,15 @@ pub fn routes() -> Router<AppState> {
         .route("/account/totp/disable", post(account::totp_disable))
         .route("/account/sessions/revoke", post(account::revoke_session))
         .route("/account/delete", post(account::delete))
+        .route("/account/emails", post(email::add))
+        .route("/account/emails/verify", post(email::send_link))
+        .route("/account/emails/primary", post(email::primary))
+        .route("/account/emails/remove", post(email::remove))
+        .route("/verify-email", get(email::verify))
+        .route("/verify-email/resend", post(email::resend))
+        .route("/reset-password", get(email::reset_page).post(email::reset_submit))
+        .route("/reset-password/request", post(email::reset_request))
+        .route("/revert-email", get(email::revert_page).post(email::revert_submit))
 }
 
 /// The answer for a path whose tenant does not exist.

@@ -46,11 +46,16 @@ csrf_form!(SignInForm, MfaForm, CsrfOnly);
 
 /// The sign-in form. `intro` says what the sign-in is for.
 pub fn render(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, intro: &str) -> Page {
+    render_with(ctx, return_to, login, errors, intro, "")
+}
+
+/// The sign-in form with `above` (HTML) above it.
+fn render_with(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, intro: &str, above: &str) -> Page {
     let body = format!(
         r#"<section class="card narrow">
 <h1>Sign in</h1>
 <p class="sub">{intro}</p>
-{banner}
+{banner}{above}
 <form method="post" action="{base}/sign-in" novalidate>
 {csrf}
 <input type="hidden" name="return_to" value="{return_to}">
@@ -58,6 +63,7 @@ pub fn render(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, intr
 {password}
 <button type="submit" class="wide">Sign in</button>
 </form>
+<p class="hint"><a href="{base}/reset-password" id="forgot-password">Forgot password?</a></p>
 </section>"#,
         intro = esc(intro),
         banner = errors.banner(),
@@ -165,6 +171,12 @@ pub async fn submit(
         Err(DomainError::Unauthenticated(_)) => {
             let errors = FormErrors::form("The email, username or password is not right.");
             render(&ctx, &return_to, login_value, &errors, intro).into_response()
+        }
+        Err(DomainError::EmailUnverified) => {
+            let notice = super::email::unverified_notice(&ctx, login_value);
+            let mut page = render_with(&ctx, &return_to, login_value, &FormErrors::default(), intro, &notice);
+            page.status = StatusCode::FORBIDDEN;
+            page.into_response()
         }
         Err(e) => {
             let page = render(&ctx, &return_to, login_value, &FormErrors::from_domain(&e), intro).into_response();

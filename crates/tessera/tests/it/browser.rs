@@ -2,7 +2,9 @@
 //! the `fantoccini` WebDriver client, does what a new user would — signs in, changes the
 //! display name, uploads an avatar, turns on two-step verification with a code computed here
 //! from the secret the page shows, and signs out another session. Each step is checked
-//! through the API as well, and screenshots are saved under
+//! through the API as well. It also follows mailed links as a person would: confirms an
+//! address, resets a forgotten password from the sign-in page's link, adds an address on the
+//! account page. Screenshots are saved under
 //! `$CARGO_TARGET_TMPDIR/screenshots/` as test artefacts.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages; `scripts/test` installs them).
@@ -160,5 +162,59 @@ async fn a_new_user_manages_the_account_page_in_headless_chromium() {
         .unwrap();
     assert_eq!(overflow.as_i64(), Some(0), "the page scrolls sideways on a phone");
     shot(&c, "07-phone").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_reset_and_an_address_confirmed_from_mailed_links_in_headless_chromium() {
+    let receiver = crate::smtp::SmtpReceiver::start().await;
+    let transport = receiver.transport();
+    let app = spawn_app_with(|s| s.mail.transport = Some(transport)).await;
+    let (t, u) = app.user().await;
+    let verify_link = receiver.wait_for(&u.email, 1).await[0].link().0;
+
+    let driver = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+
+    // The confirmation link says so, once.
+    c.goto(&verify_link).await.unwrap();
+    let outcome = wait_for(&c, "#outcome").await.text().await.unwrap();
+    assert!(outcome.contains("is confirmed"), "{outcome}");
+    shot(&c, "11-address-confirmed").await;
+    assert_eq!(app.get_me(&u.access).await.1["primary_email_verified"], json!(true));
+    c.goto(&verify_link).await.unwrap();
+    assert!(wait_for(&c, "#outcome").await.text().await.unwrap().contains("not valid"));
+
+    // "Forgot password?" from the sign-in page, the mail, the new password.
+    c.goto(&app.url(&format!("/oidc/{}/sign-in", t.id))).await.unwrap();
+    wait_for(&c, "#forgot-password").await.click().await.unwrap();
+    wait_for(&c, "input[name=email]").await.send_keys(&u.email).await.unwrap();
+    shot(&c, "12-forgot-password").await;
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    assert!(wait_for(&c, "#outcome").await.text().await.unwrap().contains("on its way"));
+    let reset_link = receiver.wait_for(&u.email, 2).await[1].link().0;
+    c.goto(&reset_link).await.unwrap();
+    let new_password = "an entirely new passphrase";
+    wait_for(&c, "input[name=new_password]").await.send_keys(new_password).await.unwrap();
+    shot(&c, "13-new-password").await;
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    assert!(wait_for(&c, "#outcome").await.text().await.unwrap().contains("has been changed"));
+    assert_eq!(app.get_me(&u.access).await.0, StatusCode::UNAUTHORIZED, "signed out everywhere");
+    assert_eq!(app.sign_in(&t.id, &u.email, new_password).await.0, StatusCode::OK);
+
+    // The account page: sign in, add an address, see it waiting for confirmation.
+    c.goto(&app.url(&format!("/oidc/{}/account", t.id))).await.unwrap();
+    wait_for(&c, "input[name=email]").await.send_keys(&u.email).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(new_password).await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#emails").await;
+    c.find(Locator::Css("#emails input[name=email]")).await.unwrap().send_keys("ada@work.example").await.unwrap();
+    c.find(Locator::Css("#emails form[action$='/account/emails'] button")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#flash").await;
+    let row = wait_for(&c, "tr[data-email='ada@work.example']").await.text().await.unwrap();
+    assert!(row.contains("Not confirmed"), "{row}");
+    shot(&c, "14-addresses").await;
+    receiver.wait_for("ada@work.example", 1).await;
     c.close().await.unwrap();
 }

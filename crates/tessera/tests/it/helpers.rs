@@ -24,6 +24,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub settings: Settings,
+    /// Where mail goes unless a test sends it elsewhere: each message an `.eml` file.
+    pub mail_dir: tempfile::TempDir,
     running: Option<Running>,
     _db: TestDatabase,
 }
@@ -53,6 +55,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
     let (url, db) = fresh_database().await;
+    let mail_dir = tempfile::tempdir().expect("a mail directory");
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
         database_url: url,
@@ -62,6 +65,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         purge_interval_seconds: 3600,
         // The hook receivers of the tests listen on loopback.
         outbound: tessera::config::OutboundSettings { allow_private_targets: true },
+        mail: tessera::config::MailSettings {
+            transport: Some(format!("file:{}", mail_dir.path().display())),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     adjust(&mut settings);
@@ -69,7 +76,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let running = tessera::server::start(&settings, clock.clone()).await.expect("server starts");
     let base = format!("http://{}", running.addr);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    TestApp { base, client, clock, settings, running: Some(running), _db: db }
+    TestApp { base, client, clock, settings, mail_dir, running: Some(running), _db: db }
 }
 
 /// A tenant as created through the operator API.
