@@ -163,10 +163,21 @@ impl Service {
     }
 
     /// The tenant's server adds an address to a user, verified or not; no mail is sent.
-    pub async fn add_user_email(&self, tenant: TenantId, user: UserId, email: &str, verified: bool) -> Result<EmailAddress> {
+    pub async fn add_user_email(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        email: &str,
+        verified: bool,
+    ) -> Result<EmailAddress> {
         let now = self.now();
         let tenant = self.tenant(tenant).await?;
-        let user = self.store.find_user(tenant.id, user, now).await.map_err(store_err)?.ok_or(DomainError::NotFound("user"))?;
+        let user = self
+            .store
+            .find_user(tenant.id, user, now)
+            .await
+            .map_err(store_err)?
+            .ok_or(DomainError::NotFound("user"))?;
         self.add_email(&tenant, &user, email, verified, By::Server, now).await
     }
 
@@ -179,9 +190,16 @@ impl Service {
         by: By,
         now: DateTime<Utc>,
     ) -> Result<EmailAddress> {
-        let email = validate::email(email).map_err(|(c, m)| DomainError::Validation(vec![FieldError::new("email", c, m)]))?;
-        let address =
-            EmailAddress { id: Uuid::now_v7(), tenant_id: tenant.id, user_id: user.id, email, verified, created_at: now };
+        let email =
+            validate::email(email).map_err(|(c, m)| DomainError::Validation(vec![FieldError::new("email", c, m)]))?;
+        let address = EmailAddress {
+            id: Uuid::now_v7(),
+            tenant_id: tenant.id,
+            user_id: user.id,
+            email,
+            verified,
+            created_at: now,
+        };
         let mut records = self.email_records("user.email_added", user, &address, by, now).await?;
         if !verified {
             records.push(self.verification_mail(tenant, user.id, &address.email, now));
@@ -320,11 +338,8 @@ impl Service {
         let verified = Verified { email: token.email.clone(), user_id: user.id, tenant_id: user.tenant_id };
         if user.primary_email.as_deref() == Some(token.email.as_str()) {
             let email = token.email.clone();
-            let extras = Extras {
-                event: Some("user.email_verified"),
-                use_token: Some(&token.hash),
-                ..Extras::default()
-            };
+            let extras =
+                Extras { event: Some("user.email_verified"), use_token: Some(&token.hash), ..Extras::default() };
             let verify = move |u: &mut User| {
                 if u.primary_email.as_deref() != Some(email.as_str()) {
                     return Err(invalid_token());
@@ -372,7 +387,8 @@ impl Service {
     async fn mail_password_reset(&self, tenant: TenantId, email: &str) -> Result<()> {
         let now = self.now();
         let tenant = self.tenant(tenant).await?;
-        let Some(found) = self.store.find_user_credentials(tenant.id, Login::Email(email), now).await.map_err(store_err)?
+        let Some(found) =
+            self.store.find_user_credentials(tenant.id, Login::Email(email), now).await.map_err(store_err)?
         else {
             return Ok(());
         };
@@ -380,7 +396,8 @@ impl Service {
         if user.is_anonymous || user.is_service_account || crate::identity::ensure_usable(&user, now).is_err() {
             return Ok(());
         }
-        if self.limits.hit(&format!("reset-account:{}", user.id), RESET_PER_ACCOUNT, RESET_WINDOW_SECONDS, now).is_err() {
+        if self.limits.hit(&format!("reset-account:{}", user.id), RESET_PER_ACCOUNT, RESET_WINDOW_SECONDS, now).is_err()
+        {
             return Ok(());
         }
         let Some(to) = user.primary_email.as_deref() else { return Ok(()) };
@@ -402,7 +419,8 @@ impl Service {
             .await
             .map_err(store_err)?
             .ok_or_else(invalid_token)?;
-        let inputs: Vec<&str> = [user.primary_email.as_deref(), user.username.as_deref()].into_iter().flatten().collect();
+        let inputs: Vec<&str> =
+            [user.primary_email.as_deref(), user.username.as_deref()].into_iter().flatten().collect();
         if let Err((code, msg)) = validate::password(&new_password, &inputs) {
             return Err(DomainError::Validation(vec![FieldError::new("new_password", code, msg)]));
         }

@@ -364,9 +364,11 @@ pub fn store_err(e: StoreError) -> DomainError {
         StoreError::Conflict { constraint } => match constraint {
             constraints::USER_EMAIL => DomainError::Conflict { field: "primary_email" },
             constraints::USER_USERNAME => DomainError::Conflict { field: "username" },
-            constraints::MAIL_TOKEN => {
-                DomainError::field("token", "invalid_token", "the link is not valid: it was used already, or has expired")
-            }
+            constraints::MAIL_TOKEN => DomainError::field(
+                "token",
+                "invalid_token",
+                "the link is not valid: it was used already, or has expired",
+            ),
             constraints::TEAM_MEMBERSHIP => {
                 DomainError::field("selected_team_id", "not_a_member", "the user is not a member of this team")
             }

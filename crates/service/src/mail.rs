@@ -71,7 +71,9 @@ impl Transport {
             "smtps" => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
                 .map_err(|e| format!("mail.transport: {e}"))?
                 .port(url.port().unwrap_or(465)),
-            other => return Err(format!("mail.transport: unknown scheme {other} (smtp, smtp+starttls, smtps or file)")),
+            other => {
+                return Err(format!("mail.transport: unknown scheme {other} (smtp, smtp+starttls, smtps or file)"));
+            }
         };
         let from_url = (!url.username().is_empty()).then(|| {
             let decode = |s: &str| percent_decode(s);
@@ -171,10 +173,14 @@ impl MailRound {
 
 /// What a message says, before it is dressed as text and HTML.
 pub(crate) enum Letter<'a> {
-    Verify { email: &'a str },
+    Verify {
+        email: &'a str,
+    },
     Reset,
     /// To the address that was the primary until the change.
-    PrimaryChanged { new: Option<&'a str> },
+    PrimaryChanged {
+        new: Option<&'a str>,
+    },
 }
 
 impl Service {
@@ -297,7 +303,9 @@ impl Service {
                         at,
                         next_attempt_at: Some(at + chrono::Duration::seconds(wait as i64)),
                     },
-                    None => MailOutcome { id: m.id, done: true, sent: false, error: Some(why), at, next_attempt_at: None },
+                    None => {
+                        MailOutcome { id: m.id, done: true, sent: false, error: Some(why), at, next_attempt_at: None }
+                    }
                 }
             };
             let outcome = match sent {

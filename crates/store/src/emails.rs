@@ -40,13 +40,7 @@ fn address_from(r: &dyn Columns) -> Result<EmailAddress> {
 
 /// The address `email` of user `user`, verified or not, as a step that fails with a conflict
 /// when the address is another user's.
-pub(crate) fn upsert_step(
-    tenant: TenantId,
-    user: UserId,
-    email: &str,
-    verified: bool,
-    now: DateTime<Utc>,
-) -> Step {
+pub(crate) fn upsert_step(tenant: TenantId, user: UserId, email: &str, verified: bool, now: DateTime<Utc>) -> Step {
     let params = vec![
         Param::text(Uuid::now_v7()),
         Param::text(tenant),
@@ -85,7 +79,9 @@ pub(crate) fn primary_steps(
 }
 
 pub(crate) async fn list(db: &Db, tenant: TenantId, user: UserId) -> Result<Vec<EmailAddress>> {
-    let sql = format!("SELECT {ADDRESS_COLUMNS} FROM user_emails WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at, id");
+    let sql = format!(
+        "SELECT {ADDRESS_COLUMNS} FROM user_emails WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at, id"
+    );
     db.fetch_all(&sql, &[Param::text(tenant), Param::text(user)], address_from).await
 }
 

@@ -184,7 +184,7 @@ impl<'a> UserWrite<'a> {
     pub fn between(before: &'a User, after: &'a User, now: DateTime<Utc>) -> Self {
         let moved = before.primary_email != after.primary_email
             || before.primary_email_verified != after.primary_email_verified;
-        let addresses = moved.then(|| AddressSync { before: before.primary_email.as_deref(), keep_before: false });
+        let addresses = moved.then_some(AddressSync { before: before.primary_email.as_deref(), keep_before: false });
         Self { addresses, ..Self::new(after, before.version, now) }
     }
 

@@ -91,7 +91,10 @@ pub(crate) async fn record(db: &Db, outcomes: &[MailOutcome]) -> Result<()> {
             if o.done {
                 let status = if o.sent { "sent" } else { "failed" };
                 let sent_at = Param::Int(o.sent.then(|| crate::sql::ms(o.at)));
-                Step::execute(DONE_SQL, vec![Param::text(o.id), Param::text(status), Param::Text(o.error.clone()), sent_at])
+                Step::execute(
+                    DONE_SQL,
+                    vec![Param::text(o.id), Param::text(status), Param::Text(o.error.clone()), sent_at],
+                )
             } else {
                 let next = Param::Int(o.next_attempt_at.map(crate::sql::ms));
                 Step::execute(RETRY_SQL, vec![Param::text(o.id), Param::Text(o.error.clone()), next])

@@ -216,7 +216,15 @@ fn write_steps(w: &UserWrite<'_>) -> Result<Steps> {
     steps.push(Step::change(UPDATE_USER_SQL, update, why));
     if let Some(a) = w.addresses {
         let after = u.primary_email.as_deref();
-        steps.extend(emails::primary_steps(u.tenant_id, u.id, a.before, a.keep_before, after, u.primary_email_verified, w.now));
+        steps.extend(emails::primary_steps(
+            u.tenant_id,
+            u.id,
+            a.before,
+            a.keep_before,
+            after,
+            u.primary_email_verified,
+            w.now,
+        ));
     }
     if let Some(hash) = w.use_token {
         steps.push(emails::use_token_step(hash, w.now));

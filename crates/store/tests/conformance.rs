@@ -1908,7 +1908,11 @@ async fn a_users_addresses_follow_the_primary_and_no_address_has_two_users(store
     store.insert_email(&address(&ann, "extra@example.com", false), &[]).await.expect("freed by the erasure");
 }
 
-fn letter(user: &User, purpose: tessera_core::mail::TokenPurpose, expires_at: DateTime<Utc>) -> tessera_core::mail::Mail {
+fn letter(
+    user: &User,
+    purpose: tessera_core::mail::TokenPurpose,
+    expires_at: DateTime<Utc>,
+) -> tessera_core::mail::Mail {
     let id = Uuid::now_v7();
     tessera_core::mail::Mail {
         id,
@@ -1936,7 +1940,7 @@ async fn a_mailed_token_is_used_once_with_its_write_and_never_after_it_expires(s
     let tenant = new_tenant(&store).await;
     let user = insert_person(&store, tenant.id, "tia@example.com", "tia").await;
     let mail = letter(&user, TokenPurpose::ResetPassword, now() + Duration::minutes(30));
-    let hash = mail.token.as_ref().unwrap().hash.clone();
+    let hash = mail.token.as_ref().expect("a token").hash.clone();
     store.insert_records(&[Record::Mail(mail)]).await.expect("queue");
 
     let found = store.find_mail_token(&hash, now()).await.expect("find").expect("usable now");
@@ -1944,11 +1948,16 @@ async fn a_mailed_token_is_used_once_with_its_write_and_never_after_it_expires(s
     assert!(store.find_mail_token(&hash, now() + Duration::minutes(31)).await.expect("find").is_none(), "expired");
 
     let next = next_version(&user);
-    let write = UserWrite { use_token: Some(&hash), password_hash: Some("new"), ..UserWrite::new(&next, user.version, now()) };
+    let write =
+        UserWrite { use_token: Some(&hash), password_hash: Some("new"), ..UserWrite::new(&next, user.version, now()) };
     store.update_user(write).await.expect("the first use");
     assert!(store.find_mail_token(&hash, now()).await.expect("find").is_none(), "used");
     let again = next_version(&next);
-    let write = UserWrite { use_token: Some(&hash), password_hash: Some("other"), ..UserWrite::new(&again, next.version, now()) };
+    let write = UserWrite {
+        use_token: Some(&hash),
+        password_hash: Some("other"),
+        ..UserWrite::new(&again, next.version, now())
+    };
     assert_conflict(store.update_user(write).await, constraints::MAIL_TOKEN);
     assert_eq!(find(&store, &user).await.version, next.version, "the second write did not happen");
     assert_eq!(store.find_password_hash(tenant.id, user.id).await.expect("hash").as_deref(), Some("new"));

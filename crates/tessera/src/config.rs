@@ -199,12 +199,13 @@ impl Settings {
                 .into();
         }
         if let Some(path) = &s.mail.user_file {
-            let user = std::fs::read_to_string(path).with_context(|| format!("reading mail.user_file {}", path.display()))?;
+            let user =
+                std::fs::read_to_string(path).with_context(|| format!("reading mail.user_file {}", path.display()))?;
             s.mail.user = Some(user.trim().to_owned());
         }
         if let Some(path) = &s.mail.password_file {
-            let password =
-                std::fs::read_to_string(path).with_context(|| format!("reading mail.password_file {}", path.display()))?;
+            let password = std::fs::read_to_string(path)
+                .with_context(|| format!("reading mail.password_file {}", path.display()))?;
             s.mail.password = Some(SecretString::from(password.trim_end_matches(['\n', '\r']).to_owned()));
         }
         s.validate()?;

@@ -29,7 +29,13 @@ pub struct EmailView {
 
 impl EmailView {
     fn new(a: EmailAddress, primary: Option<&str>) -> Self {
-        Self { primary: primary == Some(a.email.as_str()), id: a.id, email: a.email, verified: a.verified, created_at: a.created_at }
+        Self {
+            primary: primary == Some(a.email.as_str()),
+            id: a.id,
+            email: a.email,
+            verified: a.verified,
+            created_at: a.created_at,
+        }
     }
 
     /// The views of `all`, marking `primary`.

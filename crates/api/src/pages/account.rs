@@ -410,7 +410,13 @@ async fn begin(
     Ok((ctx, who))
 }
 
-pub(super) async fn failed(state: &AppState, ctx: &Ctx, who: &Principal, section: Section, e: &DomainError) -> Response {
+pub(super) async fn failed(
+    state: &AppState,
+    ctx: &Ctx,
+    who: &Principal,
+    section: Section,
+    e: &DomainError,
+) -> Response {
     let page = render(state, ctx, who, None, Some((section, FormErrors::from_domain(e))), TotpView::Normal).await;
     Untold::attach(Untold::of(e), page)
 }

@@ -93,7 +93,11 @@ pub async fn verify(
         .into_response(),
         Ok(_) => invalid_link(&ctx).into_response(),
         Err(e) => {
-            let again = ctx.error_page(StatusCode::BAD_REQUEST, "Not confirmed", &FormErrors::from_domain(&e).form.unwrap_or_default());
+            let again = ctx.error_page(
+                StatusCode::BAD_REQUEST,
+                "Not confirmed",
+                &FormErrors::from_domain(&e).form.unwrap_or_default(),
+            );
             token_failed(&ctx, &e, again)
         }
     }
@@ -113,7 +117,8 @@ fn request_form(ctx: &Ctx, email: &str, errors: &FormErrors) -> Page {
         csrf = ctx.csrf_field(),
         email = input("Email", "email", "email", email, r#"autocomplete="email" required autofocus"#, errors),
     );
-    let status = if errors.form.is_some() || !errors.fields.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status =
+        if errors.form.is_some() || !errors.fields.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     ctx.page(status, "Forgot your password?", &body)
 }
 
@@ -129,9 +134,17 @@ fn reset_form(ctx: &Ctx, token: &str, errors: &FormErrors) -> Page {
         base = ctx.base,
         csrf = ctx.csrf_field(),
         token = esc(token),
-        password = input("New password", "new_password", "password", "", r#"autocomplete="new-password" required autofocus"#, errors),
+        password = input(
+            "New password",
+            "new_password",
+            "password",
+            "",
+            r#"autocomplete="new-password" required autofocus"#,
+            errors
+        ),
     );
-    let status = if errors.form.is_some() || !errors.fields.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status =
+        if errors.form.is_some() || !errors.fields.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     ctx.page(status, "Choose a new password", &body)
 }
 
@@ -242,7 +255,11 @@ pub async fn resend(State(state): State<AppState>, Posted { ctx, form: f, .. }: 
     let email = f.email.unwrap_or_default();
     let email = email.trim();
     if let Err(e) = state.service.resend_verification_for(ctx.tenant, email).await {
-        let page = ctx.error_page(StatusCode::SERVICE_UNAVAILABLE, "Not sent", &FormErrors::from_domain(&e).form.unwrap_or_default());
+        let page = ctx.error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not sent",
+            &FormErrors::from_domain(&e).form.unwrap_or_default(),
+        );
         return Untold::attach(Untold::of(&e), page.into_response());
     }
     notice(
@@ -295,7 +312,11 @@ pub(super) async fn addresses_section(state: &AppState, ctx: &Ctx, who: &Princip
         if primary {
             badges.push_str(r#" <span class="badge on">Primary</span>"#);
         }
-        badges.push_str(if a.verified { r#" <span class="badge on">Confirmed</span>"# } else { r#" <span class="badge">Not confirmed</span>"# });
+        badges.push_str(if a.verified {
+            r#" <span class="badge on">Confirmed</span>"#
+        } else {
+            r#" <span class="badge">Not confirmed</span>"#
+        });
         let mut actions = String::new();
         if !a.verified {
             actions.push_str(&button("verify", &id, "Send link"));

@@ -38,6 +38,8 @@ async fn sign_up_mails_a_link_that_verifies_the_address_once_and_only_once() {
     let u = app.sign_up(&t, "Ada@Example.com").await;
     let (status, me) = app.get_me(&u.access).await;
     assert_eq!((status, &me["primary_email_verified"]), (StatusCode::OK, &json!(false)));
+    let (_, bird) = body(app.send(Method::GET, "/compat/bird/me", &u.access, None).await).await;
+    assert_eq!(bird["status"], json!("pending"));
 
     let sent = mail.wait_for("ada@example.com", 1).await;
     let message = &sent[0];
@@ -51,6 +53,9 @@ async fn sign_up_mails_a_link_that_verifies_the_address_once_and_only_once() {
     assert_eq!((status, v), (StatusCode::OK, json!({"email": "ada@example.com", "verified": true})));
     let (_, me) = app.get_me(&u.access).await;
     assert_eq!(me["primary_email_verified"], json!(true));
+    // Bird's account: its default email is the primary, and pending turns active with it.
+    let (_, bird) = body(app.send(Method::GET, "/compat/bird/me", &u.access, None).await).await;
+    assert_eq!((&bird["defaultEmail"], &bird["status"]), (&json!("ada@example.com"), &json!("active")), "{bird}");
     let emails = my_emails(&app, &u.access).await;
     assert_eq!(emails.len(), 1);
     assert_eq!((&emails[0]["primary"], &emails[0]["verified"]), (&json!(true), &json!(true)));
@@ -93,9 +98,13 @@ async fn addresses_are_added_verified_made_primary_and_removed() {
     mail.wait_for("ada@example.com", 1).await;
 
     let (status, added) =
-        body(app.send(Method::POST, "/v1/me/emails", &u.access, Some(json!({"email": "Ada@Work.example"}))).await).await;
+        body(app.send(Method::POST, "/v1/me/emails", &u.access, Some(json!({"email": "Ada@Work.example"}))).await)
+            .await;
     assert_eq!(status, StatusCode::CREATED, "{added}");
-    assert_eq!((&added["email"], &added["primary"], &added["verified"]), (&json!("ada@work.example"), &json!(false), &json!(false)));
+    assert_eq!(
+        (&added["email"], &added["primary"], &added["verified"]),
+        (&json!("ada@work.example"), &json!(false), &json!(false))
+    );
     let id = added["id"].as_str().unwrap().to_owned();
     assert_eq!(my_emails(&app, &u.access).await.len(), 2);
 
@@ -120,15 +129,22 @@ async fn addresses_are_added_verified_made_primary_and_removed() {
     let (_, token) = sent[1].link();
     let (status, _) = post_token(&app, "/v1/auth/verify-email", &token).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, v) = body(app.send(Method::POST, &format!("/v1/me/emails/{id}/verification"), &u.access, None).await).await;
+    let (status, v) =
+        body(app.send(Method::POST, &format!("/v1/me/emails/{id}/verification"), &u.access, None).await).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["email:already_verified".to_owned()]));
 
     // Made primary: the user's primary_email follows, the old one stays as another address and
     // is told, with a link that would undo it.
-    let (status, list) = body(app.send(Method::POST, &format!("/v1/me/emails/{id}/primary"), &u.access, None).await).await;
+    let (status, list) =
+        body(app.send(Method::POST, &format!("/v1/me/emails/{id}/primary"), &u.access, None).await).await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    let primary: Vec<&str> =
-        list.as_array().unwrap().iter().filter(|a| a["primary"] == json!(true)).map(|a| a["email"].as_str().unwrap()).collect();
+    let primary: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["primary"] == json!(true))
+        .map(|a| a["email"].as_str().unwrap())
+        .collect();
     assert_eq!(primary, ["ada@work.example"]);
     let (_, me) = app.get_me(&u.access).await;
     assert_eq!((&me["primary_email"], &me["primary_email_verified"]), (&json!("ada@work.example"), &json!(true)));
@@ -148,7 +164,8 @@ async fn addresses_are_added_verified_made_primary_and_removed() {
     assert_eq!(my_emails(&app, &u.access).await.len(), 1);
     // Freed, the address can be someone else's.
     let (status, _) =
-        body(app.send(Method::POST, "/v1/me/emails", &grace.access, Some(json!({"email": "ada@example.com"}))).await).await;
+        body(app.send(Method::POST, "/v1/me/emails", &grace.access, Some(json!({"email": "ada@example.com"}))).await)
+            .await;
     assert_eq!(status, StatusCode::CREATED);
 
     let kinds = activity_types(&app, &u.access).await;
@@ -237,7 +254,8 @@ async fn password_reset_looks_the_same_for_every_address_and_ends_every_session(
     // The second factor is still asked for.
     let (status, v) = app.sign_in(&t.id, &u.email, new_password).await;
     assert_eq!((status, &v["code"]), (StatusCode::UNAUTHORIZED, &json!("mfa_required")));
-    let (_, entries) = app.server(Method::GET, &t, &format!("/v1/audit?user_id={}&type=user.password_reset", u.id), None).await;
+    let (_, entries) =
+        app.server(Method::GET, &t, &format!("/v1/audit?user_id={}&type=user.password_reset", u.id), None).await;
     assert_eq!(entries["items"].as_array().unwrap().len(), 1, "{entries}");
 }
 
@@ -247,7 +265,8 @@ async fn password_reset_requests_are_limited_per_address() {
     let t = app.tenant().await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let res = app.send_for_tenant(Method::POST, "/v1/auth/password-reset", &t.id, json!({"email": "x@example.com"}));
+        let res =
+            app.send_for_tenant(Method::POST, "/v1/auth/password-reset", &t.id, json!({"email": "x@example.com"}));
         statuses.push(res.await.status());
     }
     assert_eq!(statuses[..3], [StatusCode::ACCEPTED; 3]);
@@ -284,7 +303,10 @@ async fn a_change_of_primary_address_can_be_undone_from_the_old_one() {
     assert_eq!(emails, [json!("ada@example.com")], "the address that replaced it has left the account");
     assert_eq!(post_token(&app, "/v1/auth/revert-email", &token).await.0, StatusCode::BAD_REQUEST);
     // The other address is free again.
-    assert_eq!(app.sign_up_with(&t.id, json!({"email": "mallory@example.com", "password": PASSWORD})).await.0, StatusCode::CREATED);
+    assert_eq!(
+        app.sign_up_with(&t.id, json!({"email": "mallory@example.com", "password": PASSWORD})).await.0,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -376,7 +398,9 @@ async fn the_revert_page_changes_nothing_until_confirmed_and_sign_in_offers_a_ne
     let refused = browser.sign_in(&format!("/oidc/{}/sign-in", t.id), &csrf, "grace@example.com", "account").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.text.contains(r#"id="email-unverified""#), "{}", refused.text);
-    let sent = browser.post(&format!("/oidc/{}/verify-email/resend", t.id), &[("csrf", &csrf), ("email", "grace@example.com")]).await;
+    let sent = browser
+        .post(&format!("/oidc/{}/verify-email/resend", t.id), &[("csrf", &csrf), ("email", "grace@example.com")])
+        .await;
     assert_eq!(sent.status, StatusCode::OK);
     let (_, token) = mail.wait_for("grace@example.com", 2).await[1].link();
     assert_eq!(post_token(&app, "/v1/auth/verify-email", &token).await.0, StatusCode::OK);
