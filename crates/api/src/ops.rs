@@ -52,6 +52,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         out.push_str("# TYPE tessera_webhook_oldest_pending_seconds gauge\n");
         let _ = writeln!(out, "tessera_webhook_oldest_pending_seconds {seconds}");
     }
+    let m = &state.service.mail_counts;
+    out.push_str("# HELP tessera_mail_attempts_total Mail attempts by this instance, by outcome.\n");
+    out.push_str("# TYPE tessera_mail_attempts_total counter\n");
+    for (outcome, n) in [("sent", &m.delivered), ("retrying", &m.retrying), ("failed", &m.failed)] {
+        let _ = writeln!(out, "tessera_mail_attempts_total{{outcome=\"{outcome}\"}} {}", n.load(Relaxed));
+    }
+    if let Ok(pending) = state.service.pending_mail().await {
+        out.push_str("# HELP tessera_mail_pending Messages waiting to be sent, in the whole deployment.\n");
+        out.push_str("# TYPE tessera_mail_pending gauge\n");
+        let _ = writeln!(out, "tessera_mail_pending {pending}");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

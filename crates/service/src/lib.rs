@@ -108,6 +108,8 @@ pub struct Service {
     turns: me::UserTurns,
     /// This instance's delivery attempts by outcome, for the metrics.
     pub delivery_counts: webhooks::DeliveryCounts,
+    /// This instance's mail attempts by outcome, for the metrics.
+    pub mail_counts: webhooks::DeliveryCounts,
     /// When a token signed with a key this instance did not know last made it reload its keys.
     unknown_key_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -182,6 +184,7 @@ impl Service {
                 limits: limits::Limiter::default(),
                 turns: me::UserTurns::default(),
                 delivery_counts: webhooks::DeliveryCounts::default(),
+                mail_counts: webhooks::DeliveryCounts::default(),
                 unknown_key_reload: std::sync::Mutex::new(None),
             },
             generated,

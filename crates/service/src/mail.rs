@@ -315,6 +315,13 @@ impl Service {
                     MailOutcome { id: m.id, done: true, sent: false, error: Some(why), at, next_attempt_at: None }
                 }
             };
+            use std::sync::atomic::Ordering::Relaxed;
+            let counter = match (&outcome.sent, &outcome.done) {
+                (true, _) => &self.mail_counts.delivered,
+                (false, false) => &self.mail_counts.retrying,
+                (false, true) => &self.mail_counts.failed,
+            };
+            counter.fetch_add(1, Relaxed);
             if outcome.sent {
                 round.sent += 1;
             } else {

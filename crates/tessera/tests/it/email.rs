@@ -337,7 +337,14 @@ async fn mail_queued_while_the_mail_server_is_down_arrives_once_it_is_back() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     assert_eq!(receiver.all().len(), emails.len(), "each message once");
-    assert_eq!(app.service().pending_mail().await.unwrap(), 0);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("tessera_mail_pending"), 0.0);
+    assert_eq!(value(r#"tessera_mail_attempts_total{outcome="sent"}"#), emails.len() as f64);
+    assert!(value(r#"tessera_mail_attempts_total{outcome="retrying"}"#) >= emails.len() as f64, "{metrics}");
 }
 
 #[tokio::test]
