@@ -85,6 +85,18 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
     let account = browser.get(&app.url(&format!("/oidc/{}/account", t.id))).await;
     responses.push(account.text);
 
+    // Mailed tokens: a verification link opened, a reset asked for and its link opened.
+    let ask = json!({"email": u.email});
+    assert_eq!(
+        app.send_for_tenant(Method::POST, "/v1/auth/password-reset", &t.id, ask).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let mailed = mailed_tokens(&app, 3).await;
+    for token in &mailed {
+        browser.get(&app.url(&format!("/oidc/{}/verify-email?token={token}", t.id))).await;
+        browser.get(&app.url(&format!("/oidc/{}/reset-password?token={token}", t.id))).await;
+    }
+
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request"), "the capture works: {}", &logs[..logs.len().min(500)]);
     for (what, secret) in [
@@ -102,10 +114,35 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
         ("authorization code", code.as_str()),
         ("browser session cookie", cookie.as_str()),
         ("ID token", id_token.as_str()),
+        ("mailed token", mailed[0].as_str()),
+        ("mailed token", mailed[1].as_str()),
+        ("mailed token", mailed[2].as_str()),
     ] {
         assert!(!logs.contains(secret), "the {what} is in the logs");
         for r in &responses {
             assert!(!r.contains(secret), "the {what} is in a response: {r}");
         }
     }
+}
+
+/// The tokens of the first `n` messages written to the app's mail directory.
+async fn mailed_tokens(app: &TestApp, n: usize) -> Vec<String> {
+    for _ in 0..200 {
+        let files: Vec<_> = std::fs::read_dir(app.mail_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        if files.len() >= n {
+            return files
+                .iter()
+                .map(|f| {
+                    let data = std::fs::read_to_string(f).unwrap();
+                    crate::smtp::Received { from: String::new(), to: Vec::new(), data }.link().1
+                })
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} messages in the mail directory")
 }
