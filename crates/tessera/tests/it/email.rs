@@ -414,3 +414,53 @@ async fn the_revert_page_changes_nothing_until_confirmed_and_sign_in_offers_a_ne
     let signed_in = browser.sign_in(&format!("/oidc/{}/sign-in", t.id), &csrf, "grace@example.com", "account").await;
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: the PostgreSQL half of scripts/test runs it (--run-ignored all)"]
+async fn two_instances_over_one_postgresql_send_every_message_once() {
+    let (db_url, _db) = fresh_database().await;
+    assert!(db_url.starts_with("postgres"), "two instances share a PostgreSQL database, not {db_url}");
+    let receiver = SmtpReceiver::start().await;
+    let settings = tessera::config::Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: db_url,
+        root_key: Some(ROOT_KEY.to_owned().into()),
+        public_url: Some("http://tessera.test".into()),
+        db_max_connections: 4,
+        hash_concurrency: Some(2),
+        mail: tessera::config::MailSettings { transport: Some(receiver.transport()), ..Default::default() },
+        ..Default::default()
+    };
+    let clock = std::sync::Arc::new(tessera_core::SystemClock);
+    let a = tessera::server::start(&settings, clock.clone()).await.unwrap();
+    let b = tessera::server::start(&settings, clock).await.unwrap();
+    let bases = [format!("http://{}", a.addr), format!("http://{}", b.addr)];
+    let client = reqwest::Client::new();
+    let res = client.post(format!("{}/v1/tenants", bases[0])).bearer_auth(ROOT_KEY).json(&json!({"name": "Acme"}));
+    let (_, tenant) = body(res.send().await.unwrap()).await;
+    let tenant = tenant["id"].as_str().unwrap().to_owned();
+
+    let n = 40;
+    for i in 0..n {
+        let res = client
+            .post(format!("{}/v1/auth/sign-up", bases[i % 2]))
+            .header("X-Tenant-ID", &tenant)
+            .json(&json!({"email": format!("u{i}@example.com"), "password": PASSWORD}));
+        assert_eq!(res.send().await.unwrap().status(), StatusCode::CREATED);
+    }
+    for i in 0..n {
+        receiver.wait_for(&format!("u{i}@example.com"), 1).await;
+    }
+    // A second attempt of any message would show up now.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(receiver.all().len(), n, "each message once");
+    let mut sent = Vec::new();
+    for base in &bases {
+        let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find(|l| l.starts_with(r#"tessera_mail_attempts_total{outcome="sent"}"#)).unwrap();
+        sent.push(line.rsplit(' ').next().unwrap().parse::<usize>().unwrap());
+    }
+    assert_eq!(sent.iter().sum::<usize>(), n, "each message sent by one instance: {sent:?}");
+    a.shutdown(std::time::Duration::from_secs(5)).await;
+    b.shutdown(std::time::Duration::from_secs(5)).await;
+}
