@@ -84,3 +84,20 @@ pub struct DueMail {
     /// This attempt's number, from 1.
     pub attempt: u32,
 }
+
+/// Text made safe for HTML content and double-quoted attributes: the messages' HTML part, and
+/// the hosted pages.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

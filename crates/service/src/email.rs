@@ -317,24 +317,20 @@ impl Service {
         }
     }
 
-    /// A token of `purpose` that can still be used.
-    async fn usable_token(&self, secret: &str, purpose: TokenPurpose) -> Result<MailToken> {
+    /// A token of `purpose` that can still be used, and its user.
+    async fn usable_token(&self, secret: &str, purpose: TokenPurpose) -> Result<(MailToken, User)> {
         let now = self.now();
         let found = self.store.find_mail_token(&hash_secret(secret.trim()), now).await.map_err(store_err)?;
-        found.filter(|t| t.purpose == purpose).ok_or_else(invalid_token)
+        let token = found.filter(|t| t.purpose == purpose).ok_or_else(invalid_token)?;
+        let user = self.store.find_user(token.tenant_id, token.user_id, now).await.map_err(store_err)?;
+        Ok((token, user.ok_or_else(invalid_token)?))
     }
 
     /// Confirms an address with the token mailed to it. A verified primary address makes a
     /// `pending` account `active`.
     pub async fn verify_email(&self, secret: &str) -> Result<Verified> {
-        let token = self.usable_token(secret, TokenPurpose::VerifyEmail).await?;
+        let (token, user) = self.usable_token(secret, TokenPurpose::VerifyEmail).await?;
         let now = self.now();
-        let user = self
-            .store
-            .find_user(token.tenant_id, token.user_id, now)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(invalid_token)?;
         let verified = Verified { email: token.email.clone(), user_id: user.id, tenant_id: user.tenant_id };
         if user.primary_email.as_deref() == Some(token.email.as_str()) {
             let email = token.email.clone();
@@ -411,14 +407,7 @@ impl Service {
     /// session ends (and its access tokens with it). A second factor is still asked for at
     /// the next sign-in.
     pub async fn confirm_password_reset(&self, secret: &str, new_password: String) -> Result<()> {
-        let token = self.usable_token(secret, TokenPurpose::ResetPassword).await?;
-        let now = self.now();
-        let user = self
-            .store
-            .find_user(token.tenant_id, token.user_id, now)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(invalid_token)?;
+        let (token, user) = self.usable_token(secret, TokenPurpose::ResetPassword).await?;
         let inputs: Vec<&str> =
             [user.primary_email.as_deref(), user.username.as_deref()].into_iter().flatten().collect();
         if let Err((code, msg)) = validate::password(&new_password, &inputs) {
@@ -443,7 +432,7 @@ impl Service {
     /// address is the primary again (verified: the link proved it), the one that replaced it
     /// leaves the account, and every session ends.
     pub async fn revert_email(&self, secret: &str) -> Result<Verified> {
-        let token = self.usable_token(secret, TokenPurpose::RevertEmail).await?;
+        let (token, _) = self.usable_token(secret, TokenPurpose::RevertEmail).await?;
         let extras = Extras {
             revoke_sessions: Some(RevokeSessions { except: None }),
             event: Some("user.primary_email_changed"),

@@ -12,7 +12,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tessera_core::mail::{DueMail, Mail, MailToken};
+use tessera_core::mail::{DueMail, Mail, MailToken, escape_html as escape};
 use tessera_core::tenant::Tenant;
 use tessera_store::MailOutcome;
 
@@ -359,20 +359,4 @@ fn message(from: &Mailbox, m: &DueMail) -> std::result::Result<Message, String> 
         .subject(m.subject.as_str())
         .multipart(MultiPart::alternative_plain_html(m.text.clone(), m.html.clone()))
         .map_err(|e| e.to_string())
-}
-
-/// Text for HTML.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -324,9 +324,48 @@ mod tests {
     }
 
     #[test]
+    fn mail_goes_beside_the_database_unless_told_and_a_bad_transport_stops_the_start() {
+        let s = Settings { database_url: "sqlite:///var/lib/tessera/t.db".into(), ..Settings::default() };
+        assert_eq!(s.mail_transport(), "file:/var/lib/tessera/mail");
+        assert_eq!(Settings::default().mail_transport(), "file:./mail");
+        for good in
+            ["smtp://127.0.0.1:2525", "smtps://u:p%40ss@mail.example.com", "smtp+starttls://mail.example.com:587"]
+        {
+            let s = Settings {
+                mail: MailSettings { transport: Some(good.into()), ..MailSettings::default() },
+                ..Settings::default()
+            };
+            assert!(s.mail_config().is_ok(), "{good}");
+        }
+        for (bad, says) in
+            [("imap://mail.example.com", "unknown scheme"), ("file:", "needs a directory"), ("smtp://", "no host")]
+        {
+            let s = Settings {
+                mail: MailSettings { transport: Some(bad.into()), ..MailSettings::default() },
+                ..Settings::default()
+            };
+            let e = s.mail_config().unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let s = Settings {
+            mail: MailSettings { from: "not an address".into(), ..MailSettings::default() },
+            ..Settings::default()
+        };
+        assert!(s.mail_config().unwrap_err().to_string().contains("mail.from"));
+        let half = MailSettings { user: Some("u".into()), ..MailSettings::default() };
+        assert!(Settings { mail: half, ..Settings::default() }.mail_config().is_err(), "a user without a password");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
-        let s =
-            Settings { root_key: Some(SecretString::from("super-secret-root-key".to_owned())), ..Settings::default() };
+        let mail =
+            MailSettings { password: Some(SecretString::from("smtp-secret-pw".to_owned())), ..MailSettings::default() };
+        let s = Settings {
+            root_key: Some(SecretString::from("super-secret-root-key".to_owned())),
+            mail,
+            ..Settings::default()
+        };
         assert!(!format!("{s:?}").contains("super-secret-root-key"));
+        assert!(!format!("{s:?}").contains("smtp-secret-pw"));
     }
 }

@@ -317,38 +317,41 @@ fn spawn_key_reload_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> J
 }
 
 /// Delivers events to webhook endpoints. Every instance runs it: the store's claims lock the
-/// rows they take, so that instances share the work and no attempt is made twice. A round that
-/// found a full batch goes again at once.
+/// rows they take, so that instances share the work and no attempt is made twice.
 fn spawn_delivery_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    spawn_every(DELIVERY_EVERY, stop, move || {
-        let service = Arc::clone(&service);
-        async move {
-            loop {
-                match service.deliver_due().await {
-                    Ok(round) if round.is_full() => tracing::debug!(?round, "delivery round"),
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "delivering events failed");
-                        break;
-                    }
-                }
-            }
-        }
+    spawn_rounds(DELIVERY_EVERY, stop, service, "delivering events", |s| async move {
+        s.deliver_due().await.map(|round| round.is_full())
     })
 }
 
-/// Sends queued mail. Every instance runs it, sharing the work as the delivery job does; a
-/// round that filled its batch goes again at once.
+/// Sends queued mail. Every instance runs it, sharing the work as the delivery job does.
 fn spawn_mail_job(service: Arc<Service>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    spawn_every(MAIL_EVERY, stop, move || {
+    spawn_rounds(MAIL_EVERY, stop, service, "sending mail", |s| async move {
+        s.send_due_mail().await.map(|round| round.is_full())
+    })
+}
+
+/// Runs `round` every `every`, and again at once while it answers that it found a full batch.
+fn spawn_rounds<F, Fut>(
+    every: Duration,
+    stop: watch::Receiver<bool>,
+    service: Arc<Service>,
+    what: &'static str,
+    round: F,
+) -> JoinHandle<()>
+where
+    F: Fn(Arc<Service>) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = tessera_service::Result<bool>> + Send,
+{
+    spawn_every(every, stop, move || {
         let service = Arc::clone(&service);
         async move {
             loop {
-                match service.send_due_mail().await {
-                    Ok(round) if round.is_full() => tracing::debug!(?round, "mail round"),
-                    Ok(_) => break,
+                match round(Arc::clone(&service)).await {
+                    Ok(true) => tracing::debug!(what, "a full round; another at once"),
+                    Ok(false) => break,
                     Err(e) => {
-                        tracing::error!(error = %e, "sending mail failed");
+                        tracing::error!(error = %e, "{what} failed");
                         break;
                     }
                 }

@@ -69,8 +69,14 @@ fn token_failed(ctx: &Ctx, e: &DomainError, again: Page) -> Response {
     }
 }
 
-async fn ctx_of(state: &AppState, raw: &str, headers: &HeaderMap) -> Option<Ctx> {
-    Ctx::new(state, raw, headers).await
+/// A page a mailed link opens: its tenant's context and the link's token, or the page that
+/// says the tenant or the token is missing.
+async fn opened(state: &AppState, raw: &str, headers: &HeaderMap, q: TokenQuery) -> Result<(Ctx, String), Response> {
+    let ctx = Ctx::new(state, raw, headers).await.ok_or_else(no_issuer)?;
+    match q.token.filter(|t| !t.is_empty()) {
+        Some(token) => Ok((ctx, token)),
+        None => Err(invalid_link(&ctx).into_response()),
+    }
 }
 
 /// `verify-email?token=`: confirms the address.
@@ -80,8 +86,10 @@ pub async fn verify(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let Some(ctx) = ctx_of(&state, &raw, &headers).await else { return no_issuer() };
-    let Some(token) = q.token.filter(|t| !t.is_empty()) else { return invalid_link(&ctx).into_response() };
+    let (ctx, token) = match opened(&state, &raw, &headers, q).await {
+        Ok(opened) => opened,
+        Err(page) => return page,
+    };
     match state.service.verify_email(&token).await {
         Ok(done) if done.tenant_id == ctx.tenant => notice(
             &ctx,
@@ -155,7 +163,7 @@ pub async fn reset_page(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let Some(ctx) = ctx_of(&state, &raw, &headers).await else { return no_issuer() };
+    let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
     match q.token.filter(|t| !t.is_empty()) {
         Some(token) => reset_form(&ctx, &token, &FormErrors::default()).into_response(),
         None => request_form(&ctx, "", &FormErrors::default()).into_response(),
@@ -215,8 +223,10 @@ pub async fn revert_page(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let Some(ctx) = ctx_of(&state, &raw, &headers).await else { return no_issuer() };
-    let Some(token) = q.token.filter(|t| !t.is_empty()) else { return invalid_link(&ctx).into_response() };
+    let (ctx, token) = match opened(&state, &raw, &headers, q).await {
+        Ok(opened) => opened,
+        Err(page) => return page,
+    };
     let body = format!(
         r#"<section class="card narrow"><h1>Undo the change of address</h1>
 <p>This puts this address back as your account's address, removes the one that replaced it, and signs your account out everywhere. If someone else knows your password, choose a new one afterwards.</p>

@@ -120,20 +120,7 @@ pub async fn stylesheet() -> Response {
 }
 
 /// Escapes text for HTML content and double-quoted attributes.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use tessera_core::mail::escape_html as esc;
 
 /// What every page request knows: the tenant's issuer path, its name, whether cookies must
 /// be `Secure`, and the CSRF token of this browser.
