@@ -4,7 +4,8 @@
 //! change does and does it when confirmed (a link scanner that opens it changes nothing).
 //! Every form goes through the same service calls as the API.
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -69,27 +70,30 @@ fn token_failed(ctx: &Ctx, e: &DomainError, again: Page) -> Response {
     }
 }
 
-/// A page a mailed link opens: its tenant's context and the link's token, or the page that
-/// says the tenant or the token is missing.
-async fn opened(state: &AppState, raw: &str, headers: &HeaderMap, q: TokenQuery) -> Result<(Ctx, String), Response> {
-    let ctx = Ctx::new(state, raw, headers).await.ok_or_else(no_issuer)?;
-    match q.token.filter(|t| !t.is_empty()) {
-        Some(token) => Ok((ctx, token)),
-        None => Err(invalid_link(&ctx).into_response()),
+/// What a page a mailed link opens starts from: its tenant's context and the link's token. A
+/// missing tenant or token is answered by the page that says so.
+pub struct Opened {
+    ctx: Ctx,
+    token: String,
+}
+
+impl FromRequestParts<AppState> for Opened {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let PathParams(raw) =
+            PathParams::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let ctx = Ctx::new(state, &raw, &parts.headers).await.ok_or_else(no_issuer)?;
+        let Query(q) = Query::<TokenQuery>::from_request_parts(parts, state).await.unwrap_or_default();
+        match q.token.filter(|t| !t.is_empty()) {
+            Some(token) => Ok(Self { ctx, token }),
+            None => Err(invalid_link(&ctx).into_response()),
+        }
     }
 }
 
 /// `verify-email?token=`: confirms the address.
-pub async fn verify(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Response {
-    let (ctx, token) = match opened(&state, &raw, &headers, q).await {
-        Ok(opened) => opened,
-        Err(page) => return page,
-    };
+pub async fn verify(State(state): State<AppState>, Opened { ctx, token }: Opened) -> Response {
     match state.service.verify_email(&token).await {
         Ok(done) if done.tenant_id == ctx.tenant => notice(
             &ctx,
@@ -217,16 +221,7 @@ pub async fn reset_submit(State(state): State<AppState>, Posted { ctx, form: f, 
 }
 
 /// `revert-email?token=`: what undoing does, and the button that does it.
-pub async fn revert_page(
-    State(state): State<AppState>,
-    PathParams(raw): PathParams<String>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Response {
-    let (ctx, token) = match opened(&state, &raw, &headers, q).await {
-        Ok(opened) => opened,
-        Err(page) => return page,
-    };
+pub async fn revert_page(Opened { ctx, token }: Opened) -> Response {
     let body = format!(
         r#"<section class="card narrow"><h1>Undo the change of address</h1>
 <p>This puts this address back as your account's address, removes the one that replaced it, and signs your account out everywhere. If someone else knows your password, choose a new one afterwards.</p>
