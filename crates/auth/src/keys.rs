@@ -26,7 +26,7 @@ enum Signer {
 }
 
 /// The public half of a key, as used to verify and as published in the JWKS.
-enum Verifier {
+pub(crate) enum Verifier {
     Ed(ed25519_dalek::VerifyingKey),
     /// The uncompressed SEC1 point.
     Es(Vec<u8>),
@@ -34,7 +34,7 @@ enum Verifier {
 }
 
 impl Verifier {
-    fn alg(&self) -> SigningAlgorithm {
+    pub(crate) fn alg(&self) -> SigningAlgorithm {
         match self {
             Self::Ed(_) => SigningAlgorithm::EdDSA,
             Self::Es(_) => SigningAlgorithm::ES256,
@@ -42,7 +42,7 @@ impl Verifier {
         }
     }
 
-    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
             Self::Ed(vk) => <[u8; 64]>::try_from(signature)
                 .is_ok_and(|s| vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&s)).is_ok()),
@@ -50,6 +50,32 @@ impl Verifier {
                 rs::UnparsedPublicKey::new(&rs::ECDSA_P256_SHA256_FIXED, point).verify(message, signature).is_ok()
             }
             Self::Rs(key) => key.verify(&rs::RSA_PKCS1_2048_8192_SHA256, message, signature).is_ok(),
+        }
+    }
+
+    /// A public key from a JWK of another provider: an RSA key (2048 bits or more), a P-256
+    /// key or an Ed25519 key, each of which verifies with one algorithm only. Anything else
+    /// (a symmetric key, another curve, a key for encryption) is none.
+    pub(crate) fn from_jwk(jwk: &Value) -> Option<Self> {
+        let part = |name: &str| jwk.get(name).and_then(Value::as_str).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+        if jwk.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+            return None;
+        }
+        match (jwk.get("kty")?.as_str()?, jwk.get("crv").and_then(Value::as_str)) {
+            ("RSA", _) => {
+                let (n, e) = (part("n")?, part("e")?);
+                let n = n.into_iter().skip_while(|b| *b == 0).collect::<Vec<u8>>();
+                (n.len() * 8 >= 2048).then_some(Self::Rs(rs::RsaPublicKeyComponents { n, e }))
+            }
+            ("EC", Some("P-256")) => {
+                let (x, y) = (part("x")?, part("y")?);
+                (x.len() == 32 && y.len() == 32).then(|| Self::Es([&[4u8][..], &x, &y].concat()))
+            }
+            ("OKP", Some("Ed25519")) => {
+                let x: [u8; 32] = part("x")?.try_into().ok()?;
+                ed25519_dalek::VerifyingKey::from_bytes(&x).ok().map(Self::Ed)
+            }
+            _ => None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod password;
 pub mod secret;
 pub mod token;
 pub mod totp;
+pub mod upstream;
 
 pub use keys::KeyRing;
 pub use password::PasswordHasher;

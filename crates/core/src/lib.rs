@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod fields;
 pub mod ids;
 pub mod keys;

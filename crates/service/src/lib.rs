@@ -6,6 +6,7 @@
 
 mod activity;
 mod email;
+pub mod federation;
 pub mod hook;
 mod identity;
 pub mod limits;

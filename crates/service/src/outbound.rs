@@ -35,6 +35,11 @@ impl Outbound {
     pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, Refused> {
         Ok(self.client.post(check_url(url, self.allow_private)?))
     }
+
+    /// A `GET` of `url`, once the URL itself passes the check.
+    pub fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, Refused> {
+        Ok(self.client.get(check_url(url, self.allow_private)?))
+    }
 }
 
 /// Whether a failed call was refused by the guard (rather than failing on the network).

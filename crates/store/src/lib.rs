@@ -23,6 +23,7 @@ mod mfa;
 mod oauth;
 mod pool;
 mod postgres;
+mod providers;
 mod sessions;
 mod sql;
 mod sqlite;
@@ -38,6 +39,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tessera_core::events::{Activity, ActivityFilter, Delivery, DueDelivery, Record, WebhookEndpoint};
+use tessera_core::federation::IdentityProvider;
 pub use tessera_core::keys::SigningKeyRecord;
 use tessera_core::mail::{DueMail, EmailAddress, MailToken};
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
@@ -104,6 +106,8 @@ pub mod constraints {
     /// A mailed token presented to a write had been used, or had expired, by the time it
     /// committed.
     pub const MAIL_TOKEN: &str = "mail_token";
+    /// The tenant has an identity provider by that slug.
+    pub const IDENTITY_PROVIDER: &str = "identity_provider";
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -490,4 +494,11 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_mail(&self) -> Result<u64>;
     /// Forgets messages sent or given up on before `before`.
     async fn purge_mail(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// A new identity provider; a conflict on `identity_provider` when its slug is taken.
+    async fn insert_identity_provider(&self, provider: &IdentityProvider) -> Result<()>;
+    async fn find_identity_provider(&self, tenant: TenantId, slug: &str) -> Result<Option<IdentityProvider>>;
+    async fn list_identity_providers(&self, tenant: TenantId) -> Result<Vec<IdentityProvider>>;
+    async fn update_identity_provider(&self, provider: &IdentityProvider) -> Result<()>;
+    async fn delete_identity_provider(&self, tenant: TenantId, slug: &str) -> Result<bool>;
 }

@@ -17,8 +17,9 @@ use crate::db::Db;
 use crate::{
     Attempted, Backend, ConnectOptions, Login, NewUser, PendingWrite, Redemption, Result, Rotation, SigningKeyRecord,
     Store, UserCredentials, UserFilter, UserWrite, activity, emails, events, images, instance, keys, mail, mfa, oauth,
-    postgres, sessions, sqlite, teams, tenants, users, webhooks,
+    postgres, providers, sessions, sqlite, teams, tenants, users, webhooks,
 };
+use tessera_core::federation::IdentityProvider;
 use tessera_core::mail::{DueMail, EmailAddress, MailToken};
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
@@ -424,5 +425,25 @@ impl Store for SqlStore {
 
     async fn purge_mail(&self, before: DateTime<Utc>) -> Result<u64> {
         mail::purge(&self.db, before).await
+    }
+
+    async fn insert_identity_provider(&self, provider: &IdentityProvider) -> Result<()> {
+        providers::insert(&self.db, provider).await
+    }
+
+    async fn find_identity_provider(&self, tenant: TenantId, slug: &str) -> Result<Option<IdentityProvider>> {
+        providers::find(&self.db, tenant, slug).await
+    }
+
+    async fn list_identity_providers(&self, tenant: TenantId) -> Result<Vec<IdentityProvider>> {
+        providers::list(&self.db, tenant).await
+    }
+
+    async fn update_identity_provider(&self, provider: &IdentityProvider) -> Result<()> {
+        providers::update(&self.db, provider).await
+    }
+
+    async fn delete_identity_provider(&self, tenant: TenantId, slug: &str) -> Result<bool> {
+        providers::delete(&self.db, tenant, slug).await
     }
 }

@@ -19,6 +19,7 @@ mod contract_zenml;
 mod deletion;
 mod docs;
 mod email;
+mod federation;
 mod fields;
 mod hook;
 mod isolation;

@@ -65,6 +65,16 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
     let res = app.send(Method::PATCH, &replyke, &t.server_key, Some(update)).await;
     keep(&body(res).await.1);
 
+    // An identity provider's client secret, through its creation, change and reads.
+    let idp_secret = "identity-provider-client-secret-42";
+    let idp = json!({"slug": "up", "kind": "oidc", "display_name": "Up", "client_id": "c", "client_secret": idp_secret,
+        "issuer": app.url(&format!("/oidc/{}", t.id))});
+    keep(&app.server(Method::POST, &t, "/v1/identity-providers", Some(idp)).await.1);
+    keep(
+        &app.server(Method::PATCH, &t, "/v1/identity-providers/up", Some(json!({"client_secret": idp_secret}))).await.1,
+    );
+    keep(&app.server(Method::GET, &t, "/v1/identity-providers", None).await.1);
+
     // The authorization-code flow: a password posted to a hosted form, the browser session
     // cookie, the code, the client secret, the tokens.
     let ben = app.sign_up(&t, "ben@example.com").await;
@@ -114,6 +124,7 @@ async fn no_secret_reaches_a_log_line_or_a_response_that_should_not_carry_it() {
         ("authorization code", code.as_str()),
         ("browser session cookie", cookie.as_str()),
         ("ID token", id_token.as_str()),
+        ("identity provider's client secret", idp_secret),
         ("mailed token", mailed[0].as_str()),
         ("mailed token", mailed[1].as_str()),
         ("mailed token", mailed[2].as_str()),
