@@ -464,3 +464,31 @@ async fn two_instances_over_one_postgresql_send_every_message_once() {
     a.shutdown(std::time::Duration::from_secs(5)).await;
     b.shutdown(std::time::Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_reset_link_works_for_thirty_minutes_and_an_undo_link_for_seven_days() {
+    let (app, mail) = app_with_mail().await;
+    let t = app.tenant().await;
+    let u = app.sign_up(&t, "ada@example.com").await;
+    mail.wait_for("ada@example.com", 1).await;
+    let ask = json!({"email": "ada@example.com"});
+    assert_eq!(
+        app.send_for_tenant(Method::POST, "/v1/auth/password-reset", &t.id, ask).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let (_, reset) = mail.wait_for("ada@example.com", 2).await[1].link();
+    let (status, _) = app.patch_me(&u.access, json!({"primary_email": "new@example.com"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, revert) = mail.wait_for("ada@example.com", 3).await[2].link();
+
+    app.advance(chrono::Duration::minutes(31));
+    let confirm = json!({"token": reset, "new_password": "a brand new and long passphrase"});
+    let res = app.client.post(app.url("/v1/auth/password-reset/confirm")).json(&confirm).send().await.unwrap();
+    let (status, v) = body(res).await;
+    assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["token:invalid_token".to_owned()]));
+    app.advance(chrono::Duration::days(7));
+    let (status, v) = post_token(&app, "/v1/auth/revert-email", &revert).await;
+    assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["token:invalid_token".to_owned()]));
+    // Nothing changed: the old password still signs in, with the new address.
+    assert_eq!(app.sign_in(&t.id, "new@example.com", PASSWORD).await.0, StatusCode::OK);
+}
