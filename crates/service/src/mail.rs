@@ -291,29 +291,29 @@ impl Service {
         let results = futures_util::future::join_all(sends).await;
         let at = self.now();
         let mut outcomes = Vec::with_capacity(results.len());
+        // An attempt whose task died is not in `results`: its claim lapses, and it is made again.
         for (m, sent) in results.into_iter().flatten() {
-            let retry = |why: String| {
-                let wait = config.retry_schedule.get(m.attempt as usize - 1).copied();
-                match wait {
-                    Some(wait) => MailOutcome {
-                        id: m.id,
-                        done: false,
-                        sent: false,
-                        error: Some(why),
-                        at,
-                        next_attempt_at: Some(at + chrono::Duration::seconds(wait as i64)),
-                    },
-                    None => {
-                        MailOutcome { id: m.id, done: true, sent: false, error: Some(why), at, next_attempt_at: None }
-                    }
-                }
+            let finished = |sent: bool, error: Option<String>| MailOutcome {
+                id: m.id,
+                done: true,
+                sent,
+                error,
+                at,
+                next_attempt_at: None,
             };
             let outcome = match sent {
-                Ok(()) => MailOutcome { id: m.id, done: true, sent: true, error: None, at, next_attempt_at: None },
-                Err(Failure::Retry(why)) => retry(why),
-                Err(Failure::GiveUp(why)) => {
-                    MailOutcome { id: m.id, done: true, sent: false, error: Some(why), at, next_attempt_at: None }
-                }
+                Ok(()) => finished(true, None),
+                Err(Failure::GiveUp(why)) => finished(false, Some(why)),
+                Err(Failure::Retry(why)) => match config.retry_schedule.get((m.attempt as usize).saturating_sub(1)) {
+                    Some(&wait) => MailOutcome {
+                        done: false,
+                        next_attempt_at: Some(
+                            at + chrono::Duration::seconds(i64::try_from(wait).unwrap_or(i64::MAX / 1000)),
+                        ),
+                        ..finished(false, Some(why))
+                    },
+                    None => finished(false, Some(why)),
+                },
             };
             use std::sync::atomic::Ordering::Relaxed;
             let counter = match (&outcome.sent, &outcome.done) {
