@@ -23,6 +23,8 @@ const BATCH: u32 = 32;
 /// How long one attempt may take before its claim lapses and another worker may try.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 const LEASE_MARGIN: Duration = Duration::from_secs(15);
+/// The longest wait between two attempts, whatever the schedule says.
+const MAX_RETRY_WAIT_SECONDS: u64 = 30 * 24 * 3600;
 
 /// Seconds to wait after each failed attempt before the next: soon at first, then hourly for
 /// three days; after the last the message is given up.
@@ -307,9 +309,7 @@ impl Service {
                 Err(Failure::Retry(why)) => match config.retry_schedule.get((m.attempt as usize).saturating_sub(1)) {
                     Some(&wait) => MailOutcome {
                         done: false,
-                        next_attempt_at: Some(
-                            at + chrono::Duration::seconds(i64::try_from(wait).unwrap_or(i64::MAX / 1000)),
-                        ),
+                        next_attempt_at: Some(at + chrono::Duration::seconds(wait.min(MAX_RETRY_WAIT_SECONDS) as i64)),
                         ..finished(false, Some(why))
                     },
                     None => finished(false, Some(why)),
