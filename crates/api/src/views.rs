@@ -353,6 +353,9 @@ pub struct SettingsView {
     /// Sign-in with an unverified primary address is refused with `email_unverified` (default
     /// `false`).
     pub require_verified_email: bool,
+    /// A first sign-in through an identity provider whose verified address an account already
+    /// has joins that account; otherwise it is refused (default `false`).
+    pub link_verified_emails: bool,
 }
 
 impl From<&TenantSettings> for SettingsView {
@@ -369,6 +372,7 @@ impl From<&TenantSettings> for SettingsView {
             signing_algorithm: s.signing_algorithm,
             activity_retention_days: s.activity_retention_days,
             require_verified_email: s.require_verified_email,
+            link_verified_emails: s.link_verified_emails,
             pre_update_hook: s.pre_update_hook.as_ref().map(|h| {
                 serde_json::json!({"url": h.url, "timeout_ms": h.timeout_ms, "fail_open": h.fail_open, "has_secret": true})
             }),

@@ -23,6 +23,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.email_removed",
     "user.primary_email_changed",
     "user.password_reset",
+    "user.provider_linked",
     "session.created",
     "session.revoked",
     "team.created",

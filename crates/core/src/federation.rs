@@ -79,6 +79,32 @@ impl std::fmt::Debug for IdentityProvider {
     }
 }
 
+/// A sign-in through a provider under way, between the redirect to it and its answer.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FederationState {
+    /// SHA-256 of the `state` parameter sent to the provider.
+    pub hash: String,
+    pub tenant_id: TenantId,
+    pub provider: String,
+    /// SHA-256 of the browser's binding cookie.
+    pub browser_hash: String,
+    pub nonce: String,
+    /// The PKCE verifier the code is redeemed with.
+    pub code_verifier: String,
+    /// Where the browser goes once signed in (the account page, or an authorization request).
+    pub return_to: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for FederationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FederationState")
+            .field("tenant_id", &self.tenant_id)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether `slug` can name a provider: `[a-z0-9-]`, 1–32 characters, not starting or ending
 /// with `-`.
 pub fn valid_slug(slug: &str) -> bool {

@@ -44,6 +44,9 @@ pub struct TenantSettings {
     pub activity_retention_days: u32,
     /// Sign-in with an unverified primary address is refused (`email_unverified`).
     pub require_verified_email: bool,
+    /// A first sign-in through an identity provider that asserts a verified address an
+    /// account already has joins that account; otherwise it is refused.
+    pub link_verified_emails: bool,
 }
 
 /// Where and how the pre-update validation hook is called. The secret is write-only.
@@ -91,6 +94,7 @@ impl Default for TenantSettings {
             signing_algorithm: SigningAlgorithm::default(),
             activity_retention_days: 90,
             require_verified_email: false,
+            link_verified_emails: false,
         }
     }
 }

@@ -5,12 +5,18 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_core::federation::{GITHUB_API, GITHUB_WEB, IdentityProvider, ProviderKind, valid_slug};
+use tessera_auth::secret::{hash_secret, hashes_match, random_token};
+use tessera_auth::upstream::{Expected, Jwks, verify_id_token};
+use tessera_core::events::{Activity, By, Event, Record};
+use tessera_core::federation::{FederationState, GITHUB_API, GITHUB_WEB, IdentityProvider, ProviderKind, valid_slug};
 use tessera_core::keys::SigningAlgorithm;
-use tessera_core::{DomainError, FieldError, TenantId};
-use tessera_store::{StoreError, constraints};
+use tessera_core::tenant::Tenant;
+use tessera_core::user::{AuthProvider, User, UserStatus};
+use tessera_core::{DomainError, FieldError, TenantId, validate};
+use tessera_store::{NewUser, StoreError, constraints};
 
-use crate::{Result, Service, store_err};
+use crate::identity::ClientInfo;
+use crate::{Result, Service, Tokens, store_err};
 
 /// How long a provider has to answer.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -288,5 +294,260 @@ impl Service {
         } else {
             Err(DomainError::NotFound("identity provider"))
         }
+    }
+}
+
+/// How long a sign-in through a provider may take, from the redirect to its answer.
+const STATE_LIFETIME_SECONDS: i64 = 600;
+
+/// Where to send the browser to sign in at a provider, and the value of the cookie that binds
+/// the sign-in to this browser.
+#[derive(Debug)]
+pub struct FederationStart {
+    pub location: String,
+    pub binding: String,
+}
+
+/// Why a sign-in through a provider did not happen, in words for the person.
+fn failed(why: &'static str) -> DomainError {
+    DomainError::Unauthenticated(why)
+}
+
+impl Service {
+    /// The redirect URI registered at the provider.
+    pub fn federation_callback(&self, tenant: TenantId, slug: &str) -> String {
+        format!("{}/oidc/{tenant}/federation/{slug}/callback", self.config.public_url.trim_end_matches('/'))
+    }
+
+    /// The providers the sign-in page offers: those Tessera can sign in through.
+    pub async fn sign_in_providers(&self, tenant: TenantId) -> Result<Vec<IdentityProvider>> {
+        let all = self.identity_providers(tenant).await?;
+        Ok(all.into_iter().filter(|p| p.kind == ProviderKind::Oidc).collect())
+    }
+
+    /// Starts a sign-in through provider `slug`: a state bound to this browser, a nonce and a
+    /// PKCE verifier are kept, and the browser goes to the provider.
+    pub async fn start_federation(&self, tenant: TenantId, slug: &str, return_to: &str) -> Result<FederationStart> {
+        use base64::Engine;
+        use sha2::Digest;
+        let provider = self.identity_provider(tenant, slug).await?;
+        let Some(issuer) = provider.issuer.as_deref().filter(|_| provider.kind == ProviderKind::Oidc) else {
+            return Err(DomainError::forbidden("signing in through this provider is not available yet"));
+        };
+        let discovery = self.discover(issuer).await.map_err(|e| {
+            tracing::warn!(provider = slug, error = %e, "a provider's discovery document could not be read");
+            failed("the provider cannot be reached just now; try again in a moment")
+        })?;
+        let (state, nonce, verifier, binding) =
+            (random_token("", 32), random_token("", 16), random_token("", 32), random_token("", 32));
+        let now = self.now();
+        self.store
+            .insert_federation_state(&FederationState {
+                hash: hash_secret(&state),
+                tenant_id: tenant,
+                provider: slug.to_owned(),
+                browser_hash: hash_secret(&binding),
+                nonce: nonce.clone(),
+                code_verifier: verifier.clone(),
+                return_to: return_to.to_owned(),
+                expires_at: now + chrono::Duration::seconds(STATE_LIFETIME_SECONDS),
+            })
+            .await
+            .map_err(store_err)?;
+        let challenge =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let mut url = url::Url::parse(&discovery.authorization_endpoint)
+            .map_err(|_| failed("the provider's sign-in address is not valid"))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &provider.client_id)
+            .append_pair("redirect_uri", &self.federation_callback(tenant, slug))
+            .append_pair("scope", &provider.scopes.join(" "))
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(FederationStart { location: url.into(), binding })
+    }
+
+    /// The provider's answer: the state must be this browser's, unused and fresh; the code is
+    /// redeemed and the ID token checked strictly; then the person signs in as the user the
+    /// provider's subject is linked to, or a new one, or (when the tenant allows it and the
+    /// provider vouches for the address) the account that has the address. Returns the tokens
+    /// and where the browser goes next.
+    pub async fn finish_federation(
+        &self,
+        tenant: TenantId,
+        slug: &str,
+        state: &str,
+        code: &str,
+        binding: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<(Tokens, String)> {
+        let now = self.now();
+        let expired = "this sign-in has expired or was used already; start again";
+        let taken = self.store.take_federation_state(&hash_secret(state), now).await.map_err(store_err)?;
+        let taken = taken.filter(|s| s.tenant_id == tenant && s.provider == slug).ok_or(failed(expired))?;
+        if binding.is_none_or(|b| !hashes_match(&hash_secret(b), &taken.browser_hash)) {
+            return Err(failed("this sign-in was started in another browser; start again here"));
+        }
+        let provider = self.identity_provider(tenant, slug).await?;
+        let issuer = provider.issuer.as_deref().ok_or(failed(expired))?;
+        let unreachable = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(provider = slug, error = %e, "{what}");
+            failed("the provider cannot be reached just now; try again in a moment")
+        };
+        let discovery = self.discover(issuer).await.map_err(|e| unreachable("reading the discovery document", &e))?;
+        let id_token = self.redeem_upstream_code(&provider, &discovery, code, &taken.code_verifier).await?;
+        let keys = self.fetch_json(&discovery.jwks_uri).await.map_err(|e| unreachable("reading the key set", &e))?;
+        let expected = Expected {
+            issuer,
+            client_id: &provider.client_id,
+            nonce: &taken.nonce,
+            algorithms: &discovery.algorithms,
+            now: now.timestamp(),
+        };
+        let claims = verify_id_token(&id_token, &Jwks::parse(&keys), &expected).map_err(|e| {
+            tracing::warn!(provider = slug, error = %e, "an ID token was refused");
+            failed("the provider's answer could not be verified; start again")
+        })?;
+        let tenant = self.tenant(tenant).await?;
+        let user = self.federated_user(&tenant, &provider, &claims, client).await?;
+        let tokens = self.finish_sign_in(&tenant, user, client, &format!("federation:{slug}")).await?;
+        Ok((tokens, taken.return_to))
+    }
+
+    /// Redeems the provider's code at its token endpoint (client_secret_basic, PKCE); its ID
+    /// token.
+    async fn redeem_upstream_code(
+        &self,
+        provider: &IdentityProvider,
+        discovery: &Discovery,
+        code: &str,
+        verifier: &str,
+    ) -> Result<String> {
+        let refused = failed("the provider did not confirm the sign-in; start again");
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let callback = self.federation_callback(provider.tenant_id, &provider.slug);
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", callback.as_str()),
+            ("code_verifier", verifier),
+        ];
+        let request = self.http.post(&discovery.token_endpoint).map_err(|e| {
+            tracing::warn!(provider = %provider.slug, error = %e, "the token endpoint was refused");
+            failed("the provider did not confirm the sign-in; start again")
+        })?;
+        let res = request
+            .timeout(PROVIDER_TIMEOUT)
+            .basic_auth(encode(&provider.client_id), Some(encode(&provider.client_secret)))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(provider = %provider.slug, error = %e, "the token endpoint did not answer");
+                failed("the provider cannot be reached just now; try again in a moment")
+            })?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            // The provider's error code only: never the body, which may echo what was sent.
+            let error = body["error"].as_str().unwrap_or("").chars().take(64).collect::<String>();
+            tracing::warn!(provider = %provider.slug, status = status.as_u16(), error, "the provider refused the code");
+            return Err(refused);
+        }
+        body["id_token"].as_str().map(str::to_owned).ok_or_else(|| {
+            tracing::warn!(provider = %provider.slug, "the provider's token answer has no id_token");
+            refused
+        })
+    }
+
+    /// The user the claims sign in as: the linked one, else a new one, else (allowed and
+    /// vouched for) the account with the address.
+    async fn federated_user(
+        &self,
+        tenant: &Tenant,
+        provider: &IdentityProvider,
+        claims: &serde_json::Map<String, Value>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        let now = self.now();
+        let subject = claims["sub"].as_str().unwrap_or_default();
+        let slug = provider.slug.as_str();
+        if let Some(id) = self.store.find_identity(tenant.id, slug, subject).await.map_err(store_err)? {
+            return self
+                .store
+                .find_user(tenant.id, id, now)
+                .await
+                .map_err(store_err)?
+                .ok_or(DomainError::NotFound("user"));
+        }
+        let claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
+        let email = claim("email").and_then(|e| validate::email(e).ok());
+        let vouched = claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false);
+        let exists = "an account with this email address exists already: sign in with it, and link this provider from your account page";
+        if let Some(existing) = match &email {
+            Some(e) => self.store.find_email(tenant.id, e).await.map_err(store_err)?,
+            None => None,
+        } {
+            if !(tenant.settings.link_verified_emails && vouched && existing.verified) {
+                return Err(DomainError::forbidden(exists));
+            }
+            let user = self
+                .store
+                .find_user(tenant.id, existing.user_id, now)
+                .await
+                .map_err(store_err)?
+                .ok_or(DomainError::NotFound("user"))?;
+            let records = self.provider_linked(&user, slug, now).await?;
+            self.store.link_identity(&user, slug, subject, now, &records).await.map_err(store_err)?;
+            return Ok(user);
+        }
+        let mut user = User::new(tenant.id, now);
+        user.auth_provider = AuthProvider::Oidc;
+        user.primary_email = email;
+        user.primary_email_verified = vouched && user.primary_email.is_some();
+        if user.primary_email_verified {
+            user.status = UserStatus::Active;
+        }
+        let text = |name: &str, max: usize| claim(name).and_then(|v| validate::text(v, 1, max).ok().flatten());
+        user.profile.first_name = text("given_name", 256);
+        user.profile.last_name = text("family_name", 256);
+        user.profile.display_name = text("name", 256);
+        user.profile.oauth_provider = Some(slug.to_owned());
+        user.profile.oauth_id = Some(subject.to_owned());
+        let mut records = self.user_created(&user, By::User, Some(client)).await?;
+        records.extend(self.provider_linked(&user, slug, now).await?);
+        let empty = serde_json::Map::new();
+        let new =
+            NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None, records: &records };
+        match self.store.insert_linked_user(new, slug, subject).await {
+            Ok(()) => Ok(user),
+            // Taken meanwhile by another account.
+            Err(StoreError::Conflict { constraint: constraints::USER_EMAIL }) => Err(DomainError::forbidden(exists)),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// `user.provider_linked` and its entry in the user's trail.
+    async fn provider_linked(
+        &self,
+        user: &User,
+        slug: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Record>> {
+        let kind = "user.provider_linked";
+        let mut records = self
+            .events(user.tenant_id, kind, || {
+                let rendered = (self.config.render_user)(user, &self.config.public_url, now);
+                let provider = serde_json::json!(slug);
+                Event::new(user.tenant_id, kind, format!(r#"{{"user":{rendered},"provider":{provider}}}"#), now)
+            })
+            .await?;
+        let entry = Activity::new(user.tenant_id, user.id, kind, By::User, now)
+            .with_details(serde_json::json!({"provider": slug}));
+        records.push(Record::Activity(entry));
+        Ok(records)
     }
 }

@@ -137,7 +137,7 @@ impl Service {
         client: &ClientInfo,
         id: SessionId,
         oauth_client: Option<&str>,
-        method: &'static str,
+        method: &str,
     ) -> Result<Tokens> {
         let now = self.now();
         let refresh = random_token("tsr_rt_", 32);
@@ -421,12 +421,12 @@ impl Service {
 
     /// The end of every successful sign-in: a pending deletion is cancelled, a session starts.
     /// `method` is how the person proved who they are, as `session.created` says it.
-    async fn finish_sign_in(
+    pub(crate) async fn finish_sign_in(
         &self,
         tenant: &Tenant,
         mut user: User,
         client: &ClientInfo,
-        method: &'static str,
+        method: &str,
     ) -> Result<Tokens> {
         if user.deletion_due_at.is_some() {
             let cancel = |u: &mut User| {

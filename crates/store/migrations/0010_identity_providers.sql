@@ -16,3 +16,32 @@ CREATE TABLE identity_providers (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, slug)
 );
+
+-- Who a user is at a provider: the provider's slug and the subject it says. One subject of a
+-- provider is one user of the tenant.
+CREATE TABLE user_identities (
+    tenant_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, provider, subject)
+);
+CREATE INDEX user_identities_user ON user_identities (user_id);
+
+-- A sign-in through a provider, between the redirect to it and its answer: found by the hash
+-- of the `state` sent, bound to the browser that started it (the hash of a cookie's value),
+-- used once, and short-lived. It keeps what the answer is checked against (the nonce) and
+-- what the code is redeemed with (the PKCE verifier).
+CREATE TABLE federation_states (
+    hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    provider TEXT NOT NULL,
+    browser_hash TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    code_verifier TEXT NOT NULL,
+    return_to TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX federation_states_expires ON federation_states (expires_at);

@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tessera_core::events::{Activity, ActivityFilter, Delivery, DueDelivery, Record, WebhookEndpoint};
-use tessera_core::federation::IdentityProvider;
+use tessera_core::federation::{FederationState, IdentityProvider};
 pub use tessera_core::keys::SigningKeyRecord;
 use tessera_core::mail::{DueMail, EmailAddress, MailToken};
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
@@ -108,6 +108,8 @@ pub mod constraints {
     pub const MAIL_TOKEN: &str = "mail_token";
     /// The tenant has an identity provider by that slug.
     pub const IDENTITY_PROVIDER: &str = "identity_provider";
+    /// The provider's subject is linked to a user already.
+    pub const IDENTITY_LINK: &str = "identity_link";
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -501,4 +503,21 @@ pub trait Store: Send + Sync + 'static {
     async fn list_identity_providers(&self, tenant: TenantId) -> Result<Vec<IdentityProvider>>;
     async fn update_identity_provider(&self, provider: &IdentityProvider) -> Result<()>;
     async fn delete_identity_provider(&self, tenant: TenantId, slug: &str) -> Result<bool>;
+    async fn insert_federation_state(&self, state: &FederationState) -> Result<()>;
+    /// Uses a sign-in's state up: none when it is unknown, used or expired.
+    async fn take_federation_state(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<FederationState>>;
+    /// The user a provider's subject is linked to.
+    async fn find_identity(&self, tenant: TenantId, provider: &str, subject: &str) -> Result<Option<UserId>>;
+    /// A new user, linked to a provider's subject, in one transaction.
+    async fn insert_linked_user(&self, new: NewUser<'_>, provider: &str, subject: &str) -> Result<()>;
+    /// Links a user to a provider's subject, with its records; a conflict on `identity_link`
+    /// when the subject is linked already.
+    async fn link_identity(
+        &self,
+        user: &User,
+        provider: &str,
+        subject: &str,
+        now: DateTime<Utc>,
+        records: &[Record],
+    ) -> Result<()>;
 }

@@ -19,7 +19,7 @@ use crate::{
     Store, UserCredentials, UserFilter, UserWrite, activity, emails, events, images, instance, keys, mail, mfa, oauth,
     postgres, providers, sessions, sqlite, teams, tenants, users, webhooks,
 };
-use tessera_core::federation::IdentityProvider;
+use tessera_core::federation::{FederationState, IdentityProvider};
 use tessera_core::mail::{DueMail, EmailAddress, MailToken};
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
@@ -445,5 +445,32 @@ impl Store for SqlStore {
 
     async fn delete_identity_provider(&self, tenant: TenantId, slug: &str) -> Result<bool> {
         providers::delete(&self.db, tenant, slug).await
+    }
+
+    async fn insert_federation_state(&self, state: &FederationState) -> Result<()> {
+        providers::insert_state(&self.db, state).await
+    }
+
+    async fn take_federation_state(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<FederationState>> {
+        providers::take_state(&self.db, hash, now).await
+    }
+
+    async fn find_identity(&self, tenant: TenantId, provider: &str, subject: &str) -> Result<Option<UserId>> {
+        providers::find_identity(&self.db, tenant, provider, subject).await
+    }
+
+    async fn insert_linked_user(&self, new: NewUser<'_>, provider: &str, subject: &str) -> Result<()> {
+        providers::insert_linked_user(&self.db, new, provider, subject).await
+    }
+
+    async fn link_identity(
+        &self,
+        user: &User,
+        provider: &str,
+        subject: &str,
+        now: DateTime<Utc>,
+        records: &[Record],
+    ) -> Result<()> {
+        providers::link(&self.db, user, provider, subject, now, records).await
     }
 }

@@ -172,6 +172,10 @@ pub async fn start(
             consent_page(&ctx, &v, &query, &who)
         }
         _ if v.prompt_none => refuse(&state, &ctx, v.refuse("login_required", "the user is not signed in")),
+        // `idp_hint`: straight to that provider, when the tenant has it.
+        _ if let Some(slug) = idp_hint(&query).filter(|h| ctx.providers.iter().any(|(s, _)| s == h)) => {
+            super::see_other(&super::federation::start_path(&ctx, &slug, &format!("authorize?{query}")))
+        }
         _ => {
             let intro = format!("to continue to {}", v.client.name);
             sign_in::render(&ctx, &format!("authorize?{query}"), "", &FormErrors::default(), &intro).into_response()
@@ -211,4 +215,10 @@ pub async fn decide(State(state): State<AppState>, Posted { ctx, form: f, header
             refuse(&state, &ctx, v.refuse("server_error", "the authorization could not be stored")),
         ),
     }
+}
+
+/// The `idp_hint` of an authorization request.
+fn idp_hint(query: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
+    pairs.into_iter().find(|(k, _)| k == "idp_hint").map(|(_, v)| v)
 }

@@ -22,6 +22,7 @@ macro_rules! csrf_form {
 pub mod account;
 pub mod authorize;
 pub mod email;
+pub mod federation;
 pub mod sign_in;
 
 use std::fmt::Write as _;
@@ -69,6 +70,8 @@ pub fn routes() -> Router<AppState> {
         .route("/reset-password", get(email::reset_page).post(email::reset_submit))
         .route("/reset-password/request", post(email::reset_request))
         .route("/revert-email", get(email::revert_page).post(email::revert_submit))
+        .route("/federation/{slug}/start", get(federation::start))
+        .route("/federation/{slug}/callback", get(federation::callback))
 }
 
 /// The answer for a path whose tenant does not exist.
@@ -133,6 +136,8 @@ pub struct Ctx {
     pub csrf: String,
     /// Set when this browser had no CSRF cookie yet.
     new_csrf: bool,
+    /// The other identity providers the sign-in page offers: (slug, display name).
+    pub providers: Vec<(String, String)>,
 }
 
 impl Ctx {
@@ -145,7 +150,15 @@ impl Ctx {
             Some(c) => (c.to_owned(), false),
             None => (tessera_auth::secret::random_token("", 32), true),
         };
+        let providers = match state.service.sign_in_providers(tenant).await {
+            Ok(all) => all.into_iter().map(|p| (p.slug, p.display_name)).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "listing the sign-in providers failed");
+                Vec::new()
+            }
+        };
         Some(Self {
+            providers,
             tenant,
             tenant_name: t.name.clone(),
             base: format!("/oidc/{tenant}"),

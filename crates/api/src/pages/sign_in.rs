@@ -64,7 +64,9 @@ fn render_with(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, int
 <button type="submit" class="wide">Sign in</button>
 </form>
 <p class="hint"><a href="{base}/reset-password" id="forgot-password">Forgot password?</a></p>
+{providers}
 </section>"#,
+        providers = providers(ctx, return_to),
         intro = esc(intro),
         banner = errors.banner(),
         base = ctx.base,
@@ -83,6 +85,23 @@ fn render_with(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, int
     let status =
         if errors.form.is_some() || !errors.fields.is_empty() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
     ctx.page(status, "Sign in", &body)
+}
+
+/// "Continue with …" for each of the tenant's other identity providers.
+fn providers(ctx: &Ctx, return_to: &str) -> String {
+    let links: String = ctx
+        .providers
+        .iter()
+        .map(|(slug, name)| {
+            format!(
+                r#"<a class="button secondary wide" data-provider="{slug}" href="{href}">Continue with {name}</a>"#,
+                slug = esc(slug),
+                href = esc(&super::federation::start_path(ctx, slug, return_to)),
+                name = esc(name),
+            )
+        })
+        .collect();
+    if links.is_empty() { links } else { format!(r#"<div class="providers">{links}</div>"#) }
 }
 
 /// The second step: a code from the authenticator app, or a recovery code.

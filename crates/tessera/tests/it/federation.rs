@@ -109,3 +109,121 @@ async fn an_issuer_on_a_private_address_is_refused_unless_the_operator_allows_it
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["issuer:discovery_failed".to_owned()]));
     assert!(v.to_string().contains("not a public address"), "{v}");
 }
+
+/// Tenant `t` lets its users sign in through tenant `up`, another issuer of this Tessera, to
+/// which `t` is an ordinary OAuth client.
+async fn federated(app: &TestApp) -> (Tenant, Tenant) {
+    let (t, up) = (app.tenant().await, app.tenant().await);
+    let callback = app.url(&format!("/oidc/{}/federation/up/callback", t.id));
+    let client = json!({"name": "Acme", "redirect_uris": [callback], "grant_types": ["authorization_code"]});
+    let (status, c) = app.server(Method::POST, &up, "/v1/oauth/clients", Some(client)).await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    let provider = json!({"slug": "up", "kind": "oidc", "display_name": "Upstream", "client_id": c["client_id"],
+        "client_secret": c["client_secret"], "issuer": app.url(&format!("/oidc/{}", up.id))});
+    let (status, p) = providers(app, &t, Method::POST, "", Some(provider)).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    (t, up)
+}
+
+/// A browser signs in at `t` through the provider as `login`: the sign-in page's button, the
+/// provider's sign-in and consent, and back. The last answer of `t`.
+async fn sign_in_through(app: &TestApp, browser: &FormClient, t: &Tenant, login: &str) -> Html {
+    let page = browser.get(&format!("/oidc/{}/sign-in", t.id)).await;
+    let href = page.text.split(r#"data-provider="up" href=""#).nth(1).expect("a Continue with Upstream button");
+    let href = href.split('"').next().unwrap().replace("&amp;", "&");
+    assert!(href.contains("/federation/up/"), "{href}");
+    assert!(page.text.contains("Continue with Upstream"));
+    let go = browser.get(&href).await;
+    assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.text);
+    let back = crate::oauth::approve(app, browser, &go.location(&app.base), login, None).await;
+    assert!(back.starts_with(&app.url(&format!("/oidc/{}/federation/up/callback?", t.id))), "{back}");
+    browser.get(&back).await
+}
+
+async fn users_of(app: &TestApp, t: &Tenant) -> Vec<Value> {
+    let (_, v) = app.server(Method::GET, t, "/v1/users", None).await;
+    v["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_first_sign_in_through_a_provider_makes_one_linked_user_and_the_next_finds_it() {
+    let app = spawn_app().await;
+    let (t, up) = federated(&app).await;
+    let ada = app.sign_up(&up, "ada@upstream.example").await;
+
+    let browser = FormClient::new(&app.base);
+    let done = sign_in_through(&app, &browser, &t, "ada@upstream.example").await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(done.location(&app.base), app.url(&format!("/oidc/{}/account", t.id)));
+    let account = browser.get(&done.location(&app.base)).await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.text.contains("ada@upstream.example"), "signed in at t");
+
+    let users = users_of(&app, &t).await;
+    assert_eq!(users.len(), 1, "{users:?}");
+    let u = &users[0];
+    assert_eq!(
+        (&u["auth_provider"], &u["oauth_provider"], &u["oauth_id"]),
+        (&json!("oidc"), &json!("up"), &json!(ada.id))
+    );
+    assert_eq!(u["primary_email"], json!("ada@upstream.example"));
+    let (_, audit) = app.server(Method::GET, &t, "/v1/audit?type=session.created", None).await;
+    assert_eq!(audit["items"][0]["details"]["method"], json!("federation:up"), "{audit}");
+
+    // The same person again, in another browser: the same user.
+    let again = sign_in_through(&app, &FormClient::new(&app.base), &t, "ada@upstream.example").await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text);
+    assert_eq!(users_of(&app, &t).await.len(), 1);
+}
+
+#[tokio::test]
+async fn forged_replayed_foreign_and_refused_answers_sign_nobody_in_and_create_nothing() {
+    let app = spawn_app().await;
+    let (t, up) = federated(&app).await;
+    app.sign_up(&up, "ada@upstream.example").await;
+    let callback = format!("/oidc/{}/federation/up/callback", t.id);
+
+    let browser = FormClient::new(&app.base);
+    let page = browser.get(&format!("/oidc/{}/sign-in", t.id)).await;
+    let href = page
+        .text
+        .split(r#"data-provider="up" href=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let go = browser.get(&href).await;
+    let back = crate::oauth::approve(&app, &browser, &go.location(&app.base), "ada@upstream.example", None).await;
+
+    // The answer in another browser (no binding cookie) is refused, and uses the state up.
+    let other = FormClient::new(&app.base);
+    let elsewhere = other.get(&back).await;
+    assert_eq!(elsewhere.status, StatusCode::BAD_REQUEST);
+    assert!(elsewhere.text.contains("another browser"), "{}", elsewhere.text);
+    let replayed = browser.get(&back).await;
+    assert_eq!(replayed.status, StatusCode::BAD_REQUEST);
+    assert!(replayed.text.contains("used already"), "{}", replayed.text);
+
+    let forged = browser.get(&format!("{callback}?code=abc&state=forged")).await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    let denied = browser.get(&format!("{callback}?error=access_denied&state=x")).await;
+    assert_eq!(denied.status, StatusCode::BAD_REQUEST);
+    assert!(denied.text.contains("did not allow"), "{}", denied.text);
+    assert!(users_of(&app, &t).await.is_empty(), "nobody was created");
+}
+
+#[tokio::test]
+async fn an_account_with_the_same_address_is_never_taken_over() {
+    let app = spawn_app().await;
+    let (t, up) = federated(&app).await;
+    let mine = app.sign_up(&t, "grace@example.com").await;
+    app.sign_up(&up, "grace@example.com").await;
+    let done = sign_in_through(&app, &FormClient::new(&app.base), &t, "grace@example.com").await;
+    assert_eq!(done.status, StatusCode::BAD_REQUEST, "{}", done.text);
+    assert!(done.text.contains("exists already"), "{}", done.text);
+    let users = users_of(&app, &t).await;
+    assert_eq!(users.len(), 1);
+    assert_eq!((&users[0]["id"], &users[0]["auth_provider"]), (&json!(mine.id), &json!("local")));
+}
