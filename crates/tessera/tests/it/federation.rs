@@ -227,3 +227,48 @@ async fn an_account_with_the_same_address_is_never_taken_over() {
     assert_eq!(users.len(), 1);
     assert_eq!((&users[0]["id"], &users[0]["auth_provider"]), (&json!(mine.id), &json!("local")));
 }
+
+#[tokio::test]
+async fn idp_hint_goes_straight_to_the_provider_and_the_authorization_continues_as_after_a_password() {
+    let app = spawn_app().await;
+    let (t, up) = federated(&app).await;
+    app.sign_up(&up, "ada@upstream.example").await;
+    let (client_id, client_secret) = crate::oauth::confidential(&app, &t).await;
+    let issuer = app.url(&format!("/oidc/{}", t.id));
+    let authorize = format!(
+        "{issuer}/authorize?response_type=code&scope=openid%20email%20profile&client_id={client_id}&redirect_uri={}&state=s1&idp_hint=up",
+        crate::oauth::REDIRECT
+    );
+    let browser = FormClient::new(&app.base);
+    let hinted = browser.get(&authorize).await;
+    assert_eq!(hinted.status, StatusCode::SEE_OTHER, "no sign-in page: {}", hinted.text);
+    assert!(hinted.location(&app.base).contains("/federation/up/start?"), "{}", hinted.location(&app.base));
+    let go = browser.get(&hinted.location(&app.base)).await;
+    let back = crate::oauth::approve(&app, &browser, &go.location(&app.base), "ada@upstream.example", None).await;
+    let done = browser.get(&back).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    let resumed = done.location(&app.base);
+    assert!(resumed.starts_with(&format!("{issuer}/authorize?")), "back to the authorization request: {resumed}");
+
+    // Signed in at t now: its consent page, then the code to the client.
+    let consent = browser.get(&resumed).await;
+    assert!(consent.text.contains("Allow"), "{}", consent.text);
+    let (csrf, request) = (consent.input("csrf").unwrap(), consent.input("request").unwrap());
+    let approved = browser
+        .post(&format!("{issuer}/authorize"), &[("csrf", &csrf), ("request", &request), ("decision", "approve")])
+        .await;
+    let to_client = approved.location(&app.base);
+    assert_eq!(crate::oauth::query_param(&to_client, "state").as_deref(), Some("s1"));
+    let code = crate::oauth::query_param(&to_client, "code").unwrap();
+    let grant =
+        [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", crate::oauth::REDIRECT)];
+    let (status, tokens) =
+        body(app.post_form(format!("{issuer}/token"), Some((&client_id, &client_secret)), &grant).await).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let (_, me) = app.get_me(access).await;
+    assert_eq!((&me["auth_provider"], &me["primary_email"]), (&json!("oidc"), &json!("ada@upstream.example")));
+    // What the provider owns, the user cannot change.
+    let (status, v) = app.patch_me(access, json!({"primary_email": "other@example.com"})).await;
+    assert_eq!((status, field_codes(&v)), (StatusCode::FORBIDDEN, vec!["primary_email:idp_managed".to_owned()]));
+}
