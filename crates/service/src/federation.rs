@@ -475,17 +475,35 @@ impl Service {
         let now = self.now();
         let subject = claims["sub"].as_str().unwrap_or_default();
         let slug = provider.slug.as_str();
+        let claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
+        let email = claim("email").and_then(|e| validate::email(e).ok());
+        let vouched = claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false);
+        let text = |name: &str| claim(name).and_then(|v| validate::text(v, 1, 256).ok().flatten());
+        let (first, last, name) = (text("given_name"), text("family_name"), text("name"));
         if let Some(id) = self.store.find_identity(tenant.id, slug, subject).await.map_err(store_err)? {
-            return self
+            let user = self
                 .store
                 .find_user(tenant.id, id, now)
                 .await
                 .map_err(store_err)?
-                .ok_or(DomainError::NotFound("user"));
+                .ok_or(DomainError::NotFound("user"))?;
+            // The fields the provider owns follow what it says now, on an account it made.
+            let stale = user.auth_provider == AuthProvider::Oidc
+                && (user.profile.first_name != first
+                    || user.profile.last_name != last
+                    || user.profile.display_name != name);
+            if !stale {
+                return Ok(user);
+            }
+            let refresh = move |u: &mut User| {
+                u.profile.first_name = first.clone();
+                u.profile.last_name = last.clone();
+                u.profile.display_name = name.clone();
+                Ok(())
+            };
+            let extras = crate::me::Extras { event: Some("user.updated"), ..crate::me::Extras::default() };
+            return self.modify_user(tenant.id, id, refresh, extras).await;
         }
-        let claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
-        let email = claim("email").and_then(|e| validate::email(e).ok());
-        let vouched = claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false);
         let exists = "an account with this email address exists already: sign in with it, and link this provider from your account page";
         if let Some(existing) = match &email {
             Some(e) => self.store.find_email(tenant.id, e).await.map_err(store_err)?,
@@ -511,10 +529,7 @@ impl Service {
         if user.primary_email_verified {
             user.status = UserStatus::Active;
         }
-        let text = |name: &str, max: usize| claim(name).and_then(|v| validate::text(v, 1, max).ok().flatten());
-        user.profile.first_name = text("given_name", 256);
-        user.profile.last_name = text("family_name", 256);
-        user.profile.display_name = text("name", 256);
+        (user.profile.first_name, user.profile.last_name, user.profile.display_name) = (first, last, name);
         user.profile.oauth_provider = Some(slug.to_owned());
         user.profile.oauth_id = Some(subject.to_owned());
         let mut records = self.user_created(&user, By::User, Some(client)).await?;

@@ -170,10 +170,15 @@ async fn a_first_sign_in_through_a_provider_makes_one_linked_user_and_the_next_f
     let (_, audit) = app.server(Method::GET, &t, "/v1/audit?type=session.created", None).await;
     assert_eq!(audit["items"][0]["details"]["method"], json!("federation:up"), "{audit}");
 
-    // The same person again, in another browser: the same user.
+    // The same person again, in another browser, renamed at the provider meanwhile: the same
+    // user, with the names the provider says now.
+    let (status, _) = app.patch_me(&ada.access, json!({"first_name": "Ada", "last_name": "Lovelace"})).await;
+    assert_eq!(status, StatusCode::OK);
     let again = sign_in_through(&app, &FormClient::new(&app.base), &t, "ada@upstream.example").await;
     assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text);
-    assert_eq!(users_of(&app, &t).await.len(), 1);
+    let users = users_of(&app, &t).await;
+    assert_eq!(users.len(), 1);
+    assert_eq!((&users[0]["first_name"], &users[0]["last_name"]), (&json!("Ada"), &json!("Lovelace")));
 }
 
 #[tokio::test]
