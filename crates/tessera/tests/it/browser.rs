@@ -2,9 +2,9 @@
 //! the `fantoccini` WebDriver client, does what a new user would — signs in, changes the
 //! display name, uploads an avatar, turns on two-step verification with a code computed here
 //! from the secret the page shows, and signs out another session. Each step is checked
-//! through the API as well. It also follows mailed links as a person would: confirms an
+//! through the API as well. It also follows mailed links as a person would (confirms an
 //! address, resets a forgotten password from the sign-in page's link, adds an address on the
-//! account page. Screenshots are saved under
+//! account page), and signs in through another identity provider. Screenshots are saved under
 //! `$CARGO_TARGET_TMPDIR/screenshots/` as test artefacts.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages; `scripts/test` installs them).
@@ -216,5 +216,43 @@ async fn a_forgotten_password_is_reset_and_an_address_confirmed_from_mailed_link
     assert!(row.contains("Not confirmed"), "{row}");
     shot(&c, "14-addresses").await;
     receiver.wait_for("ada@work.example", 1).await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_person_signs_in_through_another_provider_in_headless_chromium() {
+    let app = spawn_app().await;
+    let (t, up) = (app.tenant().await, app.tenant().await);
+    app.sign_up(&up, "ada@upstream.example").await;
+    let callback = app.url(&format!("/oidc/{}/federation/up/callback", t.id));
+    let client = json!({"name": "Acme", "redirect_uris": [callback], "grant_types": ["authorization_code"]});
+    let (_, c) = app.server(reqwest::Method::POST, &up, "/v1/oauth/clients", Some(client)).await;
+    let provider = json!({"slug": "up", "kind": "oidc", "display_name": "Upstream", "client_id": c["client_id"],
+        "client_secret": c["client_secret"], "issuer": app.url(&format!("/oidc/{}", up.id))});
+    let (status, _) = app.server(reqwest::Method::POST, &t, "/v1/identity-providers", Some(provider)).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let driver = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+    c.goto(&app.url(&format!("/oidc/{}/account", t.id))).await.unwrap();
+    wait_for(&c, "a[data-provider='up']").await;
+    shot(&c, "21-continue-with").await;
+    c.find(Locator::Css("a[data-provider='up']")).await.unwrap().click().await.unwrap();
+    // The provider's own sign-in page, then its consent page.
+    wait_for(&c, "input[name=password]").await;
+    assert!(c.current_url().await.unwrap().as_str().contains(&format!("/oidc/{}/", up.id)));
+    c.find(Locator::Css("input[name=email]")).await.unwrap().send_keys("ada@upstream.example").await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let allow = wait_for(&c, "button[value=approve]").await;
+    shot(&c, "22-provider-consent").await;
+    allow.click().await.unwrap();
+    // Back at this tenant, signed in.
+    wait_for(&c, "#profile").await;
+    assert_eq!(c.current_url().await.unwrap().as_str(), app.url(&format!("/oidc/{}/account", t.id)));
+    shot(&c, "23-signed-in-through-provider").await;
+    let (_, users) = app.server(reqwest::Method::GET, &t, "/v1/users", None).await;
+    assert_eq!(users["items"][0]["oauth_provider"], json!("up"));
     c.close().await.unwrap();
 }
