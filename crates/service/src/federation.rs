@@ -83,7 +83,7 @@ impl Service {
     /// knows.
     pub async fn discover(&self, issuer: &str) -> Result<Discovery> {
         let url = format!("{issuer}/.well-known/openid-configuration");
-        let doc = self.fetch_json(&url).await.map_err(|why| {
+        let doc = self.fetch_json(&url, None).await.map_err(|why| {
             DomainError::field("issuer", "discovery_failed", format!("its discovery document could not be read: {why}"))
         })?;
         let endpoint = |name: &str| doc.get(name).and_then(Value::as_str).map(str::to_owned);
@@ -111,8 +111,11 @@ impl Service {
     }
 
     /// A JSON document from a provider, through the outbound guard; why not, in words.
-    pub(crate) async fn fetch_json(&self, url: &str) -> std::result::Result<Value, String> {
-        let request = self.http.get(url).map_err(|e| e.to_string())?;
+    pub(crate) async fn fetch_json(&self, url: &str, bearer: Option<&str>) -> std::result::Result<Value, String> {
+        let mut request = self.http.get(url).map_err(|e| e.to_string())?;
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
         let res = request.timeout(PROVIDER_TIMEOUT).header("accept", "application/json").send().await.map_err(|e| {
             if crate::outbound::refused_in(&e) {
                 "the address is not a public one".to_owned()
@@ -309,8 +312,14 @@ pub struct FederationStart {
 }
 
 /// Why a sign-in through a provider did not happen, in words for the person.
-fn failed(why: &'static str) -> DomainError {
+pub(crate) fn failed(why: &'static str) -> DomainError {
     DomainError::Unauthenticated(why)
+}
+
+/// A provider that did not answer: the log says what and why, the page that it is down.
+pub(crate) fn unreachable(slug: &str, what: &str, e: &dyn std::fmt::Display) -> DomainError {
+    tracing::warn!(provider = slug, error = %e, "{what}");
+    failed("the provider cannot be reached just now; try again in a moment")
 }
 
 impl Service {
@@ -319,10 +328,9 @@ impl Service {
         format!("{}/oidc/{tenant}/federation/{slug}/callback", self.config.public_url.trim_end_matches('/'))
     }
 
-    /// The providers the sign-in page offers: those Tessera can sign in through.
+    /// The providers the sign-in page offers.
     pub async fn sign_in_providers(&self, tenant: TenantId) -> Result<Vec<IdentityProvider>> {
-        let all = self.identity_providers(tenant).await?;
-        Ok(all.into_iter().filter(|p| p.kind == ProviderKind::Oidc).collect())
+        self.identity_providers(tenant).await
     }
 
     /// Starts a sign-in through provider `slug`: a state bound to this browser, a nonce and a
@@ -331,13 +339,10 @@ impl Service {
         use base64::Engine;
         use sha2::Digest;
         let provider = self.identity_provider(tenant, slug).await?;
-        let Some(issuer) = provider.issuer.as_deref().filter(|_| provider.kind == ProviderKind::Oidc) else {
-            return Err(DomainError::forbidden("signing in through this provider is not available yet"));
+        let authorization_endpoint = match provider.kind {
+            ProviderKind::Oidc => self.provider_discovery(&provider).await?.authorization_endpoint,
+            ProviderKind::Github => crate::github::authorization_endpoint(&provider),
         };
-        let discovery = self.discover(issuer).await.map_err(|e| {
-            tracing::warn!(provider = slug, error = %e, "a provider's discovery document could not be read");
-            failed("the provider cannot be reached just now; try again in a moment")
-        })?;
         let (state, nonce, verifier, binding) =
             (random_token("", 32), random_token("", 16), random_token("", 32), random_token("", 32));
         let now = self.now();
@@ -356,7 +361,7 @@ impl Service {
             .map_err(store_err)?;
         let challenge =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-        let mut url = url::Url::parse(&discovery.authorization_endpoint)
+        let mut url = url::Url::parse(&authorization_endpoint)
             .map_err(|_| failed("the provider's sign-in address is not valid"))?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
@@ -392,40 +397,62 @@ impl Service {
             return Err(failed("this sign-in was started in another browser; start again here"));
         }
         let provider = self.identity_provider(tenant, slug).await?;
-        let issuer = provider.issuer.as_deref().ok_or(failed(expired))?;
-        let unreachable = |what: &str, e: &dyn std::fmt::Display| {
-            tracing::warn!(provider = slug, error = %e, "{what}");
-            failed("the provider cannot be reached just now; try again in a moment")
+        let claims = match provider.kind {
+            ProviderKind::Oidc => self.oidc_claims(&provider, code, &taken).await?,
+            ProviderKind::Github => self.github_claims(&provider, code, &taken.code_verifier).await?,
         };
-        let discovery = self.discover(issuer).await.map_err(|e| unreachable("reading the discovery document", &e))?;
-        let id_token = self.redeem_upstream_code(&provider, &discovery, code, &taken.code_verifier).await?;
-        let keys = self.fetch_json(&discovery.jwks_uri).await.map_err(|e| unreachable("reading the key set", &e))?;
-        let expected = Expected {
-            issuer,
-            client_id: &provider.client_id,
-            nonce: &taken.nonce,
-            algorithms: &discovery.algorithms,
-            now: now.timestamp(),
-        };
-        let claims = verify_id_token(&id_token, &Jwks::parse(&keys), &expected).map_err(|e| {
-            tracing::warn!(provider = slug, error = %e, "an ID token was refused");
-            failed("the provider's answer could not be verified; start again")
-        })?;
         let tenant = self.tenant(tenant).await?;
         let user = self.federated_user(&tenant, &provider, &claims, client).await?;
         let tokens = self.finish_sign_in(&tenant, user, client, &format!("federation:{slug}")).await?;
         Ok((tokens, taken.return_to))
     }
 
-    /// Redeems the provider's code at its token endpoint (client_secret_basic, PKCE); its ID
-    /// token.
-    async fn redeem_upstream_code(
+    /// An OpenID provider's discovery document, or the page's words for why not.
+    async fn provider_discovery(&self, provider: &IdentityProvider) -> Result<Discovery> {
+        let issuer = provider.issuer.as_deref().unwrap_or_default();
+        self.discover(issuer).await.map_err(|e| unreachable(&provider.slug, "reading the discovery document", &e))
+    }
+
+    /// Who an OpenID provider says signed in: its ID token's claims, checked strictly.
+    async fn oidc_claims(
         &self,
         provider: &IdentityProvider,
-        discovery: &Discovery,
+        code: &str,
+        state: &FederationState,
+    ) -> Result<serde_json::Map<String, Value>> {
+        let slug = provider.slug.as_str();
+        let discovery = self.provider_discovery(provider).await?;
+        let answer = self.redeem_upstream_code(provider, &discovery.token_endpoint, code, &state.code_verifier).await?;
+        let id_token = answer["id_token"].as_str().ok_or_else(|| {
+            tracing::warn!(provider = slug, "the provider's token answer has no id_token");
+            failed("the provider did not confirm the sign-in; start again")
+        })?;
+        let keys = self
+            .fetch_json(&discovery.jwks_uri, None)
+            .await
+            .map_err(|e| unreachable(slug, "reading the key set", &e))?;
+        let expected = Expected {
+            issuer: &discovery.issuer,
+            client_id: &provider.client_id,
+            nonce: &state.nonce,
+            algorithms: &discovery.algorithms,
+            now: self.now().timestamp(),
+        };
+        verify_id_token(id_token, &Jwks::parse(&keys), &expected).map_err(|e| {
+            tracing::warn!(provider = slug, error = %e, "an ID token was refused");
+            failed("the provider's answer could not be verified; start again")
+        })
+    }
+
+    /// Redeems the provider's code at `token_endpoint` (the client's id and secret both as
+    /// HTTP Basic and in the form, which every provider here takes, and PKCE); the answer.
+    pub(crate) async fn redeem_upstream_code(
+        &self,
+        provider: &IdentityProvider,
+        token_endpoint: &str,
         code: &str,
         verifier: &str,
-    ) -> Result<String> {
+    ) -> Result<Value> {
         let refused = failed("the provider did not confirm the sign-in; start again");
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let callback = self.federation_callback(provider.tenant_id, &provider.slug);
@@ -435,13 +462,14 @@ impl Service {
             ("redirect_uri", callback.as_str()),
             ("code_verifier", verifier),
         ];
-        let request = self.http.post(&discovery.token_endpoint).map_err(|e| {
+        let request = self.http.post(token_endpoint).map_err(|e| {
             tracing::warn!(provider = %provider.slug, error = %e, "the token endpoint was refused");
             failed("the provider did not confirm the sign-in; start again")
         })?;
         let res = request
             .timeout(PROVIDER_TIMEOUT)
             .basic_auth(encode(&provider.client_id), Some(encode(&provider.client_secret)))
+            .header("accept", "application/json")
             .form(&form)
             .send()
             .await
@@ -457,10 +485,7 @@ impl Service {
             tracing::warn!(provider = %provider.slug, status = status.as_u16(), error, "the provider refused the code");
             return Err(refused);
         }
-        body["id_token"].as_str().map(str::to_owned).ok_or_else(|| {
-            tracing::warn!(provider = %provider.slug, "the provider's token answer has no id_token");
-            refused
-        })
+        Ok(body)
     }
 
     /// The user the claims sign in as: the linked one, else a new one, else (allowed and

@@ -277,3 +277,81 @@ async fn idp_hint_goes_straight_to_the_provider_and_the_authorization_continues_
     let (status, v) = app.patch_me(access, json!({"primary_email": "other@example.com"})).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::FORBIDDEN, vec!["primary_email:idp_managed".to_owned()]));
 }
+
+/// A stand-in for GitHub's OAuth and API endpoints, on loopback: its authorize page approves at
+/// once, its token endpoint takes the one code it handed out, with the client's secret.
+async fn github_stand_in() -> String {
+    use axum::extract::{Form, Query};
+    use axum::http::HeaderMap;
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::{get, post};
+    use std::collections::HashMap;
+    let authorize = get(|Query(q): Query<HashMap<String, String>>| async move {
+        assert_eq!(q.get("client_id").map(String::as_str), Some("gh-client"));
+        assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
+        let back = format!("{}?code=gh-code&state={}", q["redirect_uri"], q["state"]);
+        Redirect::to(&back)
+    });
+    let token = post(|headers: HeaderMap, Form(f): Form<HashMap<String, String>>| async move {
+        let basic = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ok = f.get("code").map(String::as_str) == Some("gh-code")
+            && basic.starts_with("Basic ")
+            && f.contains_key("code_verifier");
+        if ok {
+            axum::Json(json!({"access_token": "gho_stand_in", "token_type": "bearer"}))
+        } else {
+            axum::Json(json!({"error": "bad_verification_code"}))
+        }
+    });
+    let authorized = |headers: &HeaderMap| headers.get("authorization").is_some_and(|v| v == "Bearer gho_stand_in");
+    let user = get(move |headers: HeaderMap| async move {
+        if !authorized(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        axum::Json(json!({"id": 583231, "login": "octocat", "name": "The Octocat", "email": null,
+            "avatar_url": "https://avatars.example/u/583231"}))
+        .into_response()
+    });
+    let emails = get(move |headers: HeaderMap| async move {
+        if !authorized(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        axum::Json(json!([{"email": "old@github.example", "primary": false, "verified": true},
+            {"email": "octocat@github.example", "primary": true, "verified": true}]))
+        .into_response()
+    });
+    let app = axum::Router::new()
+        .route("/login/oauth/authorize", authorize)
+        .route("/login/oauth/access_token", token)
+        .route("/api/user", user)
+        .route("/api/user/emails", emails);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn a_sign_in_through_github_reads_who_it_is_from_the_api() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let github = github_stand_in().await;
+    let provider = json!({"slug": "gh", "kind": "github", "display_name": "GitHub", "client_id": "gh-client",
+        "client_secret": "gh-secret", "web_base_url": github, "api_base_url": format!("{github}/api")});
+    assert_eq!(providers(&app, &t, Method::POST, "", Some(provider)).await.0, StatusCode::CREATED);
+
+    let browser = FormClient::new(&app.base);
+    let page = browser.get(&format!("/oidc/{}/sign-in", t.id)).await;
+    assert!(page.text.contains("Continue with GitHub"));
+    let go = browser.get(&format!("/oidc/{}/federation/gh/start?return_to=account", t.id)).await;
+    assert!(go.location(&app.base).starts_with(&format!("{github}/login/oauth/authorize?")));
+    let back = browser.get(&go.location(&app.base)).await;
+    let done = browser.get(&back.location(&app.base)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    let users = users_of(&app, &t).await;
+    assert_eq!(users.len(), 1);
+    let u = &users[0];
+    assert_eq!((&u["oauth_provider"], &u["oauth_id"]), (&json!("gh"), &json!("583231")));
+    assert_eq!((&u["primary_email"], &u["primary_email_verified"]), (&json!("octocat@github.example"), &json!(true)));
+    assert_eq!(u["display_name"], json!("The Octocat"));
+}
