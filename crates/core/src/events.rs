@@ -24,6 +24,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.primary_email_changed",
     "user.password_reset",
     "user.provider_linked",
+    "user.provider_unlinked",
     "session.created",
     "session.revoked",
     "team.created",

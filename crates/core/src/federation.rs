@@ -93,6 +93,8 @@ pub struct FederationState {
     pub code_verifier: String,
     /// Where the browser goes once signed in (the account page, or an authorization request).
     pub return_to: String,
+    /// The signed-in user who is linking the provider, rather than signing in through it.
+    pub link_user: Option<crate::ids::UserId>,
     pub expires_at: DateTime<Utc>,
 }
 

@@ -12,11 +12,11 @@ use tessera_core::federation::{FederationState, GITHUB_API, GITHUB_WEB, Identity
 use tessera_core::keys::SigningAlgorithm;
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{AuthProvider, User, UserStatus};
-use tessera_core::{DomainError, FieldError, TenantId, validate};
+use tessera_core::{DomainError, FieldError, TenantId, UserId, validate};
 use tessera_store::{NewUser, StoreError, constraints};
 
 use crate::identity::ClientInfo;
-use crate::{Result, Service, Tokens, store_err};
+use crate::{Principal, Result, Service, Tokens, store_err};
 
 /// How long a provider has to answer.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -303,6 +303,15 @@ impl Service {
 /// How long a sign-in through a provider may take, from the redirect to its answer.
 const STATE_LIFETIME_SECONDS: i64 = 600;
 
+/// How a provider's answer ended.
+#[derive(Debug)]
+pub enum FederationDone {
+    /// Signed in; then to the place given.
+    SignedIn(Tokens, String),
+    /// The signed-in user linked the provider; then to the place given.
+    Linked(String),
+}
+
 /// Where to send the browser to sign in at a provider, and the value of the cookie that binds
 /// the sign-in to this browser.
 #[derive(Debug)]
@@ -335,7 +344,13 @@ impl Service {
 
     /// Starts a sign-in through provider `slug`: a state bound to this browser, a nonce and a
     /// PKCE verifier are kept, and the browser goes to the provider.
-    pub async fn start_federation(&self, tenant: TenantId, slug: &str, return_to: &str) -> Result<FederationStart> {
+    pub async fn start_federation(
+        &self,
+        tenant: TenantId,
+        slug: &str,
+        return_to: &str,
+        link: Option<UserId>,
+    ) -> Result<FederationStart> {
         use base64::Engine;
         use sha2::Digest;
         let provider = self.identity_provider(tenant, slug).await?;
@@ -355,6 +370,7 @@ impl Service {
                 nonce: nonce.clone(),
                 code_verifier: verifier.clone(),
                 return_to: return_to.to_owned(),
+                link_user: link,
                 expires_at: now + chrono::Duration::seconds(STATE_LIFETIME_SECONDS),
             })
             .await
@@ -388,7 +404,7 @@ impl Service {
         code: &str,
         binding: Option<&str>,
         client: &ClientInfo,
-    ) -> Result<(Tokens, String)> {
+    ) -> Result<FederationDone> {
         let now = self.now();
         let expired = "this sign-in has expired or was used already; start again";
         let taken = self.store.take_federation_state(&hash_secret(state), now).await.map_err(store_err)?;
@@ -401,10 +417,64 @@ impl Service {
             ProviderKind::Oidc => self.oidc_claims(&provider, code, &taken).await?,
             ProviderKind::Github => self.github_claims(&provider, code, &taken.code_verifier).await?,
         };
+        if let Some(user) = taken.link_user {
+            self.link_provider(tenant, user, slug, &claims).await?;
+            return Ok(FederationDone::Linked(taken.return_to));
+        }
         let tenant = self.tenant(tenant).await?;
         let user = self.federated_user(&tenant, &provider, &claims, client).await?;
         let tokens = self.finish_sign_in(&tenant, user, client, &format!("federation:{slug}")).await?;
-        Ok((tokens, taken.return_to))
+        Ok(FederationDone::SignedIn(tokens, taken.return_to))
+    }
+
+    /// Links the signed-in `user` to who the provider says signed in there, unless that is
+    /// another user's already.
+    async fn link_provider(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        slug: &str,
+        claims: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        let now = self.now();
+        let subject = claims["sub"].as_str().unwrap_or_default();
+        let taken = || DomainError::forbidden("this account at the provider is linked to another user");
+        match self.store.find_identity(tenant, slug, subject).await.map_err(store_err)? {
+            Some(linked) if linked == user => return Ok(()),
+            Some(_) => return Err(taken()),
+            None => {}
+        }
+        let user =
+            self.store.find_user(tenant, user, now).await.map_err(store_err)?.ok_or(DomainError::NotFound("user"))?;
+        let records = self.provider_records("user.provider_linked", &user, slug, now).await?;
+        match self.store.link_identity(&user, slug, subject, now, &records).await {
+            Err(StoreError::Conflict { constraint: constraints::IDENTITY_LINK }) => Err(taken()),
+            other => other.map_err(store_err),
+        }
+    }
+
+    /// The providers the signed-in user is linked to: (slug, since).
+    pub async fn my_providers(&self, who: &Principal) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let all = self.store.list_identities(who.tenant_id(), who.user.id).await.map_err(store_err)?;
+        Ok(all.into_iter().map(|(slug, _, since)| (slug, since)).collect())
+    }
+
+    /// Unlinks the signed-in user from a provider, unless it is their only way to sign in.
+    pub async fn unlink_provider(&self, who: &Principal, slug: &str) -> Result<()> {
+        let linked = self.my_providers(who).await?;
+        if !linked.iter().any(|(s, _)| s == slug) {
+            return Err(DomainError::NotFound("linked provider"));
+        }
+        if !who.user.has_password && linked.len() == 1 {
+            return Err(DomainError::forbidden("this provider is your only way to sign in, so it stays linked"));
+        }
+        let now = self.now();
+        let records = self.provider_records("user.provider_unlinked", &who.user, slug, now).await?;
+        if self.store.unlink_identity(who.tenant_id(), who.user.id, slug, &records).await.map_err(store_err)? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("linked provider"))
+        }
     }
 
     /// An OpenID provider's discovery document, or the page's words for why not.
@@ -543,7 +613,7 @@ impl Service {
                 .await
                 .map_err(store_err)?
                 .ok_or(DomainError::NotFound("user"))?;
-            let records = self.provider_linked(&user, slug, now).await?;
+            let records = self.provider_records("user.provider_linked", &user, slug, now).await?;
             self.store.link_identity(&user, slug, subject, now, &records).await.map_err(store_err)?;
             return Ok(user);
         }
@@ -558,7 +628,7 @@ impl Service {
         user.profile.oauth_provider = Some(slug.to_owned());
         user.profile.oauth_id = Some(subject.to_owned());
         let mut records = self.user_created(&user, By::User, Some(client)).await?;
-        records.extend(self.provider_linked(&user, slug, now).await?);
+        records.extend(self.provider_records("user.provider_linked", &user, slug, now).await?);
         let empty = serde_json::Map::new();
         let new =
             NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None, records: &records };
@@ -570,14 +640,15 @@ impl Service {
         }
     }
 
-    /// `user.provider_linked` and its entry in the user's trail.
-    async fn provider_linked(
+    /// `kind` (`user.provider_linked` or `user.provider_unlinked`) and its entry in the user's
+    /// trail.
+    async fn provider_records(
         &self,
+        kind: &'static str,
         user: &User,
         slug: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Record>> {
-        let kind = "user.provider_linked";
         let mut records = self
             .events(user.tenant_id, kind, || {
                 let rendered = (self.config.render_user)(user, &self.config.public_url, now);

@@ -41,6 +41,8 @@ CREATE TABLE federation_states (
     nonce TEXT NOT NULL,
     code_verifier TEXT NOT NULL,
     return_to TEXT NOT NULL,
+    -- Set when a signed-in user links the provider rather than signs in through it.
+    link_user_id TEXT,
     expires_at BIGINT NOT NULL,
     used_at BIGINT
 );

@@ -520,4 +520,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         records: &[Record],
     ) -> Result<()>;
+    /// The providers a user is linked to: (provider, subject, since), oldest first.
+    async fn list_identities(&self, tenant: TenantId, user: UserId) -> Result<Vec<(String, String, DateTime<Utc>)>>;
+    /// Unlinks a user from a provider, with its records only if it was linked.
+    async fn unlink_identity(&self, tenant: TenantId, user: UserId, provider: &str, records: &[Record])
+    -> Result<bool>;
 }

@@ -85,7 +85,7 @@ pub(crate) async fn delete(db: &Db, tenant: TenantId, slug: &str) -> Result<bool
 /// A sign-in through a provider that has just started.
 pub(crate) async fn insert_state(db: &Db, s: &FederationState) -> Result<()> {
     let sql = "INSERT INTO federation_states (hash, tenant_id, provider, browser_hash, nonce, code_verifier, return_to, \
-               expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+               expires_at, link_user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     let params = [
         Param::text(&s.hash),
         Param::text(s.tenant_id),
@@ -95,6 +95,7 @@ pub(crate) async fn insert_state(db: &Db, s: &FederationState) -> Result<()> {
         Param::text(&s.code_verifier),
         Param::text(&s.return_to),
         Param::time(s.expires_at),
+        Param::Text(s.link_user.map(|u| u.to_string())),
     ];
     db.execute(sql, &params).await.map(drop)
 }
@@ -103,7 +104,7 @@ pub(crate) async fn insert_state(db: &Db, s: &FederationState) -> Result<()> {
 /// only one gets it; none when it is unknown, used or expired. Expired states are forgotten.
 pub(crate) async fn take_state(db: &Db, hash: &str, now: DateTime<Utc>) -> Result<Option<FederationState>> {
     const SQL: &str = "UPDATE federation_states SET used_at = $2 WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 \
-         RETURNING hash, tenant_id, provider, browser_hash, nonce, code_verifier, return_to, expires_at";
+         RETURNING hash, tenant_id, provider, browser_hash, nonce, code_verifier, return_to, expires_at, link_user_id";
     let hash = hash.to_owned();
     db.detached(move |db| async move {
         let mut tx = db.begin().await?;
@@ -118,6 +119,7 @@ pub(crate) async fn take_state(db: &Db, hash: &str, now: DateTime<Utc>) -> Resul
                     code_verifier: r.text("code_verifier")?,
                     return_to: r.text("return_to")?,
                     expires_at: from_ms(r.int("expires_at")?),
+                    link_user: r.opt_text("link_user_id")?.map(|u| parse_id(&u)).transpose()?,
                 })
             })
             .await?;
@@ -179,4 +181,31 @@ fn linked_conflict(e: StoreError) -> StoreError {
         }
         other => other,
     }
+}
+
+/// The providers a user is linked to: (provider, subject, since), oldest first.
+pub(crate) async fn identities(
+    db: &Db,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Vec<(String, String, DateTime<Utc>)>> {
+    let sql = "SELECT provider, subject, created_at FROM user_identities WHERE tenant_id = $1 AND user_id = $2 \
+               ORDER BY created_at, provider";
+    db.fetch_all(sql, &[Param::text(tenant), Param::text(user)], |r: &dyn Columns| {
+        Ok((r.text("provider")?, r.text("subject")?, from_ms(r.int("created_at")?)))
+    })
+    .await
+}
+
+/// Unlinks a user from a provider, with its records only if it was linked.
+pub(crate) async fn unlink(
+    db: &Db,
+    tenant: TenantId,
+    user: UserId,
+    provider: &str,
+    records: &[Record],
+) -> Result<bool> {
+    const SQL: &str = "DELETE FROM user_identities WHERE tenant_id = $1 AND user_id = $2 AND provider = $3";
+    let params = vec![Param::text(tenant), Param::text(user), Param::text(provider)];
+    events::change_with(db, crate::sql::Touch::User(user), vec![events::must_change(SQL, params)], records).await
 }

@@ -473,4 +473,18 @@ impl Store for SqlStore {
     ) -> Result<()> {
         providers::link(&self.db, user, provider, subject, now, records).await
     }
+
+    async fn list_identities(&self, tenant: TenantId, user: UserId) -> Result<Vec<(String, String, DateTime<Utc>)>> {
+        providers::identities(&self.db, tenant, user).await
+    }
+
+    async fn unlink_identity(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        provider: &str,
+        records: &[Record],
+    ) -> Result<bool> {
+        providers::unlink(&self.db, tenant, user, provider, records).await
+    }
 }

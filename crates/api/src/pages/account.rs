@@ -28,6 +28,7 @@ use crate::extract::PathParams;
 pub(super) enum Section {
     Profile,
     Emails,
+    Providers,
     Avatar,
     Totp,
     Sessions,
@@ -91,6 +92,8 @@ pub struct AccountForm {
     /// The addresses section's: a new address, or the one a button acts on.
     pub(super) email: Option<String>,
     pub(super) email_id: Option<String>,
+    /// The sign-in providers section's: the provider a button acts on.
+    pub(super) provider: Option<String>,
 }
 
 csrf_form!(AccountForm);
@@ -109,6 +112,8 @@ fn flash(done: &str) -> Option<&'static str> {
         "email-sent" => "A new confirmation link is on its way.",
         "email-primary" => "Your primary address has been changed. Your old one was told, in case it was not you.",
         "email-removed" => "The address has been removed.",
+        "provider-linked" => "The provider is linked: you can sign in with it from now on.",
+        "provider-unlinked" => "The provider is unlinked.",
         _ => return None,
     })
 }
@@ -277,6 +282,7 @@ pub(super) async fn render(
 
     let activity_section = activity_section(state, who).await;
     let emails_section = super::email::addresses_section(state, ctx, who, errs(Section::Emails)).await;
+    let providers_section = super::federation::providers_section(state, ctx, who, errs(Section::Providers)).await;
 
     // Password.
     let pwe = errs(Section::Password);
@@ -316,7 +322,7 @@ pub(super) async fn render(
     let body = format!(
         r#"<section class="card"><div class="who">{avatar}<div><h1 id="shown-name">{shown}</h1><p class="sub flush">{identity}</p></div></div>
 <form method="post" action="{base}/sign-out">{csrf}<button type="submit" class="secondary">Sign out</button></form></section>
-{flash_html}{profile}{emails_section}{avatar_section}{totp_section}{sessions_section}{activity_section}{password_section}{delete_section}"#,
+{flash_html}{profile}{emails_section}{providers_section}{avatar_section}{totp_section}{sessions_section}{activity_section}{password_section}{delete_section}"#,
         shown = esc(&shown),
         identity = esc(identity),
     );
@@ -633,6 +639,8 @@ async fn activity_section(state: &AppState, who: &tessera_service::Principal) ->
             "user.email_removed" => "Email address removed",
             "user.primary_email_changed" => "Primary email address changed",
             "user.password_reset" => "Password reset by email",
+            "user.provider_linked" => "Sign-in provider linked",
+            "user.provider_unlinked" => "Sign-in provider unlinked",
             other => other,
         };
         let fields = a.details["fields"].as_array().map(|f| {

@@ -9,8 +9,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_core::DomainError;
+use tessera_service::Principal;
+use tessera_service::federation::{FederationDone, FederationStart};
 
-use super::{Ctx, FormErrors, cookie, no_issuer, safe_return_to};
+use super::account::{AccountPost, Section, TotpView, failed, render as render_account};
+use super::{Ctx, FormErrors, cookie, esc, no_issuer, safe_return_to};
 use crate::AppState;
 use crate::error::Untold;
 use crate::extract::{Client, PathParams};
@@ -48,7 +51,13 @@ pub async fn start(
 ) -> Response {
     let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
     let return_to = safe_return_to(q.return_to.as_deref());
-    match state.service.start_federation(ctx.tenant, &slug, &return_to).await {
+    go_to_provider(&state, &ctx, state.service.start_federation(ctx.tenant, &slug, &return_to, None).await)
+}
+
+/// The redirect to the provider, with the cookie that binds the sign-in to this browser; or
+/// the page that says why not.
+fn go_to_provider(state: &AppState, ctx: &Ctx, started: Result<FederationStart, DomainError>) -> Response {
+    match started {
         Ok(go) => {
             let mut res = super::see_other(&go.location);
             let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
@@ -62,9 +71,9 @@ pub async fn start(
             }
             res
         }
-        Err(DomainError::NotFound(_)) => failed_page(&ctx, "This sign-in option does not exist."),
+        Err(DomainError::NotFound(_)) => failed_page(ctx, "This sign-in option does not exist."),
         Err(e) => {
-            Untold::attach(Untold::of(&e), failed_page(&ctx, &FormErrors::from_domain(&e).form.unwrap_or_default()))
+            Untold::attach(Untold::of(&e), failed_page(ctx, &FormErrors::from_domain(&e).form.unwrap_or_default()))
         }
     }
 }
@@ -90,12 +99,16 @@ pub async fn callback(
     };
     let binding = cookie(&headers, BINDING_COOKIE);
     match state.service.finish_federation(ctx.tenant, &slug, st, code, binding, &client).await {
-        Ok((tokens, return_to)) => {
-            let mut res = ctx.redirect(&safe_return_to(Some(&return_to)));
-            for c in [
-                ctx.session_cookie(&tokens.refresh_token),
-                format!("{BINDING_COOKIE}=; Path={}/federation; Max-Age=0", ctx.base),
-            ] {
+        Ok(done) => {
+            let clear = format!("{BINDING_COOKIE}=; Path={}/federation; Max-Age=0", ctx.base);
+            let (mut res, cookies) = match done {
+                FederationDone::SignedIn(tokens, return_to) => (
+                    ctx.redirect(&safe_return_to(Some(&return_to))),
+                    vec![ctx.session_cookie(&tokens.refresh_token), clear],
+                ),
+                FederationDone::Linked(_) => (ctx.redirect("account?done=provider-linked"), vec![clear]),
+            };
+            for c in cookies {
                 if let Ok(v) = HeaderValue::from_str(&c) {
                     res.headers_mut().append(header::SET_COOKIE, v);
                 }
@@ -109,5 +122,65 @@ pub async fn callback(
             };
             Untold::attach(Untold::of(&e), failed_page(&ctx, &message))
         }
+    }
+}
+
+/// The account page's sign-in providers: each of the tenant's, linked or not, with the button
+/// that links it (a fresh round trip to the provider) or unlinks it.
+pub(super) async fn providers_section(state: &AppState, ctx: &Ctx, who: &Principal, errors: &FormErrors) -> String {
+    if ctx.providers.is_empty() || who.user.is_anonymous {
+        return String::new();
+    }
+    let linked = match state.service.my_providers(who).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "listing the linked providers failed");
+            Vec::new()
+        }
+    };
+    let (base, csrf) = (&ctx.base, ctx.csrf_field());
+    let mut rows = String::new();
+    for (slug, name) in &ctx.providers {
+        let since = linked.iter().find(|(s, _)| s == slug).map(|(_, since)| since);
+        let (status, action, label) = match since {
+            Some(since) => (
+                format!(
+                    r#"<span class="badge on">Linked</span> <span class="hint">since {}</span>"#,
+                    since.format("%Y-%m-%d")
+                ),
+                "unlink",
+                "Unlink",
+            ),
+            None => (r#"<span class="badge">Not linked</span>"#.to_owned(), "link", "Link"),
+        };
+        rows.push_str(&format!(
+            r#"<tr data-provider="{slug}"><td>{name} {status}</td><td class="actions"><form method="post" action="{base}/account/providers/{action}">{csrf}<input type="hidden" name="provider" value="{slug}"><button type="submit" class="secondary flush">{label}</button></form></td></tr>"#,
+            slug = esc(slug),
+            name = esc(name),
+        ));
+    }
+    format!(
+        r#"<section class="card" id="providers"><h2>Sign-in providers</h2>{banner}<table><tbody>{rows}</tbody></table></section>"#,
+        banner = errors.banner()
+    )
+}
+
+/// Links a provider to the signed-in user: to the provider, and back to the account page.
+pub async fn link(State(state): State<AppState>, AccountPost { ctx, who, form }: AccountPost) -> Response {
+    let slug = form.provider.unwrap_or_default();
+    let started = state.service.start_federation(ctx.tenant, &slug, "account", Some(who.user.id)).await;
+    go_to_provider(&state, &ctx, started)
+}
+
+/// Unlinks a provider from the signed-in user, unless it is their only way to sign in.
+pub async fn unlink(State(state): State<AppState>, AccountPost { ctx, who, form }: AccountPost) -> Response {
+    let slug = form.provider.unwrap_or_default();
+    match state.service.unlink_provider(&who, &slug).await {
+        Ok(()) => ctx.redirect("account?done=provider-unlinked"),
+        Err(DomainError::NotFound(_)) => {
+            let e = FormErrors::form("That provider is not linked to your account.");
+            render_account(&state, &ctx, &who, None, Some((Section::Providers, e)), TotpView::Normal).await
+        }
+        Err(e) => failed(&state, &ctx, &who, Section::Providers, &e).await,
     }
 }

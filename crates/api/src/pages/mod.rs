@@ -72,6 +72,8 @@ pub fn routes() -> Router<AppState> {
         .route("/revert-email", get(email::revert_page).post(email::revert_submit))
         .route("/federation/{slug}/start", get(federation::start))
         .route("/federation/{slug}/callback", get(federation::callback))
+        .route("/account/providers/link", post(federation::link))
+        .route("/account/providers/unlink", post(federation::unlink))
 }
 
 /// The answer for a path whose tenant does not exist.

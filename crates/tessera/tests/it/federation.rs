@@ -355,3 +355,64 @@ async fn a_sign_in_through_github_reads_who_it_is_from_the_api() {
     assert_eq!((&u["primary_email"], &u["primary_email_verified"]), (&json!("octocat@github.example"), &json!(true)));
     assert_eq!(u["display_name"], json!("The Octocat"));
 }
+
+#[tokio::test]
+async fn a_signed_in_user_links_a_provider_from_the_account_page_and_may_unlink_it_unless_it_is_the_only_way_in() {
+    let app = spawn_app().await;
+    let (t, up) = federated(&app).await;
+    app.sign_up(&up, "ada@upstream.example").await;
+    let mine = app.sign_up(&t, "ada@example.com").await;
+
+    // Signed in at t with a password, the account page offers the provider.
+    let browser = FormClient::new(&app.base);
+    let page = browser.get(&format!("/oidc/{}/sign-in", t.id)).await;
+    let csrf = page.input("csrf").unwrap();
+    let signed_in = browser.sign_in(&format!("/oidc/{}/sign-in", t.id), &csrf, "ada@example.com", "account").await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let account = browser.get(&format!("/oidc/{}/account", t.id)).await;
+    assert!(account.text.contains(r#"<tr data-provider="up">"#), "{}", account.text);
+    assert!(account.text.contains("Not linked"));
+    let go =
+        browser.post(&format!("/oidc/{}/account/providers/link", t.id), &[("csrf", &csrf), ("provider", "up")]).await;
+    assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.text);
+    // The provider's pages keep their own cookies (this test's browser does not scope cookies
+    // by path, as a real one does): they get a client of their own.
+    let at_provider = FormClient::new(&app.base);
+    let back = crate::oauth::approve(&app, &at_provider, &go.location(&app.base), "ada@upstream.example", None).await;
+    let done = browser.get(&back).await;
+    assert_eq!(done.location(&app.base), app.url(&format!("/oidc/{}/account?done=provider-linked", t.id)));
+    assert!(browser.get(&format!("/oidc/{}/account", t.id)).await.text.contains("Linked"));
+
+    // From now on the provider signs in as this account, whatever its address.
+    let through = sign_in_through(&app, &FormClient::new(&app.base), &t, "ada@upstream.example").await;
+    assert_eq!(through.status, StatusCode::SEE_OTHER, "{}", through.text);
+    let users = users_of(&app, &t).await;
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["id"], json!(mine.id));
+
+    // Unlinked (the password still signs in), and the provider makes a new account next time.
+    let csrf = browser.get(&format!("/oidc/{}/account", t.id)).await.input("csrf").unwrap();
+    let unlinked =
+        browser.post(&format!("/oidc/{}/account/providers/unlink", t.id), &[("csrf", &csrf), ("provider", "up")]).await;
+    assert_eq!(unlinked.location(&app.base), app.url(&format!("/oidc/{}/account?done=provider-unlinked", t.id)));
+    let kinds: Vec<String> = {
+        let (_, v) = app.server(Method::GET, &t, &format!("/v1/audit?user_id={}", mine.id), None).await;
+        v["items"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(
+        kinds.contains(&"user.provider_linked".to_owned()) && kinds.contains(&"user.provider_unlinked".to_owned()),
+        "{kinds:?}"
+    );
+
+    // An account made by the provider has no other way in: its only provider stays.
+    let grace = FormClient::new(&app.base);
+    app.sign_up(&up, "grace@upstream.example").await;
+    let made = sign_in_through(&app, &grace, &t, "grace@upstream.example").await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER);
+    let page = grace.get(&format!("/oidc/{}/account", t.id)).await;
+    let csrf = page.input("csrf").unwrap();
+    let refused =
+        grace.post(&format!("/oidc/{}/account/providers/unlink", t.id), &[("csrf", &csrf), ("provider", "up")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert!(refused.text.contains("only way to sign in"), "{}", refused.text);
+}
