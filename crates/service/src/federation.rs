@@ -492,7 +492,8 @@ impl Service {
     ) -> Result<serde_json::Map<String, Value>> {
         let slug = provider.slug.as_str();
         let discovery = self.provider_discovery(provider).await?;
-        let answer = self.redeem_upstream_code(provider, &discovery.token_endpoint, code, &state.code_verifier).await?;
+        let answer =
+            self.redeem_upstream_code(provider, &discovery.token_endpoint, code, &state.code_verifier, false).await?;
         let id_token = answer["id_token"].as_str().ok_or_else(|| {
             tracing::warn!(provider = slug, "the provider's token answer has no id_token");
             failed("the provider did not confirm the sign-in; start again")
@@ -508,45 +509,72 @@ impl Service {
             algorithms: &discovery.algorithms,
             now: self.now().timestamp(),
         };
-        verify_id_token(id_token, &Jwks::parse(&keys), &expected).map_err(|e| {
+        let mut claims = verify_id_token(id_token, &Jwks::parse(&keys), &expected).map_err(|e| {
             tracing::warn!(provider = slug, error = %e, "an ID token was refused");
             failed("the provider's answer could not be verified; start again")
-        })
+        })?;
+        // Many providers put the profile and address only in the UserInfo answer when the code
+        // flow also gives an access token (OpenID Connect Core 5.4). Its `sub` must be the ID
+        // token's (5.3.2); what the ID token says wins.
+        if let (Some(endpoint), Some(access)) = (&discovery.userinfo_endpoint, answer["access_token"].as_str()) {
+            let info =
+                self.fetch_json(endpoint, Some(access)).await.map_err(|e| unreachable(slug, "reading UserInfo", &e))?;
+            if info.get("sub") != claims.get("sub") {
+                tracing::warn!(provider = slug, "the UserInfo answer is about another subject");
+                return Err(failed("the provider's answer could not be verified; start again"));
+            }
+            if let Value::Object(info) = info {
+                for (k, v) in info {
+                    claims.entry(k).or_insert(v);
+                }
+            }
+        }
+        Ok(claims)
     }
 
-    /// Redeems the provider's code at `token_endpoint` (the client's id and secret both as
-    /// HTTP Basic and in the form, which every provider here takes, and PKCE); the answer.
+    /// Redeems the provider's code at `token_endpoint`, with PKCE; the answer. The client
+    /// authenticates with HTTP Basic (`client_secret_basic`, every OpenID provider's default),
+    /// or with `secret_in_form` in the form (`client_secret_post`, as GitHub documents it):
+    /// never both, which OpenID providers refuse.
     pub(crate) async fn redeem_upstream_code(
         &self,
         provider: &IdentityProvider,
         token_endpoint: &str,
         code: &str,
         verifier: &str,
+        secret_in_form: bool,
     ) -> Result<Value> {
         let refused = failed("the provider did not confirm the sign-in; start again");
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let callback = self.federation_callback(provider.tenant_id, &provider.slug);
-        let form = [
+        let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", callback.as_str()),
             ("code_verifier", verifier),
         ];
+        if secret_in_form {
+            form.extend([
+                ("client_id", provider.client_id.as_str()),
+                ("client_secret", provider.client_secret.as_str()),
+            ]);
+        }
         let request = self.http.post(token_endpoint).map_err(|e| {
             tracing::warn!(provider = %provider.slug, error = %e, "the token endpoint was refused");
             failed("the provider did not confirm the sign-in; start again")
         })?;
-        let res = request
-            .timeout(PROVIDER_TIMEOUT)
-            .basic_auth(encode(&provider.client_id), Some(encode(&provider.client_secret)))
-            .header("accept", "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| {
-                tracing::warn!(provider = %provider.slug, error = %e, "the token endpoint did not answer");
-                failed("the provider cannot be reached just now; try again in a moment")
-            })?;
+        let request = if secret_in_form {
+            request
+        } else {
+            request.basic_auth(encode(&provider.client_id), Some(encode(&provider.client_secret)))
+        };
+        let res =
+            request.timeout(PROVIDER_TIMEOUT).header("accept", "application/json").form(&form).send().await.map_err(
+                |e| {
+                    tracing::warn!(provider = %provider.slug, error = %e, "the token endpoint did not answer");
+                    failed("the provider cannot be reached just now; try again in a moment")
+                },
+            )?;
         let status = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if !status.is_success() {

@@ -27,7 +27,8 @@ impl Service {
         let slug = p.slug.as_str();
         let web = p.web_base_url.as_deref().unwrap_or(GITHUB_WEB);
         let api = p.api_base_url.as_deref().unwrap_or(GITHUB_API);
-        let answer = self.redeem_upstream_code(p, &format!("{web}/login/oauth/access_token"), code, verifier).await?;
+        let answer =
+            self.redeem_upstream_code(p, &format!("{web}/login/oauth/access_token"), code, verifier, true).await?;
         let Some(token) = answer["access_token"].as_str() else {
             // GitHub answers 200 with `{"error": …}` for a bad code.
             let error = answer["error"].as_str().unwrap_or("").chars().take(64).collect::<String>();

@@ -134,3 +134,71 @@ async fn stack_s_own_sdk_works_unmodified_at_its_oldest_and_newest_supported_rel
         drive_stack_sdk(sdk).await;
     }
 }
+
+/// Sign-in through an OpenID provider Tessera did not write: `oidc-provider` (Node), with its
+/// own sign-in and consent pages, its own keys (RS256) and its own checks of Tessera's
+/// client authentication and PKCE.
+#[tokio::test]
+async fn a_sign_in_through_an_openid_provider_tessera_did_not_write() {
+    let op_dir = client_lib("CLIENT_LIBS_OIDC_PROVIDER");
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let callback = app.url(&format!("/oidc/{}/federation/op/callback", t.id));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/oidc_provider.mjs");
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .envs([
+            ("OP_DIR", op_dir.as_str()),
+            ("PORT", &port.to_string()),
+            ("REDIRECT", &callback),
+            ("CLIENT_ID", "tessera"),
+            ("CLIENT_SECRET", "tessera-secret-at-the-provider"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+    let issuer = format!("http://127.0.0.1:{port}");
+    let provider = json!({"slug": "op", "kind": "oidc", "display_name": "Elsewhere", "client_id": "tessera",
+        "client_secret": "tessera-secret-at-the-provider", "issuer": issuer});
+    let (status, p) = app.server(Method::POST, &t, "/v1/identity-providers", Some(provider)).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+
+    let browser = FormClient::new(&app.base);
+    let go = browser.get(&format!("/oidc/{}/federation/op/start?return_to=account", t.id)).await;
+    let to_provider = go.location(&app.base);
+    assert!(to_provider.starts_with(&format!("{issuer}/auth?")), "{to_provider}");
+    // The provider's development pages: sign in as any account id, then consent.
+    let mut next = browser.get(&to_provider).await.location(&issuer);
+    let mut answered = None;
+    for _ in 0..8 {
+        if next.starts_with(&callback) {
+            answered = Some(next.clone());
+            break;
+        }
+        let page = browser.get(&next).await;
+        next = if page.status.is_redirection() {
+            page.location(&issuer)
+        } else {
+            let form = if page.text.contains(r#"name="login""#) {
+                vec![("prompt", "login"), ("login", "octavia")]
+            } else {
+                vec![("prompt", "consent")]
+            };
+            browser.post(&next, &form).await.location(&issuer)
+        };
+    }
+    let answered = answered.expect("the provider sends the browser back");
+    let done = browser.get(&answered).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    let (_, users) = app.server(Method::GET, &t, "/v1/users", None).await;
+    let u = &users["items"][0];
+    assert_eq!((&u["oauth_provider"], &u["oauth_id"]), (&json!("op"), &json!("octavia")));
+    assert_eq!((&u["primary_email"], &u["primary_email_verified"]), (&json!("octavia@op.example"), &json!(true)));
+    assert_eq!(u["first_name"], json!("octavia"));
+}

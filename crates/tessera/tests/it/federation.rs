@@ -293,10 +293,11 @@ async fn github_stand_in() -> String {
         Redirect::to(&back)
     });
     let token = post(|headers: HeaderMap, Form(f): Form<HashMap<String, String>>| async move {
-        let basic = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let json_wanted = headers.get("accept").is_some_and(|v| v == "application/json");
         let ok = f.get("code").map(String::as_str) == Some("gh-code")
-            && basic.starts_with("Basic ")
-            && f.contains_key("code_verifier");
+            && f.get("client_secret").map(String::as_str) == Some("gh-secret")
+            && f.contains_key("code_verifier")
+            && json_wanted;
         if ok {
             axum::Json(json!({"access_token": "gho_stand_in", "token_type": "bearer"}))
         } else {
