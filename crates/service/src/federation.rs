@@ -653,6 +653,11 @@ impl Service {
             user.status = UserStatus::Active;
         }
         (user.profile.first_name, user.profile.last_name, user.profile.display_name) = (first, last, name);
+        // The provider's picture, when it is an https URL; the provider's login name is not
+        // taken as the username, which is unique in the tenant and may be someone else's.
+        user.profile.avatar = claim("picture")
+            .and_then(|p| validate::https_url(p).ok())
+            .map(|url| tessera_core::user::Avatar::Url { url });
         user.profile.oauth_provider = Some(slug.to_owned());
         user.profile.oauth_id = Some(subject.to_owned());
         let mut records = self.user_created(&user, By::User, Some(client)).await?;

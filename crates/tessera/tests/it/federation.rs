@@ -355,6 +355,7 @@ async fn a_sign_in_through_github_reads_who_it_is_from_the_api() {
     assert_eq!((&u["oauth_provider"], &u["oauth_id"]), (&json!("gh"), &json!("583231")));
     assert_eq!((&u["primary_email"], &u["primary_email_verified"]), (&json!("octocat@github.example"), &json!(true)));
     assert_eq!(u["display_name"], json!("The Octocat"));
+    assert_eq!(u["avatar_url"], json!("https://avatars.example/u/583231"));
 }
 
 #[tokio::test]
