@@ -7,7 +7,6 @@
 mod activity;
 mod email;
 pub mod federation;
-mod github;
 pub mod hook;
 mod identity;
 pub mod limits;

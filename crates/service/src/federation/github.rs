@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 use tessera_core::federation::{GITHUB_API, GITHUB_WEB, IdentityProvider};
 
-use crate::federation::{failed, unreachable};
+use super::sign_in::{failed, unreachable};
 use crate::{Result, Service};
 
 /// Where the browser is sent to sign in at GitHub.
