@@ -326,22 +326,37 @@ impl Service {
                 .await
                 .map_err(store_err)?
                 .ok_or(DomainError::NotFound("user"))?;
-            // The fields the provider owns follow what it says now, on an account it made.
-            let stale = user.auth_provider == AuthProvider::Oidc
-                && (user.profile.first_name != first
-                    || user.profile.last_name != last
-                    || user.profile.display_name != name);
-            if !stale {
+            // The fields the provider owns follow what it says now, on an account it made: the
+            // names, and the address when it gives one (kept when another account has it).
+            if user.auth_provider != AuthProvider::Oidc {
                 return Ok(user);
             }
-            let refresh = move |u: &mut User| {
-                u.profile.first_name = first.clone();
-                u.profile.last_name = last.clone();
-                u.profile.display_name = name.clone();
-                Ok(())
+            let address = email.clone().filter(|e| user.primary_email.as_deref() != Some(e.as_str()));
+            let names_stale =
+                user.profile.first_name != first || user.profile.last_name != last || user.profile.display_name != name;
+            if address.is_none() && !names_stale {
+                return Ok(user);
+            }
+            let refresh = |address: Option<String>| {
+                let (first, last, name) = (first.clone(), last.clone(), name.clone());
+                move |u: &mut User| {
+                    (u.profile.first_name, u.profile.last_name, u.profile.display_name) =
+                        (first.clone(), last.clone(), name.clone());
+                    if let Some(a) = &address {
+                        u.primary_email = Some(a.clone());
+                        u.primary_email_verified = vouched;
+                    }
+                    Ok(())
+                }
             };
-            let extras = crate::me::Extras { event: Some("user.updated"), ..crate::me::Extras::default() };
-            return self.modify_user(tenant.id, id, refresh, extras).await;
+            let extras = || crate::me::Extras { event: Some("user.updated"), ..crate::me::Extras::default() };
+            return match self.modify_user(tenant.id, id, refresh(address.clone()), extras()).await {
+                Err(DomainError::Conflict { .. }) if address.is_some() => {
+                    tracing::info!(provider = slug, "the provider's new address is another account's; it is not taken");
+                    self.modify_user(tenant.id, id, refresh(None), extras()).await
+                }
+                other => other,
+            };
         }
         let exists = "an account with this email address exists already: sign in with it, and link this provider from your account page";
         if let Some(existing) = match &email {

@@ -172,13 +172,25 @@ async fn a_first_sign_in_through_a_provider_makes_one_linked_user_and_the_next_f
 
     // The same person again, in another browser, renamed at the provider meanwhile: the same
     // user, with the names the provider says now.
-    let (status, _) = app.patch_me(&ada.access, json!({"first_name": "Ada", "last_name": "Lovelace"})).await;
+    let renamed = json!({"first_name": "Ada", "last_name": "Lovelace", "primary_email": "ada@lovelace.example"});
+    let (status, _) = app.patch_me(&ada.access, renamed).await;
     assert_eq!(status, StatusCode::OK);
-    let again = sign_in_through(&app, &FormClient::new(&app.base), &t, "ada@upstream.example").await;
+    let again = sign_in_through(&app, &FormClient::new(&app.base), &t, "ada@lovelace.example").await;
     assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text);
     let users = users_of(&app, &t).await;
     assert_eq!(users.len(), 1);
     assert_eq!((&users[0]["first_name"], &users[0]["last_name"]), (&json!("Ada"), &json!("Lovelace")));
+    assert_eq!(users[0]["primary_email"], json!("ada@lovelace.example"), "the address follows the provider's");
+
+    // An address another account here has is not taken; the sign-in still works.
+    app.sign_up(&t, "taken@example.com").await;
+    assert_eq!(app.patch_me(&ada.access, json!({"primary_email": "taken@example.com"})).await.0, StatusCode::OK);
+    let third = sign_in_through(&app, &FormClient::new(&app.base), &t, "taken@example.com").await;
+    assert_eq!(third.status, StatusCode::SEE_OTHER, "{}", third.text);
+    let linked: Vec<Value> =
+        users_of(&app, &t).await.into_iter().filter(|u| u["oauth_provider"] == json!("up")).collect();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0]["primary_email"], json!("ada@lovelace.example"));
 }
 
 #[tokio::test]
