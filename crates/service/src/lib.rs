@@ -98,6 +98,9 @@ pub struct Service {
     /// write nobody listens to skips its event. Short-lived, like the other caches: another
     /// instance's new endpoint is seen within `LISTENERS_TTL`.
     listeners: moka::future::Cache<TenantId, Arc<webhooks::Listeners>>,
+    /// Per tenant, the identity providers every hosted page offers, cached like `listeners`
+    /// (cleared at once on this instance's changes), so that a page view reads none.
+    sign_in_providers: moka::future::Cache<TenantId, Arc<Vec<federation::SignInOption>>>,
     /// Calls to URLs tenants configure (the pre-update hook, webhooks), through the
     /// private-target guard.
     http: outbound::Outbound,
@@ -180,6 +183,10 @@ impl Service {
                 tenants,
                 policies,
                 listeners,
+                sign_in_providers: moka::future::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(webhooks::LISTENERS_TTL)
+                    .build(),
                 http,
                 webhook_http,
                 limits: limits::Limiter::default(),

@@ -153,7 +153,7 @@ impl Ctx {
             None => (tessera_auth::secret::random_token("", 32), true),
         };
         let providers = match state.service.sign_in_providers(tenant).await {
-            Ok(all) => all.into_iter().map(|p| (p.slug, p.display_name)).collect(),
+            Ok(all) => all.iter().map(|p| (p.slug.clone(), p.display_name.clone())).collect(),
             Err(e) => {
                 tracing::error!(error = %e, "listing the sign-in providers failed");
                 Vec::new()

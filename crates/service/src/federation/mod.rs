@@ -6,7 +6,7 @@
 mod github;
 mod sign_in;
 
-pub use sign_in::{FederationDone, FederationStart};
+pub use sign_in::{FederationDone, FederationStart, SignInOption};
 
 use std::time::Duration;
 
@@ -24,7 +24,10 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// A provider's fields as the server sends them; on an update, absent fields stay as they are.
-#[derive(Debug, Clone, Default)]
+/// Read straight from the request body (its wire names are these); no `Debug`, since it holds
+/// the client secret.
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderInput {
     pub slug: Option<String>,
     pub kind: Option<String>,
@@ -255,7 +258,9 @@ impl Service {
             updated_at: now,
         };
         let p = self.apply_provider(blank, input, true).await?;
-        match self.store.insert_identity_provider(&p).await {
+        let inserted = self.store.insert_identity_provider(&p).await;
+        self.providers_changed(tenant).await;
+        match inserted {
             Err(StoreError::Conflict { constraint: constraints::IDENTITY_PROVIDER }) => {
                 Err(DomainError::Conflict { field: "slug" })
             }
@@ -285,17 +290,17 @@ impl Service {
         let current = self.identity_provider(tenant, slug).await?;
         let mut p = self.apply_provider(current, input, false).await?;
         p.updated_at = self.now();
-        match self.store.update_identity_provider(&p).await {
+        let updated = self.store.update_identity_provider(&p).await;
+        self.providers_changed(tenant).await;
+        match updated {
             Err(StoreError::NotFound) => Err(DomainError::NotFound("identity provider")),
             other => other.map_err(store_err).map(|()| p),
         }
     }
 
     pub async fn delete_identity_provider(&self, tenant: TenantId, slug: &str) -> Result<()> {
-        if self.store.delete_identity_provider(tenant, slug).await.map_err(store_err)? {
-            Ok(())
-        } else {
-            Err(DomainError::NotFound("identity provider"))
-        }
+        let deleted = self.store.delete_identity_provider(tenant, slug).await.map_err(store_err);
+        self.providers_changed(tenant).await;
+        if deleted? { Ok(()) } else { Err(DomainError::NotFound("identity provider")) }
     }
 }

@@ -2,6 +2,8 @@
 //! PKCE), the provider's answer (the state used once, the code redeemed, who signed in as the
 //! provider says it, checked), and the account it signs in as, links or is refused.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use tessera_auth::secret::{hash_secret, hashes_match, random_token};
 use tessera_auth::upstream::{Expected, Jwks, verify_id_token};
@@ -18,6 +20,13 @@ use crate::{Principal, Result, Service, Tokens, store_err};
 
 /// How long a sign-in through a provider may take, from the redirect to its answer.
 const STATE_LIFETIME_SECONDS: i64 = 600;
+
+/// A provider as the hosted pages offer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInOption {
+    pub slug: String,
+    pub display_name: String,
+}
 
 /// How a provider's answer ended.
 #[derive(Debug)]
@@ -53,9 +62,23 @@ impl Service {
         format!("{}/oidc/{tenant}/federation/{slug}/callback", self.config.public_url.trim_end_matches('/'))
     }
 
-    /// The providers the sign-in page offers.
-    pub async fn sign_in_providers(&self, tenant: TenantId) -> Result<Vec<IdentityProvider>> {
-        self.identity_providers(tenant).await
+    /// The providers the hosted pages offer, from a short-lived cache: another instance's
+    /// change shows within seconds, this instance's at once.
+    pub async fn sign_in_providers(&self, tenant: TenantId) -> Result<Arc<Vec<SignInOption>>> {
+        let store = Arc::clone(&self.store);
+        self.sign_in_providers
+            .try_get_with(tenant, async move {
+                let all = store.list_identity_providers(tenant).await.map_err(store_err)?;
+                let options = all.into_iter().map(|p| SignInOption { slug: p.slug, display_name: p.display_name });
+                Ok::<_, DomainError>(Arc::new(options.collect()))
+            })
+            .await
+            .map_err(|e| crate::unshared(&e))
+    }
+
+    /// After a change of the tenant's providers: the pages offer them anew at once.
+    pub(crate) async fn providers_changed(&self, tenant: TenantId) {
+        self.sign_in_providers.invalidate(&tenant).await;
     }
 
     /// Starts a sign-in through provider `slug`: a state bound to this browser, a nonce and a

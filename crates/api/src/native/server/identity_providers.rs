@@ -23,8 +23,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// A provider's fields; on `PATCH`, absent fields stay as they are.
+// The body is read as the service's `ProviderInput`; this type documents it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "documents the accepted body; the service's ProviderInput reads it")]
 pub struct ProviderBody {
     /// 1–32 of `a-z`, `0-9` and `-`; names the provider in URLs. Creation only.
     pub slug: Option<String>,
@@ -44,22 +46,6 @@ pub struct ProviderBody {
     /// `github`: where GitHub's web and API endpoints are (GitHub Enterprise).
     pub web_base_url: Option<String>,
     pub api_base_url: Option<String>,
-}
-
-impl From<ProviderBody> for ProviderInput {
-    fn from(b: ProviderBody) -> Self {
-        Self {
-            slug: b.slug,
-            kind: b.kind,
-            display_name: b.display_name,
-            client_id: b.client_id,
-            client_secret: b.client_secret,
-            scopes: b.scopes,
-            issuer: b.issuer,
-            web_base_url: b.web_base_url,
-            api_base_url: b.api_base_url,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -111,9 +97,9 @@ impl ProviderView {
 pub async fn create_provider(
     State(state): State<AppState>,
     ServerTenant(tenant): ServerTenant,
-    JsonBody(body): JsonBody<ProviderBody>,
+    JsonBody(body): JsonBody<ProviderInput>,
 ) -> ApiResult<(StatusCode, axum::Json<ProviderView>)> {
-    let p = state.service.create_identity_provider(tenant.id, body.into()).await?;
+    let p = state.service.create_identity_provider(tenant.id, body).await?;
     Ok((StatusCode::CREATED, axum::Json(ProviderView::new(&state, p))))
 }
 
@@ -154,9 +140,9 @@ pub async fn patch_provider(
     State(state): State<AppState>,
     ServerTenant(tenant): ServerTenant,
     PathParams(slug): PathParams<String>,
-    JsonBody(body): JsonBody<ProviderBody>,
+    JsonBody(body): JsonBody<ProviderInput>,
 ) -> ApiResult<axum::Json<ProviderView>> {
-    let p = state.service.update_identity_provider(tenant.id, &slug, body.into()).await?;
+    let p = state.service.update_identity_provider(tenant.id, &slug, body).await?;
     Ok(axum::Json(ProviderView::new(&state, p)))
 }
 
