@@ -107,12 +107,14 @@ fn domain_parts(e: &DomainError) -> (StatusCode, ErrorBody) {
         DomainError::Unauthenticated(why) => {
             (StatusCode::UNAUTHORIZED, body("unauthenticated", (*why).to_owned(), None, Vec::new()))
         }
-        DomainError::MfaRequired { mfa_token } => (
+        DomainError::MfaRequired { mfa_token, methods } => (
             StatusCode::UNAUTHORIZED,
             body(
                 "mfa_required",
-                "a second factor is required: POST /v1/auth/mfa with this mfa_token and a code".into(),
-                Some(json!({ "mfa_token": mfa_token })),
+                "a second factor is required: POST /v1/auth/mfa with this mfa_token and a code, or answer \
+                 POST /v1/auth/passkey/options (with this mfa_token) with a passkey"
+                    .into(),
+                Some(json!({ "mfa_token": mfa_token, "methods": methods })),
                 Vec::new(),
             ),
         ),

@@ -113,7 +113,7 @@ impl utoipa::Modify for SecuritySchemes {
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    use native::{activity, auth, emails, me, operator, server};
+    use native::{activity, auth, emails, me, operator, passkeys, server};
     let avatar = OpenApiRouter::new()
         .routes(routes!(me::put_avatar, me::delete_avatar))
         .layer(DefaultBodyLimit::max(MAX_AVATAR_BODY_BYTES));
@@ -124,6 +124,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::mfa))
         .routes(routes!(auth::sign_out))
         .routes(routes!(auth::anonymous))
+        .routes(routes!(passkeys::sign_in_options))
+        .routes(routes!(passkeys::sign_in))
         .routes(routes!(emails::verify_email))
         .routes(routes!(emails::request_password_reset))
         .routes(routes!(emails::confirm_password_reset))
@@ -138,6 +140,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me::list_teams))
         .routes(routes!(me::begin_totp, me::disable_totp))
         .routes(routes!(me::confirm_totp))
+        .routes(routes!(passkeys::begin_registration))
+        .routes(routes!(passkeys::list_passkeys, passkeys::add_passkey))
+        .routes(routes!(passkeys::rename_passkey, passkeys::remove_passkey))
         .routes(routes!(emails::list_my_emails, emails::add_my_email))
         .routes(routes!(emails::resend_verification))
         .routes(routes!(emails::make_primary))
@@ -191,6 +196,7 @@ pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes, request_t
         .nest(&prefixes.replyke, compat::replyke::routes())
         .nest("/oidc/{tenant_id}", oidc::routes().merge(pages::routes()))
         .route("/assets/tessera.css", get(pages::stylesheet))
+        .route("/assets/passkeys.js", get(pages::passkeys::script))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -7,6 +7,7 @@ pub mod secret;
 pub mod token;
 pub mod totp;
 pub mod upstream;
+pub mod webauthn;
 
 pub use keys::KeyRing;
 pub use password::PasswordHasher;

@@ -75,6 +75,10 @@ pub struct MfaClaims {
     pub purpose: String,
     pub exp: i64,
     pub jti: String,
+    /// How the first step was proven, when not by the password (`passkey`: one that did not
+    /// verify the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

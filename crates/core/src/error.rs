@@ -43,7 +43,7 @@ pub enum DomainError {
     TokenExpired,
     /// The password was right; the second factor is still to come, with this challenge.
     #[error("a second factor is required")]
-    MfaRequired { mfa_token: String },
+    MfaRequired { mfa_token: String, methods: Vec<&'static str> },
     #[error("the account is suspended")]
     Suspended { reason: String, ends_at: Option<chrono::DateTime<chrono::Utc>> },
     #[error("the resource was changed since it was read")]

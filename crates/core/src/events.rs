@@ -25,6 +25,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.password_reset",
     "user.provider_linked",
     "user.provider_unlinked",
+    "user.passkey_added",
+    "user.passkey_removed",
     "session.created",
     "session.revoked",
     "team.created",

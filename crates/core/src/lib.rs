@@ -12,6 +12,7 @@ pub mod ids;
 pub mod keys;
 pub mod mail;
 pub mod oauth;
+pub mod passkey;
 pub mod patch;
 pub mod policy;
 pub mod tenant;

@@ -40,8 +40,19 @@ impl Service {
     /// Records a failed sign-in against an existing account (`method`: what failed). The
     /// sign-in's answer does not wait on it going wrong: a failure here is logged, not returned.
     pub(crate) async fn sign_in_failed(&self, tenant: TenantId, user: UserId, method: &str, client: &ClientInfo) {
+        self.sign_in_refused(tenant, user, json!({ "method": method }), client).await;
+    }
+
+    /// Records a failed sign-in with `details` saying how and why.
+    pub(crate) async fn sign_in_refused(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        details: serde_json::Value,
+        client: &ClientInfo,
+    ) {
         let entry = Activity::new(tenant, user, SIGN_IN_FAILED, By::User, self.now())
-            .with_details(json!({ "method": method }))
+            .with_details(details)
             .from_client(client.ip_address.as_deref(), client.user_agent.as_deref());
         if let Err(e) = self.store.insert_activity(&entry).await {
             tracing::error!(error = %e, "could not record a failed sign-in");

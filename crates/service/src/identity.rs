@@ -64,11 +64,16 @@ pub(crate) fn ensure_usable(user: &User, now: chrono::DateTime<chrono::Utc>) -> 
 /// How long the challenge between password and code lives.
 const MFA_CHALLENGE_SECONDS: i64 = 300;
 /// The window over which failed sign-ins of one account (or client id) are counted.
-const ACCOUNT_WINDOW_SECONDS: i64 = 900;
+pub(crate) const ACCOUNT_WINDOW_SECONDS: i64 = 900;
 /// The window over which failed second-factor codes of one user are counted.
-const MFA_WINDOW_SECONDS: i64 = 300;
+pub(crate) const MFA_WINDOW_SECONDS: i64 = 300;
 
-fn token_error(e: TokenError) -> DomainError {
+/// The limiter's key for one user's failed second factors.
+pub(crate) fn mfa_key(tenant: TenantId, user: UserId) -> String {
+    format!("mfa:{tenant}:{user}")
+}
+
+pub(crate) fn token_error(e: TokenError) -> DomainError {
     match e {
         TokenError::Expired => DomainError::TokenExpired,
         TokenError::NoSigningKey => DomainError::Internal("no signing key".into()),
@@ -363,18 +368,38 @@ impl Service {
             return Err(DomainError::EmailUnverified);
         }
         if user.totp_enabled {
-            let claims = MfaClaims {
-                iss: self.tokens.issuer(tenant_id),
-                sub: user.id,
-                tid: tenant_id,
-                purpose: MFA_PURPOSE.to_owned(),
-                exp: now.timestamp() + MFA_CHALLENGE_SECONDS,
-                jti: random_token("", 12),
-            };
-            let mfa_token = self.tokens.issue_mfa(&claims).map_err(token_error)?;
-            return Err(DomainError::MfaRequired { mfa_token });
+            return Err(self.second_factor_required(&user, None).await?);
         }
         self.finish_sign_in(&tenant, user, client, "password").await
+    }
+
+    /// The answer to a first step that needs a second: a short-lived challenge and the
+    /// methods that may answer it. `first` is the first step when it was not the password
+    /// (then a passkey cannot be the second).
+    pub(crate) async fn second_factor_required(&self, user: &User, first: Option<&str>) -> Result<DomainError> {
+        let claims = MfaClaims {
+            iss: self.tokens.issuer(user.tenant_id),
+            sub: user.id,
+            tid: user.tenant_id,
+            purpose: MFA_PURPOSE.to_owned(),
+            exp: self.now().timestamp() + MFA_CHALLENGE_SECONDS,
+            jti: random_token("", 12),
+            first: first.map(str::to_owned),
+        };
+        let mfa_token = self.tokens.issue_mfa(&claims).map_err(token_error)?;
+        let mut methods = vec!["totp", "recovery_code"];
+        if first.is_none() && !self.store.list_passkeys(user.tenant_id, user.id).await.map_err(store_err)?.is_empty() {
+            methods.push("passkey");
+        }
+        Ok(DomainError::MfaRequired { mfa_token, methods })
+    }
+
+    /// The challenge of an `mfa_required` answer, checked.
+    pub(crate) fn mfa_challenge(&self, mfa_token: &str) -> Result<MfaClaims> {
+        self.tokens.verify_mfa(mfa_token, self.now()).map_err(|e| match e {
+            TokenError::Expired => DomainError::Unauthenticated("the sign-in challenge has expired; sign in again"),
+            _ => DomainError::Unauthenticated("invalid sign-in challenge"),
+        })
     }
 
     /// Completes a sign-in that was answered `mfa_required`: the challenge and a TOTP code. A
@@ -382,13 +407,11 @@ impl Service {
     pub async fn complete_mfa(&self, mfa_token: &str, code: &str, client: &ClientInfo) -> Result<Tokens> {
         use base64::Engine;
         let now = self.now();
-        let claims = self.tokens.verify_mfa(mfa_token, now).map_err(|e| match e {
-            TokenError::Expired => DomainError::Unauthenticated("the sign-in challenge has expired; sign in again"),
-            _ => DomainError::Unauthenticated("invalid sign-in challenge"),
-        })?;
+        let claims = self.mfa_challenge(mfa_token)?;
+        let first = claims.first.as_deref().unwrap_or("password");
         let tenant = self.tenant(claims.tid).await?;
         self.limit_address(claims.tid, client, tenant.settings.attempts_per_address_per_minute, now)?;
-        let mfa_key = format!("mfa:{}:{}", claims.tid, claims.sub);
+        let mfa_key = mfa_key(claims.tid, claims.sub);
         self.limits.check(&mfa_key, tenant.settings.mfa_failures_per_user, MFA_WINDOW_SECONDS, now)?;
         let user = self.store.find_user(claims.tid, claims.sub, now).await.map_err(store_err)?;
         let totp = self.store.find_totp(claims.tid, claims.sub).await.map_err(store_err)?;
@@ -405,7 +428,7 @@ impl Service {
                 self.sign_in_failed(claims.tid, claims.sub, "recovery_code", client).await;
                 return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
             }
-            return self.finish_sign_in(&tenant, user, client, "password+recovery_code").await;
+            return self.finish_sign_in(&tenant, user, client, &format!("{first}+recovery_code")).await;
         }
         let Some(step) = tessera_auth::totp::matching_step(&secret, code, now.timestamp()) else {
             self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
@@ -416,7 +439,7 @@ impl Service {
             self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
             return Err(DomainError::field("code", "code_reused", "this code was already used; wait for the next one"));
         }
-        self.finish_sign_in(&tenant, user, client, "password+totp").await
+        self.finish_sign_in(&tenant, user, client, &format!("{first}+totp")).await
     }
 
     /// The end of every successful sign-in: a pending deletion is cancelled, a session starts.
@@ -441,7 +464,7 @@ impl Service {
     }
 
     /// Every attempt from one client address counts against the tenant's per-minute limit.
-    fn limit_address(
+    pub(crate) fn limit_address(
         &self,
         tenant: TenantId,
         client: &ClientInfo,

@@ -15,6 +15,7 @@ mod me;
 mod mfa;
 pub mod oauth;
 pub mod outbound;
+mod passkeys;
 mod server;
 pub mod webhooks;
 
@@ -35,6 +36,7 @@ pub use activity::MAX_PAGE as MAX_ACTIVITY_PAGE;
 pub use identity::{ClientInfo, Introspection, SignUp, Tokens};
 pub use me::{Export, UpdateOptions};
 pub use mfa::TotpEnrolment;
+pub use passkeys::PasskeyOptions;
 pub use server::{CreatedTenant, NewSuspension, TeamInput};
 pub use tessera_core::policy::Actor;
 
@@ -67,6 +69,8 @@ pub struct ServiceConfig {
     pub background: Option<tokio::runtime::Handle>,
     /// Where mail goes, from whom, and how long its links work.
     pub mail: mail::MailConfig,
+    /// The WebAuthn relying party passkeys are made for and checked by.
+    pub relying_party: Arc<tessera_auth::webauthn::RelyingParty>,
 }
 
 /// A signed-in user, as established from an access token.

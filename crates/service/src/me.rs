@@ -49,6 +49,8 @@ pub struct Export {
     pub user: User,
     pub sessions: Vec<Session>,
     pub teams: Vec<Team>,
+    /// What the user's passkeys are called and when they were used; never their keys.
+    pub passkeys: Vec<tessera_core::passkey::Passkey>,
 }
 
 /// The user an update changes: by id (read first), or as authentication has just read it.
@@ -580,6 +582,11 @@ impl Service {
     }
 
     pub async fn export(&self, who: &Principal) -> Result<Export> {
-        Ok(Export { user: who.user.clone(), sessions: self.my_sessions(who).await?, teams: self.my_teams(who).await? })
+        Ok(Export {
+            user: who.user.clone(),
+            sessions: self.my_sessions(who).await?,
+            teams: self.my_teams(who).await?,
+            passkeys: self.my_passkeys(who).await?,
+        })
     }
 }

@@ -159,6 +159,29 @@ impl Service {
         Event::new(team.tenant_id, kind, data.to_string(), self.now())
     }
 
+    /// The records of a change to something of a user's other than the user row (a linked
+    /// provider, a passkey): the event `kind`, whose data is the user beside `key: value`, and
+    /// its entry in the user's trail with `key: value` as details.
+    pub(crate) async fn user_records(
+        &self,
+        kind: &'static str,
+        user: &User,
+        key: &str,
+        value: Value,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Record>> {
+        let mut records = self
+            .events(user.tenant_id, kind, || {
+                let rendered = (self.config.render_user)(user, &self.config.public_url, now);
+                let key = Value::from(key);
+                Event::new(user.tenant_id, kind, format!(r#"{{"user":{rendered},{key}:{value}}}"#), now)
+            })
+            .await?;
+        let entry = Activity::new(user.tenant_id, user.id, kind, By::User, now).with_details(json!({ key: value }));
+        records.push(Record::Activity(entry));
+        Ok(records)
+    }
+
     /// The records of a session just started by `method` (`password`, `anonymous`,
     /// `authorization_code`, …): its `session.created`, and the sign-in in the user's trail.
     pub(crate) async fn session_started(&self, s: &Session, method: &str, now: DateTime<Utc>) -> Result<Vec<Record>> {

@@ -21,6 +21,7 @@ mod keys;
 mod mail;
 mod mfa;
 mod oauth;
+mod passkeys;
 mod pool;
 mod postgres;
 mod providers;
@@ -43,6 +44,7 @@ use tessera_core::federation::{FederationState, IdentityProvider};
 pub use tessera_core::keys::SigningKeyRecord;
 use tessera_core::mail::{DueMail, EmailAddress, MailToken};
 use tessera_core::oauth::{AuthorizationGrant, OAuthClient};
+use tessera_core::passkey::{Ceremony, StoredPasskey};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{Session, Team, User};
 use tessera_core::{SessionId, TeamId, TenantId, UserId};
@@ -110,6 +112,8 @@ pub mod constraints {
     pub const IDENTITY_PROVIDER: &str = "identity_provider";
     /// The provider's subject is linked to a user already.
     pub const IDENTITY_LINK: &str = "identity_link";
+    /// The credential is registered as a passkey of the tenant already.
+    pub const PASSKEY: &str = "passkey";
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -525,4 +529,22 @@ pub trait Store: Send + Sync + 'static {
     /// Unlinks a user from a provider, with its records only if it was linked.
     async fn unlink_identity(&self, tenant: TenantId, user: UserId, provider: &str, records: &[Record])
     -> Result<bool>;
+
+    // Passkeys.
+    /// Adds a passkey, with its records; `constraints::PASSKEY` when its credential is the
+    /// tenant's already.
+    async fn insert_passkey(&self, passkey: &StoredPasskey, records: &[Record]) -> Result<()>;
+    /// The user's passkeys, oldest first.
+    async fn list_passkeys(&self, tenant: TenantId, user: UserId) -> Result<Vec<StoredPasskey>>;
+    /// The tenant's passkey with this credential id.
+    async fn find_passkey(&self, tenant: TenantId, credential_id: &str) -> Result<Option<StoredPasskey>>;
+    async fn rename_passkey(&self, tenant: TenantId, user: UserId, id: Uuid, name: &str) -> Result<bool>;
+    /// Removes one of the user's passkeys, with its records only if it was there.
+    async fn delete_passkey(&self, tenant: TenantId, user: UserId, id: Uuid, records: &[Record]) -> Result<bool>;
+    /// Records a use of a passkey whose counter was `previous_count`; false when another use
+    /// moved it meanwhile.
+    async fn record_passkey_use(&self, used: &StoredPasskey, previous_count: u32, now: DateTime<Utc>) -> Result<bool>;
+    async fn insert_ceremony(&self, ceremony: &Ceremony) -> Result<()>;
+    /// Uses a ceremony up; none when it is unknown, used or expired.
+    async fn take_ceremony(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Ceremony>>;
 }

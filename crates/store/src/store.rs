@@ -17,10 +17,11 @@ use crate::db::Db;
 use crate::{
     Attempted, Backend, ConnectOptions, Login, NewUser, PendingWrite, Redemption, Result, Rotation, SigningKeyRecord,
     Store, UserCredentials, UserFilter, UserWrite, activity, emails, events, images, instance, keys, mail, mfa, oauth,
-    postgres, providers, sessions, sqlite, teams, tenants, users, webhooks,
+    passkeys, postgres, providers, sessions, sqlite, teams, tenants, users, webhooks,
 };
 use tessera_core::federation::{FederationState, IdentityProvider};
 use tessera_core::mail::{DueMail, EmailAddress, MailToken};
+use tessera_core::passkey::{Ceremony, StoredPasskey};
 
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
     let db = if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
@@ -486,5 +487,37 @@ impl Store for SqlStore {
         records: &[Record],
     ) -> Result<bool> {
         providers::unlink(&self.db, tenant, user, provider, records).await
+    }
+
+    async fn insert_passkey(&self, passkey: &StoredPasskey, records: &[Record]) -> Result<()> {
+        passkeys::insert(&self.db, passkey, records).await
+    }
+
+    async fn list_passkeys(&self, tenant: TenantId, user: UserId) -> Result<Vec<StoredPasskey>> {
+        passkeys::list(&self.db, tenant, user).await
+    }
+
+    async fn find_passkey(&self, tenant: TenantId, credential_id: &str) -> Result<Option<StoredPasskey>> {
+        passkeys::find(&self.db, tenant, credential_id).await
+    }
+
+    async fn rename_passkey(&self, tenant: TenantId, user: UserId, id: Uuid, name: &str) -> Result<bool> {
+        passkeys::rename(&self.db, tenant, user, id, name).await
+    }
+
+    async fn delete_passkey(&self, tenant: TenantId, user: UserId, id: Uuid, records: &[Record]) -> Result<bool> {
+        passkeys::delete(&self.db, tenant, user, id, records).await
+    }
+
+    async fn record_passkey_use(&self, used: &StoredPasskey, previous_count: u32, now: DateTime<Utc>) -> Result<bool> {
+        passkeys::record_use(&self.db, used, previous_count, now).await
+    }
+
+    async fn insert_ceremony(&self, ceremony: &Ceremony) -> Result<()> {
+        passkeys::insert_ceremony(&self.db, ceremony).await
+    }
+
+    async fn take_ceremony(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Ceremony>> {
+        passkeys::take_ceremony(&self.db, hash, now).await
     }
 }

@@ -56,6 +56,36 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Mail out: verification, recovery and change notices (a `[mail]` table).
     pub mail: MailSettings,
+    /// Passkeys: the WebAuthn relying party (a `[webauthn]` table).
+    pub webauthn: WebauthnSettings,
+}
+
+/// Who passkeys are made for: one RP ID for the deployment, and the origins they are used from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebauthnSettings {
+    /// The RP ID (`TESSERA_WEBAUTHN__RP_ID`): a domain name, which passkeys are bound to for
+    /// good. Default: the host of `public_url` (`localhost` when that is a loopback address).
+    pub rp_id: Option<String>,
+    /// The origins pages using passkeys run on (`TESSERA_WEBAUTHN__ORIGINS='["https://app.example.com"]'`),
+    /// each on the RP ID or a subdomain of it. Default: the origin of `public_url` (and the
+    /// same on `localhost` when that is a loopback address).
+    #[serde(deserialize_with = "one_or_many")]
+    pub origins: Vec<String>,
+}
+
+/// A list, or one string for a list of one (an environment variable holding a single origin).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// Where mail goes and how long its links work.
@@ -161,6 +191,7 @@ impl Default for Settings {
             outbound: OutboundSettings::default(),
             webhooks: WebhookSettings::default(),
             mail: MailSettings::default(),
+            webauthn: WebauthnSettings::default(),
         }
     }
 }
@@ -210,6 +241,7 @@ impl Settings {
         }
         s.validate()?;
         s.mail_config()?;
+        s.relying_party(&s.public_url())?;
         Ok(s)
     }
 
@@ -250,6 +282,42 @@ impl Settings {
             reset_ttl: seconds(m.reset_ttl_seconds),
             revert_ttl: seconds(m.revert_ttl_seconds),
             ..MailConfig::new(transport, from)
+        })
+    }
+
+    /// The WebAuthn relying party for Tessera reached at `public_url`, checked: its RP ID must
+    /// be a domain name and every origin on it.
+    pub fn relying_party(&self, public_url: &str) -> anyhow::Result<tessera_auth::webauthn::RelyingParty> {
+        let public =
+            url::Url::parse(public_url).with_context(|| format!("public_url = {public_url:?} is not a URL"))?;
+        let loopback = match public.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            _ => false,
+        };
+        let w = &self.webauthn;
+        let rp_id = match (&w.rp_id, loopback) {
+            (Some(id), _) => id.trim().to_owned(),
+            (None, true) => "localhost".to_owned(),
+            (None, false) => public.host_str().unwrap_or_default().to_owned(),
+        };
+        let mut origins = Vec::new();
+        for o in &w.origins {
+            let url = url::Url::parse(o).with_context(|| format!("webauthn.origins: {o:?} is not an origin"))?;
+            origins.push(url);
+        }
+        if origins.is_empty() {
+            origins.push(url::Url::parse(&public.origin().ascii_serialization())?);
+            if loopback {
+                let port = public.port().map(|p| format!(":{p}")).unwrap_or_default();
+                origins.push(url::Url::parse(&format!("{}://localhost{port}", public.scheme()))?);
+            }
+        }
+        tessera_auth::webauthn::RelyingParty::new(&rp_id, &origins).map_err(|e| {
+            anyhow::anyhow!(
+                "passkeys cannot work with this configuration: {e}. Set public_url to a URL on a domain name, \
+                 or set webauthn.rp_id (TESSERA_WEBAUTHN__RP_ID) and webauthn.origins (TESSERA_WEBAUTHN__ORIGINS)"
+            )
         })
     }
 

@@ -49,7 +49,6 @@ pub async fn build_service(
     background: Option<tokio::runtime::Handle>,
 ) -> anyhow::Result<(Arc<Service>, Option<String>)> {
     let config = ServiceConfig {
-        public_url,
         hash_concurrency: settings
             .hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -61,6 +60,8 @@ pub async fn build_service(
         webhook_timeout: Duration::from_secs(settings.webhooks.timeout_seconds.clamp(1, 60)),
         background,
         mail: settings.mail_config()?,
+        relying_party: Arc::new(settings.relying_party(&public_url)?),
+        public_url,
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())
         .await

@@ -102,6 +102,7 @@ pub struct ExportView<'a> {
     pub user: UserView<'a>,
     pub sessions: Vec<SessionView>,
     pub teams: Vec<TeamView>,
+    pub passkeys: Vec<super::passkeys::PasskeyView>,
 }
 
 /// Everything Tessera holds about the current user that the user may see (GDPR art. 20).
@@ -113,6 +114,7 @@ pub async fn export_me(State(state): State<AppState>, CurrentUser(who): CurrentU
         user: UserView::new(&export.user, Audience::SelfUser, &state.public_url, state.service.now()),
         sessions: export.sessions.iter().map(|s| SessionView::new(s, who.session_id)).collect(),
         teams: export.teams.iter().map(|t| TeamView::new(t, Audience::SelfUser)).collect(),
+        passkeys: export.passkeys.into_iter().map(Into::into).collect(),
     };
     let mut res = axum::Json(body).into_response();
     res.headers_mut().insert(

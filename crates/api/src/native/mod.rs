@@ -6,6 +6,7 @@ pub mod auth;
 pub mod emails;
 pub mod me;
 pub mod operator;
+pub mod passkeys;
 pub mod server;
 
 use axum::http::{HeaderValue, StatusCode, header};

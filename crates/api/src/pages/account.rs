@@ -29,6 +29,7 @@ pub(super) enum Section {
     Profile,
     Emails,
     Providers,
+    Passkeys,
     Avatar,
     Totp,
     Sessions,
@@ -94,6 +95,12 @@ pub struct AccountForm {
     pub(super) email_id: Option<String>,
     /// The sign-in providers section's: the provider a button acts on.
     pub(super) provider: Option<String>,
+    /// The passkeys section's: the passkey a button acts on, its name, and a new one's
+    /// registration and credential (JSON).
+    pub(super) passkey_id: Option<String>,
+    pub(super) passkey_name: Option<String>,
+    pub(super) registration_id: Option<String>,
+    pub(super) credential: Option<String>,
 }
 
 csrf_form!(AccountForm);
@@ -114,6 +121,9 @@ fn flash(done: &str) -> Option<&'static str> {
         "email-removed" => "The address has been removed.",
         "provider-linked" => "The provider is linked: you can sign in with it from now on.",
         "provider-unlinked" => "The provider is unlinked.",
+        "passkey-added" => "The passkey is added: you can sign in with it from now on.",
+        "passkey-renamed" => "The passkey is renamed.",
+        "passkey-removed" => "The passkey is removed.",
         _ => return None,
     })
 }
@@ -283,6 +293,7 @@ pub(super) async fn render(
     let activity_section = activity_section(state, who).await;
     let emails_section = super::email::addresses_section(state, ctx, who, errs(Section::Emails)).await;
     let providers_section = super::federation::providers_section(state, ctx, who, errs(Section::Providers)).await;
+    let passkeys_section = super::passkeys::section(state, ctx, who, errs(Section::Passkeys)).await;
 
     // Password.
     let pwe = errs(Section::Password);
@@ -322,7 +333,7 @@ pub(super) async fn render(
     let body = format!(
         r#"<section class="card"><div class="who">{avatar}<div><h1 id="shown-name">{shown}</h1><p class="sub flush">{identity}</p></div></div>
 <form method="post" action="{base}/sign-out">{csrf}<button type="submit" class="secondary">Sign out</button></form></section>
-{flash_html}{profile}{emails_section}{providers_section}{avatar_section}{totp_section}{sessions_section}{activity_section}{password_section}{delete_section}"#,
+{flash_html}{profile}{emails_section}{providers_section}{passkeys_section}{avatar_section}{totp_section}{sessions_section}{activity_section}{password_section}{delete_section}"#,
         shown = esc(&shown),
         identity = esc(identity),
     );
@@ -641,6 +652,8 @@ async fn activity_section(state: &AppState, who: &tessera_service::Principal) ->
             "user.password_reset" => "Password reset by email",
             "user.provider_linked" => "Sign-in provider linked",
             "user.provider_unlinked" => "Sign-in provider unlinked",
+            "user.passkey_added" => "Passkey added",
+            "user.passkey_removed" => "Passkey removed",
             other => other,
         };
         let fields = a.details["fields"].as_array().map(|f| {

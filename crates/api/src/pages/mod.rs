@@ -23,6 +23,7 @@ pub mod account;
 pub mod authorize;
 pub mod email;
 pub mod federation;
+pub mod passkeys;
 pub mod sign_in;
 
 use std::fmt::Write as _;
@@ -48,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/authorize", get(authorize::start).post(authorize::decide))
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
         .route("/sign-in/mfa", post(sign_in::second_factor))
+        .route("/sign-in/passkey", post(passkeys::sign_in))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/account", get(account::page))
         .route("/account/profile", post(account::profile))
@@ -74,6 +76,10 @@ pub fn routes() -> Router<AppState> {
         .route("/federation/{slug}/callback", get(federation::callback))
         .route("/account/providers/link", post(federation::link))
         .route("/account/providers/unlink", post(federation::unlink))
+        .route("/account/passkeys/options", post(passkeys::registration_options))
+        .route("/account/passkeys/add", post(passkeys::add))
+        .route("/account/passkeys/rename", post(passkeys::rename))
+        .route("/account/passkeys/remove", post(passkeys::remove))
 }
 
 /// The answer for a path whose tenant does not exist.
@@ -302,7 +308,8 @@ impl IntoResponse for Page {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' https: data:; base-uri 'none'; frame-ancestors 'none'",
+                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' https: data:; \
+                 base-uri 'none'; frame-ancestors 'none'",
             ),
         );
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

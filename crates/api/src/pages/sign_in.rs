@@ -34,6 +34,8 @@ pub struct MfaForm {
     csrf: Option<String>,
     mfa_token: Option<String>,
     code: Option<String>,
+    /// The methods the challenge offered, comma-separated: shown again after a wrong code.
+    methods: Option<String>,
     return_to: Option<String>,
 }
 
@@ -63,9 +65,11 @@ fn render_with(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, int
 {password}
 <button type="submit" class="wide">Sign in</button>
 </form>
+{passkey}
 <p class="hint"><a href="{base}/reset-password" id="forgot-password">Forgot password?</a></p>
 {providers}
 </section>"#,
+        passkey = super::passkeys::sign_in_form(ctx, return_to, None, "Sign in with a passkey"),
         providers = providers(ctx, return_to),
         intro = esc(intro),
         banner = errors.banner(),
@@ -77,7 +81,7 @@ fn render_with(ctx: &Ctx, return_to: &str, login: &str, errors: &FormErrors, int
             "email",
             "text",
             login,
-            r#"autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus"#,
+            r#"autocomplete="username webauthn" autocapitalize="none" spellcheck="false" required autofocus"#,
             errors
         ),
         password = input("Password", "password", "password", "", r#"autocomplete="current-password" required"#, errors),
@@ -104,8 +108,14 @@ fn providers(ctx: &Ctx, return_to: &str) -> String {
     if links.is_empty() { links } else { format!(r#"<div class="providers">{links}</div>"#) }
 }
 
-/// The second step: a code from the authenticator app, or a recovery code.
-fn render_mfa(ctx: &Ctx, mfa_token: &str, return_to: &str, errors: &FormErrors) -> Page {
+/// The second step: a code from the authenticator app, or a recovery code, or a passkey when
+/// `methods` offers one.
+pub(super) fn render_mfa(ctx: &Ctx, mfa_token: &str, methods: &[&str], return_to: &str, errors: &FormErrors) -> Page {
+    let passkey = if methods.contains(&"passkey") {
+        super::passkeys::sign_in_form(ctx, return_to, Some(mfa_token), "Use a passkey instead")
+    } else {
+        String::new()
+    };
     let body = format!(
         r#"<section class="card narrow">
 <h1>Two-step verification</h1>
@@ -114,15 +124,18 @@ fn render_mfa(ctx: &Ctx, mfa_token: &str, return_to: &str, errors: &FormErrors) 
 <form method="post" action="{base}/sign-in/mfa" novalidate>
 {csrf}
 <input type="hidden" name="mfa_token" value="{token}">
+<input type="hidden" name="methods" value="{methods}">
 <input type="hidden" name="return_to" value="{return_to}">
 {code}
 <button type="submit" class="wide">Verify</button>
 </form>
+{passkey}
 </section>"#,
         banner = errors.banner(),
         base = ctx.base,
         csrf = ctx.csrf_field(),
         token = esc(mfa_token),
+        methods = esc(&methods.join(",")),
         return_to = esc(return_to),
         code = input(
             "Code",
@@ -153,7 +166,7 @@ pub async fn page(
 }
 
 /// Where a successful sign-in goes: the session cookie, then back to `return_to`.
-fn signed_in(ctx: &Ctx, tokens: &tessera_service::Tokens, return_to: &str) -> Response {
+pub(super) fn signed_in(ctx: &Ctx, tokens: &tessera_service::Tokens, return_to: &str) -> Response {
     let mut res = ctx.redirect(return_to);
     if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.session_cookie(&tokens.refresh_token)) {
         res.headers_mut().append(axum::http::header::SET_COOKIE, v);
@@ -184,8 +197,8 @@ pub async fn submit(
     let login = if login_value.contains('@') { Login::Email(login_value) } else { Login::Username(login_value) };
     match state.service.sign_in(ctx.tenant, login, password, &client).await {
         Ok(tokens) => signed_in(&ctx, &tokens, &return_to),
-        Err(DomainError::MfaRequired { mfa_token }) => {
-            render_mfa(&ctx, &mfa_token, &return_to, &FormErrors::default()).into_response()
+        Err(DomainError::MfaRequired { mfa_token, methods }) => {
+            render_mfa(&ctx, &mfa_token, &methods, &return_to, &FormErrors::default()).into_response()
         }
         Err(DomainError::Unauthenticated(_)) => {
             let errors = FormErrors::form("The email, username or password is not right.");
@@ -212,9 +225,11 @@ pub async fn second_factor(
     let return_to = safe_return_to(f.return_to.as_deref());
     let token = f.mfa_token.unwrap_or_default();
     let code = f.code.unwrap_or_default();
+    let offered = f.methods.unwrap_or_default();
+    let methods: Vec<&str> = ["totp", "recovery_code", "passkey"].into_iter().filter(|m| offered.contains(m)).collect();
     if code.trim().is_empty() {
         let errors = FormErrors::field("code", "Enter the code from your authenticator app.");
-        return render_mfa(&ctx, &token, &return_to, &errors).into_response();
+        return render_mfa(&ctx, &token, &methods, &return_to, &errors).into_response();
     }
     match state.service.complete_mfa(&token, &code, &client).await {
         Ok(tokens) if tokens.user.tenant_id == ctx.tenant => signed_in(&ctx, &tokens, &return_to),
@@ -226,14 +241,14 @@ pub async fn second_factor(
                 Some("code_reused") => "This code was already used. Wait for the next one.",
                 _ => "That code is not right. Check the time on your device and try again.",
             };
-            render_mfa(&ctx, &token, &return_to, &FormErrors::field("code", message)).into_response()
+            render_mfa(&ctx, &token, &methods, &return_to, &FormErrors::field("code", message)).into_response()
         }
         Err(DomainError::Unauthenticated(why)) => {
             // The challenge expired or is not valid: start over.
             render(&ctx, &return_to, "", &FormErrors::form(format!("{why}.")), "Use your account to continue.")
                 .into_response()
         }
-        Err(e) => render_mfa(&ctx, &token, &return_to, &FormErrors::from_domain(&e)).into_response(),
+        Err(e) => render_mfa(&ctx, &token, &methods, &return_to, &FormErrors::from_domain(&e)).into_response(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tessera_auth::secret::{hash_secret, hashes_match, random_token};
 use tessera_auth::upstream::{Expected, Jwks, verify_id_token};
-use tessera_core::events::{Activity, By, Event, Record};
+use tessera_core::events::By;
 use tessera_core::federation::{FederationState, IdentityProvider, ProviderKind};
 use tessera_core::tenant::Tenant;
 use tessera_core::user::{AuthProvider, User, UserStatus};
@@ -185,7 +185,8 @@ impl Service {
         }
         let user =
             self.store.find_user(tenant, user, now).await.map_err(store_err)?.ok_or(DomainError::NotFound("user"))?;
-        let records = self.provider_records("user.provider_linked", &user, slug, now).await?;
+        let records =
+            self.user_records("user.provider_linked", &user, "provider", serde_json::json!(slug), now).await?;
         match self.store.link_identity(&user, slug, subject, now, &records).await {
             Err(StoreError::Conflict { constraint: constraints::IDENTITY_LINK }) => Err(taken()),
             other => other.map_err(store_err),
@@ -208,7 +209,8 @@ impl Service {
             return Err(DomainError::forbidden("this provider is your only way to sign in, so it stays linked"));
         }
         let now = self.now();
-        let records = self.provider_records("user.provider_unlinked", &who.user, slug, now).await?;
+        let records =
+            self.user_records("user.provider_unlinked", &who.user, "provider", serde_json::json!(slug), now).await?;
         if self.store.unlink_identity(who.tenant_id(), who.user.id, slug, &records).await.map_err(store_err)? {
             Ok(())
         } else {
@@ -395,7 +397,8 @@ impl Service {
                 .await
                 .map_err(store_err)?
                 .ok_or(DomainError::NotFound("user"))?;
-            let records = self.provider_records("user.provider_linked", &user, slug, now).await?;
+            let records =
+                self.user_records("user.provider_linked", &user, "provider", serde_json::json!(slug), now).await?;
             self.store.link_identity(&user, slug, subject, now, &records).await.map_err(store_err)?;
             return Ok(user);
         }
@@ -415,7 +418,8 @@ impl Service {
         user.profile.oauth_provider = Some(slug.to_owned());
         user.profile.oauth_id = Some(subject.to_owned());
         let mut records = self.user_created(&user, By::User, Some(client)).await?;
-        records.extend(self.provider_records("user.provider_linked", &user, slug, now).await?);
+        records
+            .extend(self.user_records("user.provider_linked", &user, "provider", serde_json::json!(slug), now).await?);
         let empty = serde_json::Map::new();
         let new =
             NewUser { user: &user, password_hash: None, secure_metadata: &empty, new_image: None, records: &records };
@@ -425,27 +429,5 @@ impl Service {
             Err(StoreError::Conflict { constraint: constraints::USER_EMAIL }) => Err(DomainError::forbidden(exists)),
             Err(e) => Err(store_err(e)),
         }
-    }
-
-    /// `kind` (`user.provider_linked` or `user.provider_unlinked`) and its entry in the user's
-    /// trail.
-    async fn provider_records(
-        &self,
-        kind: &'static str,
-        user: &User,
-        slug: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Record>> {
-        let mut records = self
-            .events(user.tenant_id, kind, || {
-                let rendered = (self.config.render_user)(user, &self.config.public_url, now);
-                let provider = serde_json::json!(slug);
-                Event::new(user.tenant_id, kind, format!(r#"{{"user":{rendered},"provider":{provider}}}"#), now)
-            })
-            .await?;
-        let entry = Activity::new(user.tenant_id, user.id, kind, By::User, now)
-            .with_details(serde_json::json!({"provider": slug}));
-        records.push(Record::Activity(entry));
-        Ok(records)
     }
 }

@@ -256,3 +256,78 @@ async fn a_person_signs_in_through_another_provider_in_headless_chromium() {
     assert_eq!(users["items"][0]["oauth_provider"], json!("up"));
     c.close().await.unwrap();
 }
+
+/// WebDriver's virtual authenticator (Web Authentication, §11): a CTAP2 platform
+/// authenticator that keeps discoverable credentials and verifies its user.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true});
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_is_added_on_the_account_page_and_signs_in_without_a_password_in_headless_chromium() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let driver = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+    c.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
+    // WebAuthn needs a secure context whose host the RP ID (`localhost`) is.
+    let account = app.url(&format!("/oidc/{}/account", t.id)).replace("127.0.0.1", "localhost");
+
+    c.goto(&account).await.unwrap();
+    wait_for(&c, "input[name=email]").await.send_keys(&u.email).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("form[action$='/sign-in'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#passkeys").await;
+
+    // Adding one: the page's script asks the authenticator, then submits the page's form.
+    c.find(Locator::Css("#passkey-name")).await.unwrap().send_keys("This laptop").await.unwrap();
+    wait_for(&c, "#passkey-add:not([hidden])").await.click().await.unwrap();
+    wait_for(&c, "#passkeys tr[data-passkey]").await;
+    shot(&c, "31-passkey-added").await;
+    let (_, list) = body(app.send(reqwest::Method::GET, "/v1/me/passkeys", &u.access, None).await).await;
+    assert_eq!(list[0]["name"], "This laptop");
+
+    // Renaming it on the page.
+    let name = c.find(Locator::Css("#passkeys tr[data-passkey] input[name=passkey_name]")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("Work laptop").await.unwrap();
+    c.find(Locator::Css("#passkeys form[action$='/rename'] button")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#flash").await;
+    let (_, list) = body(app.send(reqwest::Method::GET, "/v1/me/passkeys", &u.access, None).await).await;
+    assert_eq!(list[0]["name"], "Work laptop");
+
+    // Signed out, back in with the passkey alone: no email, no password.
+    c.delete_all_cookies().await.unwrap();
+    c.goto(&account).await.unwrap();
+    // Chromium offers the passkey as the page loads (conditional mediation), and a consenting
+    // authenticator takes the offer at once; where it is not offered, the button asks.
+    if c.wait().at_most(Duration::from_secs(3)).for_element(Locator::Css("#profile")).await.is_err() {
+        wait_for(&c, "#passkey-sign-in:not([hidden])").await.click().await.unwrap();
+        wait_for(&c, "#profile").await;
+    }
+    assert_eq!(c.current_url().await.unwrap().as_str(), account);
+    shot(&c, "32-signed-in-with-a-passkey").await;
+    let (_, trail) = body(app.send(reqwest::Method::GET, "/v1/me/activity", &u.access, None).await).await;
+    let methods: Vec<&str> =
+        trail["items"].as_array().unwrap().iter().filter_map(|e| e["details"]["method"].as_str()).collect();
+    assert_eq!(methods.first(), Some(&"passkey"), "{trail}");
+
+    // Removing it.
+    c.find(Locator::Css("#passkeys form[action$='/remove'] button")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "#flash").await;
+    let (_, list) = body(app.send(reqwest::Method::GET, "/v1/me/passkeys", &u.access, None).await).await;
+    assert_eq!(list, json!([]));
+    c.close().await.unwrap();
+}

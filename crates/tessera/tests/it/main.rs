@@ -27,6 +27,7 @@ mod me;
 mod oauth;
 mod oidc;
 mod ops;
+mod passkeys;
 mod reliability;
 mod secrets;
 mod server_api;

@@ -45,7 +45,7 @@ pub(super) async fn password_sign_in(
     let JsonBody(c) = body?;
     match state.service.sign_in(tenant, Login::Email(c.email.trim()), c.password, &client).await {
         Ok(tokens) => Ok(Json(token_body(&state, &tokens).await?)),
-        Err(DomainError::MfaRequired { mfa_token }) => Err(StackError::new(
+        Err(DomainError::MfaRequired { mfa_token, .. }) => Err(StackError::new(
             StatusCode::BAD_REQUEST,
             "MULTI_FACTOR_AUTHENTICATION_REQUIRED",
             "a second factor is required",
