@@ -20,14 +20,14 @@ use webauthn_authenticator_rs::softtoken::SoftToken;
 use crate::helpers::*;
 
 /// An authenticator and the browser it is used from.
-struct Authenticator {
+pub(crate) struct Authenticator {
     token: SoftToken,
     origin: String,
 }
 
 impl Authenticator {
     /// One that can verify its user (a PIN, say) when asked to.
-    fn new(origin: &str) -> Self {
+    pub(crate) fn new(origin: &str) -> Self {
         let (token, _) = SoftToken::new(true).unwrap();
         Self { token, origin: origin.to_owned() }
     }
@@ -74,12 +74,17 @@ impl Authenticator {
 }
 
 /// The origin the app's pages are on, as a browser sees it.
-fn origin(app: &TestApp) -> String {
+pub(crate) fn origin(app: &TestApp) -> String {
     app.base.replace("127.0.0.1", "localhost")
 }
 
 /// Registers a passkey for `u`; its API view and credential id.
-async fn register(app: &TestApp, u: &SignedIn, auth: &mut Authenticator, name: Option<&str>) -> (Value, String) {
+pub(crate) async fn register(
+    app: &TestApp,
+    u: &SignedIn,
+    auth: &mut Authenticator,
+    name: Option<&str>,
+) -> (Value, String) {
     let (status, begun) = body(app.send(Method::POST, "/v1/me/passkeys/registration", &u.access, None).await).await;
     assert_eq!(status, StatusCode::OK, "{begun}");
     let credential = auth.create(&begun["options"]);
@@ -317,4 +322,23 @@ async fn a_public_url_whose_host_cannot_be_an_rp_id_is_refused_at_start_up() {
     assert!(load(&format!("{told}origins = [\"https://login.example.com\"]\n")).is_ok());
     let err = format!("{:#}", load(&format!("{told}origins = \"https://example.org\"\n")).unwrap_err());
     assert!(err.contains("not on the RP ID"), "{err}");
+}
+
+#[tokio::test]
+async fn passkey_sign_ins_count_against_the_same_limits_as_passwords() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let mut auth = Authenticator::new(&origin(&app));
+    let (_, id) = register(&app, &u, &mut auth, None).await;
+    let (status, _) =
+        app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"attempts_per_address_per_minute": 3}))).await;
+    assert_eq!(status, StatusCode::OK);
+    // A password attempt and two passkey sign-ins from this address use up the minute's three.
+    assert_eq!(app.sign_in(&t.id, &u.email, "wrong password").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(sign_in(&app, &u, &mut auth, &id, true).await.0, StatusCode::OK);
+    assert_eq!(sign_in(&app, &u, &mut auth, &id, true).await.0, StatusCode::OK);
+    let (status, v) = sign_in(&app, &u, &mut auth, &id, true).await;
+    assert_eq!((status, v["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")), "{v}");
+    app.advance(chrono::Duration::seconds(61));
+    assert_eq!(sign_in(&app, &u, &mut auth, &id, true).await.0, StatusCode::OK);
 }

@@ -369,3 +369,26 @@ async fn a_deletion_is_an_event_when_scheduled_and_again_when_the_account_is_era
     assert!(data[1]["erased"].is_null() && data[1]["user"]["deletion_scheduled_at"].is_string(), "scheduled");
     assert_eq!((data[2]["user"]["id"].as_str(), &data[2]["erased"]), (Some(other.id.as_str()), &json!(true)));
 }
+
+#[tokio::test]
+async fn a_passkey_added_and_removed_are_events_naming_it_and_never_its_key() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (url, inbox) = inbox().await;
+    let kinds = json!(["user.passkey_added", "user.passkey_removed"]);
+    endpoint(&app, &t, json!({"url": url, "event_types": kinds})).await;
+    let mut auth = crate::passkeys::Authenticator::new(&crate::passkeys::origin(&app));
+    let (added, credential_id) = crate::passkeys::register(&app, &u, &mut auth, Some("Phone")).await;
+    let path = format!("/v1/me/passkeys/{}", added["id"].as_str().unwrap());
+    assert_eq!(app.send(Method::DELETE, &path, &u.access, None).await.status(), StatusCode::NO_CONTENT);
+    let got = by_event_id(delivered(&app, &inbox, 2).await);
+    let (first, second) = (got[0].json(), got[1].json());
+    assert_eq!(
+        (first["type"].as_str(), second["type"].as_str()),
+        (Some("user.passkey_added"), Some("user.passkey_removed"))
+    );
+    assert_eq!(first["data"]["user"]["id"], u.id.as_str());
+    assert_eq!(first["data"]["passkey"]["name"], "Phone");
+    assert_eq!(second["data"]["passkey"]["id"], added["id"]);
+    assert!(got.iter().all(|r| !String::from_utf8_lossy(&r.body).contains(&credential_id)));
+}
