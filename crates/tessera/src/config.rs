@@ -381,6 +381,23 @@ mod tests {
     }
 
     #[test]
+    fn the_webauthn_settings_come_from_the_environment_as_one_origin_or_a_list() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_PUBLIC_URL", "https://id.example.com");
+            jail.set_env("TESSERA_WEBAUTHN__RP_ID", "example.com");
+            jail.set_env("TESSERA_WEBAUTHN__ORIGINS", r#"["https://id.example.com","https://app.example.com"]"#);
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.webauthn.rp_id.as_deref(), Some("example.com"));
+            assert_eq!(s.webauthn.origins, ["https://id.example.com", "https://app.example.com"]);
+            jail.set_env("TESSERA_WEBAUTHN__ORIGINS", "https://app.example.com");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.webauthn.origins, ["https://app.example.com"]);
+            assert_eq!(s.relying_party(&s.public_url()).map_err(|e| e.to_string())?.rp_id(), "example.com");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_missing_named_file_and_a_bad_address_are_errors() {
         assert!(Settings::load(Some(Path::new("/nonexistent/tessera.toml")), &Overrides::default()).is_err());
         assert!(Settings::load(None, &Overrides { listen: Some("nope".into()), ..Default::default() }).is_err());

@@ -1,6 +1,7 @@
 //! The hosted pages of each tenant's issuer: sign-in with the TOTP step, consent, and the
-//! account page. Server-rendered HTML, no JavaScript and no external assets (one stylesheet
-//! served by Tessera). Every form carries a CSRF token checked against a cookie; cookies are
+//! account page. Server-rendered HTML and no external assets (one stylesheet served by
+//! Tessera); JavaScript only for passkeys, a JavaScript API in browsers (one script served by
+//! Tessera, no inline script). Every form carries a CSRF token checked against a cookie; cookies are
 //! `HttpOnly`, `SameSite`, scoped to the issuer's path, and `Secure` when Tessera is served over
 //! https. Pages are never cached, never framed, and send no referrer (the authorization request
 //! in the URL carries `state`).

@@ -239,6 +239,19 @@ async fn passkey_ceremonies_refuse_replays_wrong_origins_and_rp_ids_and_others_c
     let (status, v) = answer(&app, &u.tenant, &begun["challenge_id"], &json!({"id": "x"})).await;
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["credential:invalid".to_owned()]));
 
+    // A challenge lives five minutes.
+    let begun = options(&app, &u.tenant, None).await;
+    let credential = auth.get(&begun["options"], &id, &u.id, true);
+    app.advance(chrono::Duration::seconds(301));
+    let (status, v) = answer(&app, &u.tenant, &begun["challenge_id"], &credential).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an expired challenge: {v}");
+
+    // An erased user's passkeys went with the account.
+    let (status, _) = app.server(Method::DELETE, &t, &format!("/v1/users/{}", other.id), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = sign_in(&app, &other, &mut grace_auth, &grace_id, true).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an erased user's passkey");
+
     // A suspended user's passkey opens nothing.
     let suspend = json!({"reason": "investigation"});
     let (status, _) = app.server(Method::POST, &t, &format!("/v1/users/{}/suspensions", u.id), Some(suspend)).await;
