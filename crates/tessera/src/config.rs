@@ -381,6 +381,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err, reason = "the closure returns figment's own error type")]
     fn the_webauthn_settings_come_from_the_environment_as_one_origin_or_a_list() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TESSERA_PUBLIC_URL", "https://id.example.com");
