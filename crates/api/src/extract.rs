@@ -201,7 +201,8 @@ where
     }
 }
 
-/// What the client says about itself, for the session list.
+/// What the client says about itself, and its address (behind trusted proxies, the one they
+/// forward for), for the session list, the limits and the activity trail.
 pub struct Client(pub ClientInfo);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
@@ -209,8 +210,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let ip_address =
-            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let trusted = parts.extensions.get::<std::sync::Arc<crate::proxies::TrustedProxies>>();
+        let ip_address = peer.map(|p| trusted.map_or(p, |t| t.client_address(p, &parts.headers)).to_string());
         Ok(Self(ClientInfo { user_agent, ip_address }))
     }
 }

@@ -9,6 +9,7 @@ pub mod native;
 pub mod oidc;
 pub mod ops;
 pub mod pages;
+pub mod proxies;
 pub mod views;
 
 use std::sync::Arc;
@@ -170,11 +171,17 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole HTTP application.
 pub fn router(service: Arc<Service>) -> Router {
-    router_with(service, &compat::Prefixes::default(), DEFAULT_REQUEST_TIMEOUT)
+    router_with(service, &compat::Prefixes::default(), DEFAULT_REQUEST_TIMEOUT, proxies::TrustedProxies::default())
 }
 
 /// The whole HTTP application, with the foreign contracts under the given prefixes.
-pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes, request_timeout: Duration) -> Router {
+/// `trusted_proxies` are the peers whose forwarding headers name the client.
+pub fn router_with(
+    service: Arc<Service>,
+    prefixes: &compat::Prefixes,
+    request_timeout: Duration,
+    trusted_proxies: proxies::TrustedProxies,
+) -> Router {
     let public_url: Arc<str> = service.config.public_url.trim_end_matches('/').into();
     let (api, _) = api_routes().split_for_parts();
     let doc = openapi();
@@ -232,7 +239,8 @@ pub fn router_with(service: Arc<Service>, prefixes: &compat::Prefixes, request_t
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 ))
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .layer(axum::Extension(Arc::new(trusted_proxies))),
         )
         .with_state(state)
 }

@@ -234,7 +234,7 @@ async fn token(
     state.service.check_token_address(t, &client).await.map_err(protocol_error)?;
     let result = grant(&state, t, &headers, &client, &form).await;
     if let Err(ProtocolError::Protocol { error: "invalid_client" | "invalid_grant", .. }) = &result {
-        state.service.record_token_failure(t, &client);
+        state.service.record_token_failure(t, &client).await;
     }
     result.map_err(protocol_error)
 }

@@ -158,7 +158,7 @@ impl Service {
         }
         let now = self.now();
         let tenant = self.tenant(who.tenant_id()).await?;
-        self.limits.hit(&format!("verify-user:{}", who.user.id), RESEND_PER_USER, RESEND_WINDOW_SECONDS, now)?;
+        self.limits.hit(&format!("verify-user:{}", who.user.id), RESEND_PER_USER, RESEND_WINDOW_SECONDS, now).await?;
         self.add_email(&tenant, &who.user, email, false, By::User, now).await
     }
 
@@ -223,9 +223,9 @@ impl Service {
     /// The verification mail of `email`, within the limits per address and per user.
     async fn send_verification(&self, tenant: &Tenant, user: UserId, email: &str, now: DateTime<Utc>) -> Result<()> {
         let per_address = format!("verify-address:{}:{}", tenant.id, email.to_lowercase());
-        self.limits.check(&per_address, RESEND_PER_ADDRESS, RESEND_WINDOW_SECONDS, now)?;
-        self.limits.hit(&format!("verify-user:{user}"), RESEND_PER_USER, RESEND_WINDOW_SECONDS, now)?;
-        self.limits.record(&per_address, RESEND_WINDOW_SECONDS, now);
+        self.limits.check(&per_address, RESEND_PER_ADDRESS, RESEND_WINDOW_SECONDS, now).await?;
+        self.limits.hit(&format!("verify-user:{user}"), RESEND_PER_USER, RESEND_WINDOW_SECONDS, now).await?;
+        self.limits.record(&per_address, RESEND_WINDOW_SECONDS, now).await;
         let mail = self.verification_mail(tenant, user, email, now);
         self.store.insert_records(&[mail]).await.map_err(store_err)
     }
@@ -364,13 +364,22 @@ impl Service {
     /// has this address or not, and comes as soon: the look-up and the mail happen after it,
     /// off the request. Limited per address and per client address (which both callers
     /// share), and per account (silently).
-    pub fn request_password_reset(self: &Arc<Self>, tenant: TenantId, email: &str, client: &ClientInfo) -> Result<()> {
+    pub async fn request_password_reset(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let now = self.now();
         let email = email.trim().to_lowercase();
         if let Some(ip) = &client.ip_address {
-            self.limits.hit(&format!("reset-client:{tenant}:{ip}"), RESET_PER_CLIENT, RESET_WINDOW_SECONDS, now)?;
+            self.limits
+                .hit(&format!("reset-client:{tenant}:{ip}"), RESET_PER_CLIENT, RESET_WINDOW_SECONDS, now)
+                .await?;
         }
-        self.limits.hit(&format!("reset-address:{tenant}:{email}"), RESET_PER_ADDRESS, RESET_WINDOW_SECONDS, now)?;
+        self.limits
+            .hit(&format!("reset-address:{tenant}:{email}"), RESET_PER_ADDRESS, RESET_WINDOW_SECONDS, now)
+            .await?;
         let service = Arc::clone(self);
         tokio::spawn(async move {
             if let Err(e) = service.mail_password_reset(tenant, &email).await {
@@ -392,7 +401,11 @@ impl Service {
         if user.is_anonymous || user.is_service_account || crate::identity::ensure_usable(&user, now).is_err() {
             return Ok(());
         }
-        if self.limits.hit(&format!("reset-account:{}", user.id), RESET_PER_ACCOUNT, RESET_WINDOW_SECONDS, now).is_err()
+        if self
+            .limits
+            .hit(&format!("reset-account:{}", user.id), RESET_PER_ACCOUNT, RESET_WINDOW_SECONDS, now)
+            .await
+            .is_err()
         {
             return Ok(());
         }

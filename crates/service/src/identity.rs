@@ -340,12 +340,12 @@ impl Service {
         let tenant = self.tenant(tenant_id).await?;
         let now = self.now();
         let limits = &tenant.settings;
-        self.limit_address(tenant_id, client, limits.attempts_per_address_per_minute, now)?;
+        self.limit_address(tenant_id, client, limits.attempts_per_address_per_minute, now).await?;
         let account_key = match login {
             Login::Email(e) => format!("signin:{tenant_id}:e:{}", e.to_lowercase()),
             Login::Username(u) => format!("signin:{tenant_id}:u:{}", u.to_lowercase()),
         };
-        self.limits.check(&account_key, limits.sign_in_failures_per_account, ACCOUNT_WINDOW_SECONDS, now)?;
+        self.limits.check(&account_key, limits.sign_in_failures_per_account, ACCOUNT_WINDOW_SECONDS, now).await?;
         let found = self.store.find_user_credentials(tenant_id, login, now).await.map_err(store_err)?;
         let (user, hash) = match found {
             Some(c) => (Some(c.user), c.password_hash),
@@ -355,7 +355,7 @@ impl Service {
         let user = match user {
             Some(user) if ok => user,
             found => {
-                self.limits.record(&account_key, ACCOUNT_WINDOW_SECONDS, now);
+                self.limits.record(&account_key, ACCOUNT_WINDOW_SECONDS, now).await;
                 if let Some(user) = found {
                     self.sign_in_failed(tenant_id, user.id, "password", client).await;
                 }
@@ -410,9 +410,9 @@ impl Service {
         let claims = self.mfa_challenge(mfa_token)?;
         let first = claims.first.as_deref().unwrap_or("password");
         let tenant = self.tenant(claims.tid).await?;
-        self.limit_address(claims.tid, client, tenant.settings.attempts_per_address_per_minute, now)?;
+        self.limit_address(claims.tid, client, tenant.settings.attempts_per_address_per_minute, now).await?;
         let mfa_key = mfa_key(claims.tid, claims.sub);
-        self.limits.check(&mfa_key, tenant.settings.mfa_failures_per_user, MFA_WINDOW_SECONDS, now)?;
+        self.limits.check(&mfa_key, tenant.settings.mfa_failures_per_user, MFA_WINDOW_SECONDS, now).await?;
         let user = self.store.find_user(claims.tid, claims.sub, now).await.map_err(store_err)?;
         let totp = self.store.find_totp(claims.tid, claims.sub).await.map_err(store_err)?;
         let (Some(user), Some((secret, _))) = (user, totp) else {
@@ -424,19 +424,19 @@ impl Service {
             // Not a TOTP code: a recovery code, used up by this sign-in.
             let hash = hash_secret(&crate::mfa::normalize_recovery_code(code));
             if !self.store.use_recovery_code(claims.sub, &hash, now).await.map_err(store_err)? {
-                self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
+                self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now).await;
                 self.sign_in_failed(claims.tid, claims.sub, "recovery_code", client).await;
                 return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
             }
             return self.finish_sign_in(&tenant, user, client, &format!("{first}+recovery_code")).await;
         }
         let Some(step) = tessera_auth::totp::matching_step(&secret, code, now.timestamp()) else {
-            self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
+            self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now).await;
             self.sign_in_failed(claims.tid, claims.sub, "totp", client).await;
             return Err(DomainError::field("code", "invalid_code", "the code is not valid"));
         };
         if !self.store.accept_totp_step(claims.tid, claims.sub, step).await.map_err(store_err)? {
-            self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now);
+            self.limits.record(&mfa_key, MFA_WINDOW_SECONDS, now).await;
             return Err(DomainError::field("code", "code_reused", "this code was already used; wait for the next one"));
         }
         self.finish_sign_in(&tenant, user, client, &format!("{first}+totp")).await
@@ -464,7 +464,7 @@ impl Service {
     }
 
     /// Every attempt from one client address counts against the tenant's per-minute limit.
-    pub(crate) fn limit_address(
+    pub(crate) async fn limit_address(
         &self,
         tenant: TenantId,
         client: &ClientInfo,
@@ -472,7 +472,7 @@ impl Service {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
         match &client.ip_address {
-            Some(ip) => self.limits.hit(&format!("addr:{tenant}:{ip}"), limit, 60, now),
+            Some(ip) => self.limits.hit(&format!("addr:{tenant}:{ip}"), limit, 60, now).await,
             None => Ok(()),
         }
     }

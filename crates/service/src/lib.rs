@@ -176,6 +176,11 @@ impl Service {
             moka::future::Cache::builder().max_capacity(10_000).time_to_live(webhooks::LISTENERS_TTL).build();
         let http = outbound::Outbound::new(config.allow_private_targets).map_err(DomainError::internal)?;
         let webhook_http = outbound::Outbound::new(config.allow_private_targets).map_err(DomainError::internal)?;
+        // Several instances share a PostgreSQL database: their limits must too.
+        let limits = match store.backend() {
+            tessera_store::Backend::Postgres => limits::Limiter::shared(Arc::clone(&store)),
+            tessera_store::Backend::Sqlite => limits::Limiter::in_memory(),
+        };
         Ok((
             Self {
                 store,
@@ -193,7 +198,7 @@ impl Service {
                     .build(),
                 http,
                 webhook_http,
-                limits: limits::Limiter::default(),
+                limits,
                 turns: me::UserTurns::default(),
                 delivery_counts: webhooks::DeliveryCounts::default(),
                 mail_counts: webhooks::DeliveryCounts::default(),
@@ -342,6 +347,11 @@ impl Service {
 
     pub async fn ready(&self) -> Result<()> {
         self.store.ping().await.map_err(store_err)
+    }
+
+    /// Forgets the brute-force windows that have ended; run by the purge job.
+    pub async fn purge_limits(&self) -> Result<u64> {
+        self.limits.purge(self.now()).await
     }
 
     /// Erases accounts whose deletion grace period has passed, then images nobody uses.

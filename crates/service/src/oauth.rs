@@ -299,7 +299,7 @@ impl Service {
     ) -> Result<OAuthClient, ProtocolError> {
         let now = self.now();
         let key = format!("client:{client_id}");
-        self.limits.check(&key, CLIENT_FAILURES, CLIENT_WINDOW_SECONDS, now)?;
+        self.limits.check(&key, CLIENT_FAILURES, CLIENT_WINDOW_SECONDS, now).await?;
         let found = self.store.find_oauth_client(client_id).await.map_err(store_err)?;
         let ok =
             found.filter(|(c, _)| tenant.is_none_or(|t| c.tenant_id == t)).and_then(|(c, hash)| match (hash, secret) {
@@ -307,10 +307,13 @@ impl Service {
                 (None, _) if c.is_public => Some(c),
                 _ => None,
             });
-        ok.ok_or_else(|| {
-            self.limits.record(&key, CLIENT_WINDOW_SECONDS, now);
-            ProtocolError::new("invalid_client", "unknown client or wrong secret")
-        })
+        match ok {
+            Some(c) => Ok(c),
+            None => {
+                self.limits.record(&key, CLIENT_WINDOW_SECONDS, now).await;
+                Err(ProtocolError::new("invalid_client", "unknown client or wrong secret"))
+            }
+        }
     }
 
     /// Failed token requests from one client address are limited like sign-in attempts
@@ -319,12 +322,12 @@ impl Service {
     pub async fn check_token_address(&self, tenant: TenantId, info: &ClientInfo) -> Result<(), ProtocolError> {
         let Some(ip) = &info.ip_address else { return Ok(()) };
         let limit = self.tenant(tenant).await?.settings.attempts_per_address_per_minute;
-        Ok(self.limits.check(&format!("token:{tenant}:{ip}"), limit, 60, self.now())?)
+        Ok(self.limits.check(&format!("token:{tenant}:{ip}"), limit, 60, self.now()).await?)
     }
 
-    pub fn record_token_failure(&self, tenant: TenantId, info: &ClientInfo) {
+    pub async fn record_token_failure(&self, tenant: TenantId, info: &ClientInfo) {
         if let Some(ip) = &info.ip_address {
-            self.limits.record(&format!("token:{tenant}:{ip}"), 60, self.now());
+            self.limits.record(&format!("token:{tenant}:{ip}"), 60, self.now()).await;
         }
     }
 

@@ -218,7 +218,7 @@ impl Service {
             return Err(DomainError::TenantMismatch);
         }
         let tenant = self.tenant(ceremony.tenant_id).await?;
-        self.limit_address(tenant.id, client, tenant.settings.attempts_per_address_per_minute, now)?;
+        self.limit_address(tenant.id, client, tenant.settings.attempts_per_address_per_minute, now).await?;
         let refused = || DomainError::Unauthenticated("invalid credentials");
         let stored = self.store.find_passkey(tenant.id, &answer.credential_id()).await.map_err(store_err)?;
         let Some(mut stored) = stored else { return Err(refused()) };
@@ -238,12 +238,12 @@ impl Service {
             let key = format!("signin:{}:passkey:{owner}", tenant.id);
             (key, tenant.settings.sign_in_failures_per_account, ACCOUNT_WINDOW_SECONDS)
         };
-        self.limits.check(&key, limit, window, now)?;
+        self.limits.check(&key, limit, window, now).await?;
         let previous = stored.passkey.sign_count;
         let assertion = match self.relying_party().finish_assertion(&answer, &ceremony.state, &stored.credential) {
             Ok(a) => a,
             Err(e) => {
-                self.limits.record(&key, window, now);
+                self.limits.record(&key, window, now).await;
                 let reason = match e {
                     PasskeyError::CounterWentBackwards => {
                         tracing::warn!(user = %owner, passkey = %stored.passkey.id, "a passkey's signature counter went backwards");

@@ -138,6 +138,16 @@ impl Db {
         }
     }
 
+    /// One write that returns a row (`INSERT … RETURNING`), on its own.
+    pub(crate) async fn execute_returning<T>(
+        &self,
+        sql: &str,
+        params: &[Param],
+        map: impl MapOne<T>,
+    ) -> Result<Option<T>> {
+        self.write().fetch_optional(sql, params, map).await
+    }
+
     /// One write that no session read depends on; the rows it changed.
     pub(crate) async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64> {
         self.write().execute(sql, params).await

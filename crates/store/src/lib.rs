@@ -18,6 +18,7 @@ mod events;
 mod images;
 mod instance;
 mod keys;
+mod limits;
 mod mail;
 mod mfa;
 mod oauth;
@@ -547,4 +548,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_ceremony(&self, ceremony: &Ceremony) -> Result<()>;
     /// Uses a ceremony up; none when it is unknown, used or expired.
     async fn take_ceremony(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Ceremony>>;
+
+    // Brute-force windows shared by instances.
+    /// The count and end of a key's window, while it lasts.
+    async fn find_limit_window(&self, key: &str, now: DateTime<Utc>) -> Result<Option<(u32, DateTime<Utc>)>>;
+    /// Counts one event of a key (a new window of `seconds` if the last has ended): the count
+    /// and end after it.
+    async fn record_limit_event(&self, key: &str, seconds: i64, now: DateTime<Utc>) -> Result<(u32, DateTime<Utc>)>;
+    /// Forgets the windows that have ended.
+    async fn purge_limit_windows(&self, now: DateTime<Utc>) -> Result<u64>;
 }

@@ -109,7 +109,7 @@ impl Pool {
     pub(crate) async fn migrate(&self) -> Result<()> {
         match self {
             Pool::Sqlite(p) => MIGRATOR.run(p).await.map_err(other),
-            Pool::Postgres(p) => MIGRATOR.run(p).await.map_err(other),
+            Pool::Postgres(p) => migrate_postgres(p).await,
         }
     }
 
@@ -119,6 +119,32 @@ impl Pool {
             Pool::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// Instances starting together on one database take turns through a row lock (held by one
+/// connection while another migrates), not through sqlx's advisory lock, which some
+/// PostgreSQL-compatible databases lack. The first migrates; the others find nothing to do.
+async fn migrate_postgres(p: &PgPool) -> Result<()> {
+    const LOCK_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migration_lock (id INTEGER PRIMARY KEY)";
+    // Two `CREATE TABLE IF NOT EXISTS` at once may both find no table; the loser's error is
+    // the table's existence.
+    if sqlx::query(LOCK_TABLE).execute(p).await.is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        sqlx::query(LOCK_TABLE).execute(p).await.map_err(other)?;
+    }
+    sqlx::query("INSERT INTO tessera_migration_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING")
+        .execute(p)
+        .await
+        .map_err(other)?;
+    let mut turn = p.begin().await.map_err(other)?;
+    sqlx::query("SELECT id FROM tessera_migration_lock WHERE id = 1 FOR UPDATE")
+        .execute(&mut *turn)
+        .await
+        .map_err(other)?;
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_locking(false);
+    migrator.run(p).await.map_err(other)?;
+    turn.commit().await.map_err(other)
 }
 
 impl Tx {

@@ -16,8 +16,8 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::{
     Attempted, Backend, ConnectOptions, Login, NewUser, PendingWrite, Redemption, Result, Rotation, SigningKeyRecord,
-    Store, UserCredentials, UserFilter, UserWrite, activity, emails, events, images, instance, keys, mail, mfa, oauth,
-    passkeys, postgres, providers, sessions, sqlite, teams, tenants, users, webhooks,
+    Store, UserCredentials, UserFilter, UserWrite, activity, emails, events, images, instance, keys, limits, mail, mfa,
+    oauth, passkeys, postgres, providers, sessions, sqlite, teams, tenants, users, webhooks,
 };
 use tessera_core::federation::{FederationState, IdentityProvider};
 use tessera_core::mail::{DueMail, EmailAddress, MailToken};
@@ -519,5 +519,17 @@ impl Store for SqlStore {
 
     async fn take_ceremony(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Ceremony>> {
         passkeys::take_ceremony(&self.db, hash, now).await
+    }
+
+    async fn find_limit_window(&self, key: &str, now: DateTime<Utc>) -> Result<Option<(u32, DateTime<Utc>)>> {
+        limits::find(&self.db, key, now).await
+    }
+
+    async fn record_limit_event(&self, key: &str, seconds: i64, now: DateTime<Utc>) -> Result<(u32, DateTime<Utc>)> {
+        limits::record(&self.db, key, seconds, now).await
+    }
+
+    async fn purge_limit_windows(&self, now: DateTime<Utc>) -> Result<u64> {
+        limits::purge(&self.db, now).await
     }
 }

@@ -58,6 +58,10 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Passkeys: the WebAuthn relying party (a `[webauthn]` table).
     pub webauthn: WebauthnSettings,
+    /// The proxies (addresses or CIDR blocks) whose `X-Forwarded-For` or `Forwarded` header
+    /// names the client (`TESSERA_TRUSTED_PROXIES='["10.0.0.0/8"]'`); none by default, so
+    /// that those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Who passkeys are made for: one RP ID for the deployment, and the origins they are used from.
@@ -192,6 +196,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             mail: MailSettings::default(),
             webauthn: WebauthnSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -344,7 +349,13 @@ impl Settings {
         if let Some(k) = &self.root_key {
             anyhow::ensure!(k.expose_secret().len() >= 16, "the root key must be at least 16 characters");
         }
+        self.trusted_proxies()?;
         Ok(())
+    }
+
+    /// The trusted proxies, parsed.
+    pub fn trusted_proxies(&self) -> anyhow::Result<tessera_api::proxies::TrustedProxies> {
+        tessera_api::proxies::TrustedProxies::parse(&self.trusted_proxies).map_err(anyhow::Error::msg)
     }
 
     /// The database URL in the form the store takes.

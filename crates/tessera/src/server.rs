@@ -179,7 +179,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
 
     let (tx, rx) = watch::channel(false);
     let request_timeout = Duration::from_secs(settings.request_timeout_seconds.max(1));
-    let app = tessera_api::router_with(Arc::clone(&service), &settings.compat, request_timeout);
+    let app =
+        tessera_api::router_with(Arc::clone(&service), &settings.compat, request_timeout, settings.trusted_proxies()?);
     let header_timeout = Duration::from_secs(settings.header_read_timeout_seconds.max(1));
     let server = tokio::spawn(serve(listener, app, header_timeout, rx.clone()));
     let purge_every = Duration::from_secs(settings.purge_interval_seconds.max(1));
@@ -268,7 +269,7 @@ where
 }
 
 /// Erases accounts whose deletion grace period has passed, and unused images; forgets
-/// delivered events and activity entries past their retention. Every instance may run it: the
+/// delivered events, activity entries past their retention and ended brute-force windows. Every instance may run it: the
 /// delete re-checks the due date in the statement, so none erases twice.
 fn spawn_purge_job(service: Arc<Service>, every: Duration, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     spawn_every(every, stop, move || {
@@ -288,6 +289,9 @@ fn spawn_purge_job(service: Arc<Service>, every: Duration, stop: watch::Receiver
                 Ok(0) => {}
                 Ok(n) => tracing::info!(forgotten = n, "purge job forgot activity entries past their retention"),
                 Err(e) => tracing::error!(error = %e, "purging activity failed"),
+            }
+            if let Err(e) = service.purge_limits().await {
+                tracing::error!(error = %e, "forgetting ended brute-force windows failed");
             }
         }
     })

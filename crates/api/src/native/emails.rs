@@ -224,7 +224,7 @@ pub async fn request_password_reset(
     Client(client): Client,
     JsonBody(body): JsonBody<ResetRequest>,
 ) -> ApiResult<StatusCode> {
-    state.service.request_password_reset(tenant, &body.email, &client)?;
+    state.service.request_password_reset(tenant, &body.email, &client).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -185,7 +185,7 @@ pub async fn reset_request(
     if email.is_empty() {
         return request_form(&ctx, email, &FormErrors::field("email", "Enter your email address.")).into_response();
     }
-    match state.service.request_password_reset(ctx.tenant, email, &client) {
+    match state.service.request_password_reset(ctx.tenant, email, &client).await {
         Ok(()) => notice(
             &ctx,
             StatusCode::OK,

@@ -81,6 +81,17 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     })
 }
 
+/// Waits until the page is one whose URL ends with `suffix` (the next page after a form).
+async fn wait_for_url(c: &Client, suffix: &str) {
+    for _ in 0..150 {
+        if c.current_url().await.unwrap().as_str().ends_with(suffix) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page never became …{suffix}");
+}
+
 #[tokio::test]
 async fn a_new_user_manages_the_account_page_in_headless_chromium() {
     let app = spawn_app().await;
@@ -304,7 +315,7 @@ async fn a_passkey_is_added_on_the_account_page_and_signs_in_without_a_password_
     name.clear().await.unwrap();
     name.send_keys("Work laptop").await.unwrap();
     c.find(Locator::Css("#passkeys form[action$='/rename'] button")).await.unwrap().click().await.unwrap();
-    wait_for(&c, "#flash").await;
+    wait_for_url(&c, "done=passkey-renamed").await;
     let (_, list) = body(app.send(reqwest::Method::GET, "/v1/me/passkeys", &u.access, None).await).await;
     assert_eq!(list[0]["name"], "Work laptop");
 
@@ -326,7 +337,7 @@ async fn a_passkey_is_added_on_the_account_page_and_signs_in_without_a_password_
 
     // Removing it.
     c.find(Locator::Css("#passkeys form[action$='/remove'] button")).await.unwrap().click().await.unwrap();
-    wait_for(&c, "#flash").await;
+    wait_for_url(&c, "done=passkey-removed").await;
     let (_, list) = body(app.send(reqwest::Method::GET, "/v1/me/passkeys", &u.access, None).await).await;
     assert_eq!(list, json!([]));
     c.close().await.unwrap();

@@ -17,6 +17,7 @@ mod contract_replyke;
 mod contract_stack_auth;
 mod contract_zenml;
 mod deletion;
+mod deployment;
 mod docs;
 mod email;
 mod federation;
