@@ -400,7 +400,7 @@ pub fn store_err(e: StoreError) -> DomainError {
             // A uniqueness rule no caller expects is a bug, not the caller's fault.
             other => DomainError::Internal(format!("unexpected conflict on {other}").into()),
         },
-        StoreError::Unavailable(e) => DomainError::Unavailable(e),
+        StoreError::Unavailable(e) | StoreError::Contended(e) => DomainError::Unavailable(e),
         StoreError::Other(e) => DomainError::Internal(e),
     }
 }

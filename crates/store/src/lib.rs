@@ -95,6 +95,11 @@ pub enum StoreError {
     /// (a connection lost during COMMIT) its outcome is unknown to this process.
     #[error("the database is unavailable: {0}")]
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    /// The database refused to serialise the transaction with others (`40001`) or broke a
+    /// deadlock (`40P01`): running it again may succeed. Transactions are run again a few
+    /// times before this reaches a caller.
+    #[error("the transaction met contention: {0}")]
+    Contended(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Other(#[from] Box<dyn std::error::Error + Send + Sync>),
 }

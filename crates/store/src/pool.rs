@@ -5,7 +5,7 @@
 
 use sqlx::{Database, Encode, PgPool, Postgres, Row, SqlitePool, Transaction, Type};
 
-use crate::sql::{MapEach, MapOne, OnNone, Param, Steps, conflict_name, impl_columns, other};
+use crate::sql::{MapEach, MapOne, OnNone, Param, Step, Steps, conflict_name, impl_columns, other};
 use crate::{Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -99,11 +99,26 @@ impl Pool {
     }
 
     /// `steps` in one transaction of their own; the events among them that were written.
+    /// `steps` in one transaction. One the database refused to serialise (`40001`: a
+    /// PostgreSQL-compatible distributed database asks for this under contention, PostgreSQL
+    /// itself only at higher isolation levels) or broke as a deadlock (`40P01`) is run again,
+    /// a few times, a little later each time.
     pub(crate) async fn transaction(&self, steps: Steps) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let events = tx.run(steps).await?;
-        tx.commit().await?;
-        Ok(events)
+        let mut attempt = 0u32;
+        loop {
+            let mut tx = self.begin().await?;
+            let done = match tx.run(&steps).await {
+                Ok(events) => tx.commit().await.map(|()| events),
+                Err(e) => Err(e),
+            };
+            match done {
+                Err(StoreError::Contended(_)) if attempt < RETRIES_ON_CONTENTION => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
@@ -120,6 +135,9 @@ impl Pool {
         }
     }
 }
+
+/// How many times a transaction refused for contention is run again.
+const RETRIES_ON_CONTENTION: u32 = 5;
 
 /// Instances starting together on one database take turns through a row lock (held by one
 /// connection while another migrates), not through sqlx's advisory lock, which some
@@ -181,7 +199,7 @@ impl Tx {
 
     /// `steps` in order, each as its `OnNone` says (as `sqlite::conn::run_steps` does on the
     /// writer thread); the events among them that were written.
-    pub(crate) async fn run(&mut self, steps: Steps) -> Result<u64> {
+    pub(crate) async fn run(&mut self, steps: &[Step]) -> Result<u64> {
         let mut events = 0;
         for step in steps {
             let sql = match self {
@@ -197,11 +215,11 @@ impl Tx {
                 events += n;
             }
             if n == 0 {
-                match step.on_none {
+                match &step.on_none {
                     OnNone::GoOn => {}
                     OnNone::Fail(error) => return Err(error()),
                     OnNone::Ask { sql, params, found, missing } => {
-                        return Err(if self.exists(sql, &params).await? { found() } else { missing() });
+                        return Err(if self.exists(sql, params.as_slice()).await? { found() } else { missing() });
                     }
                 }
             }
@@ -244,6 +262,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict { constraint: conflict_name(db.constraint().unwrap_or(db.message())) }
+        }
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40001" || c == "40P01") => {
+            StoreError::Contended(Box::new(sqlx::Error::Database(db)))
         }
         other if unreachable(&other) => StoreError::Unavailable(Box::new(other)),
         other => StoreError::Other(Box::new(other)),

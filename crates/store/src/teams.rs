@@ -32,7 +32,7 @@ fn with_events(step: Step, records: &[Record]) -> Steps {
 
 /// Writes `records` in `tx`, for a change that happened in it; the events written.
 async fn write_events(tx: &mut Tx, records: &[Record]) -> Result<u64> {
-    tx.run(events::steps(records).collect()).await
+    tx.run(&events::steps(records).collect::<Vec<_>>()).await
 }
 
 pub(crate) async fn find(db: &Db, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {

@@ -366,7 +366,7 @@ pub(crate) async fn purge_due(
             let (tenant, id) = (parse_id(&tenant)?, parse_id(&id)?);
             let records = erased(tenant, id);
             let steps = activity::erase_steps(tenant, id).into_iter().chain(events::steps(&records));
-            events += tx.run(steps.collect()).await?;
+            events += tx.run(&steps.collect::<Vec<_>>()).await?;
             purged.push((tenant, id));
         }
     }
