@@ -149,7 +149,7 @@ fn field_schema(f: &UserField, way: Way) -> RefOr<Schema> {
     let description = Some(description.trim().to_owned()).filter(|d| !d.is_empty());
     let object = |t: Type| ObjectBuilder::new().schema_type(of(t)).description(description.clone());
     match f.kind {
-        Kind::Text { .. } | Kind::DisplayName { .. } | Kind::Username => object(Type::String)
+        Kind::Text { .. } | Kind::Name { .. } | Kind::DisplayName { .. } | Kind::Username => object(Type::String)
             .min_length(if way == Way::Write { f.kind.min_chars() } else { None })
             .max_length(if way == Way::Write { f.kind.max_chars() } else { None })
             .into(),

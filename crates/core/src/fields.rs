@@ -22,7 +22,11 @@ use crate::validate::GeoPoint;
 pub enum Kind {
     /// Text of `min..=max` characters, trimmed; `null` clears it.
     Text { min: usize, max: usize },
-    /// The display name: up to `max` characters (a contract may narrow it); `""` clears it.
+    /// A person's name, as `Text`, refusing the characters that could make it pass for another
+    /// (`validate::name`).
+    Name { min: usize, max: usize },
+    /// The display name: up to `max` characters (a contract may narrow it); `""` clears it. A
+    /// name, so with `Name`'s rule.
     DisplayName { max: usize },
     /// 1–50 of `[a-zA-Z0-9_-@.]`, unique per tenant regardless of case; `admin` is reserved.
     Username,
@@ -69,7 +73,7 @@ impl Kind {
     /// The most characters a text field takes.
     pub fn max_chars(self) -> Option<usize> {
         match self {
-            Self::Text { max, .. } | Self::DisplayName { max } => Some(max),
+            Self::Text { max, .. } | Self::Name { max, .. } | Self::DisplayName { max } => Some(max),
             Self::Username => Some(crate::validate::USERNAME_MAX),
             _ => None,
         }
@@ -78,7 +82,7 @@ impl Kind {
     /// The fewest characters a text field takes, when it has a lower bound.
     pub fn min_chars(self) -> Option<usize> {
         match self {
-            Self::Text { min, .. } if min > 0 => Some(min),
+            Self::Text { min, .. } | Self::Name { min, .. } if min > 0 => Some(min),
             Self::Username => Some(1),
             _ => None,
         }
@@ -323,7 +327,7 @@ pub static USER_FIELDS: &[UserField] = &[
     },
     UserField {
         name: "name",
-        kind: Kind::Text { min: 1, max: 50 },
+        kind: Kind::Name { min: 1, max: 50 },
         profile: true,
         writer: Writer::User,
         reader: Reader::Everyone,
@@ -333,7 +337,7 @@ pub static USER_FIELDS: &[UserField] = &[
     },
     UserField {
         name: "first_name",
-        kind: Kind::Text { min: 0, max: 100 },
+        kind: Kind::Name { min: 0, max: 100 },
         profile: true,
         writer: Writer::User,
         reader: Reader::Everyone,
@@ -343,7 +347,7 @@ pub static USER_FIELDS: &[UserField] = &[
     },
     UserField {
         name: "last_name",
-        kind: Kind::Text { min: 0, max: 100 },
+        kind: Kind::Name { min: 0, max: 100 },
         profile: true,
         writer: Writer::User,
         reader: Reader::Everyone,

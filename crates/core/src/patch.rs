@@ -111,6 +111,10 @@ impl Parser<'_> {
         self.string(field, v, |s| Ok(validate::text(s, min, max)?.map(Input::Text)))
     }
 
+    fn name(&mut self, field: &str, v: &Value, min: usize, max: usize) -> Field<Input> {
+        self.string(field, v, |s| Ok(validate::name(s, min, max)?.map(Input::Text)))
+    }
+
     fn boolean(&mut self, field: &str, v: &Value) -> Field<Input> {
         match v {
             Value::Bool(b) => Field::Set(Input::Flag(*b)),
@@ -178,7 +182,8 @@ impl Parser<'_> {
         let today = self.today;
         match f.kind {
             Kind::Text { min, max } => self.text(k, v, min, max),
-            Kind::DisplayName { max } => self.text(k, v, 0, max.min(self.limits.display_name_max)),
+            Kind::Name { min, max } => self.name(k, v, min, max),
+            Kind::DisplayName { max } => self.name(k, v, 0, max.min(self.limits.display_name_max)),
             Kind::Username => self.string(k, v, |s| validate::username(s.trim()).map(|s| Some(Input::Text(s)))),
             Kind::Email => self.string(k, v, |s| validate::email(s).map(|s| Some(Input::Text(s)))),
             Kind::Avatar => self.avatar(k, v),

@@ -84,6 +84,28 @@ pub fn text(raw: &str, min: usize, max: usize) -> Checked<Option<String>> {
     Ok(Some(t.to_owned()))
 }
 
+/// Characters that show nothing, or change the direction of what follows, and so let one name
+/// look like another: the bidirectional embeddings, overrides, isolates and marks, the
+/// zero-width space and joiners, the word joiner and invisible operators, the byte-order mark,
+/// the soft hyphen, the combining grapheme joiner, the Mongolian vowel separator and the
+/// Hangul fillers.
+pub fn is_spoofing_char(c: char) -> bool {
+    matches!(c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{034F}'
+        | '\u{180E}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+}
+
+/// A human-readable name (a display name, a person's, a team's, a client's, a tenant's): text
+/// as [`text`] takes it, without the characters that could make it pass for another name.
+pub fn name(raw: &str, min: usize, max: usize) -> Checked<Option<String>> {
+    let checked = text(raw, min, max)?;
+    if checked.as_deref().is_some_and(|t| t.chars().any(is_spoofing_char)) {
+        return invalid("invalid_format", "must not contain invisible or direction-changing characters");
+    }
+    Ok(checked)
+}
+
 /// A valid address (RFC 5321/5322 as `email_address` reads it), stored lower-case.
 pub fn email(raw: &str) -> Checked<String> {
     let t = raw.trim();

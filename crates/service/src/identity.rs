@@ -264,7 +264,7 @@ impl Service {
         let display_name = req
             .display_name
             .as_deref()
-            .map(|d| validate::text(d, 0, 256))
+            .map(|d| validate::name(d, 0, 256))
             .transpose()
             .map_err(|(c, m)| errors.push(tessera_core::FieldError::new("display_name", c, m)))
             .ok()

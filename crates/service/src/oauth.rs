@@ -186,7 +186,7 @@ impl Service {
     pub async fn create_oauth_client(&self, tenant_id: TenantId, req: NewOAuthClient) -> Result<CreatedOAuthClient> {
         self.tenant(tenant_id).await?;
         let mut errors = Vec::new();
-        let name = validate::text(&req.name, 1, 100)
+        let name = validate::name(&req.name, 1, 100)
             .map_err(|(c, m)| errors.push(FieldError::new("name", c, m)))
             .ok()
             .flatten()

@@ -45,7 +45,7 @@ fn unknown_ceremony() -> DomainError {
 
 /// A passkey's name, checked.
 fn passkey_name(name: &str) -> Result<String> {
-    validate::text(name.trim(), 1, MAX_NAME_CHARS)
+    validate::name(name.trim(), 1, MAX_NAME_CHARS)
         .map_err(|(c, m)| DomainError::field("name", c, m))
         .map(Option::unwrap_or_default)
 }

@@ -46,7 +46,7 @@ const CREATE_ONLY: &[&str] =
 
 impl Service {
     pub async fn create_tenant(&self, name: &str) -> Result<CreatedTenant> {
-        let name = validate::text(name, 1, 100).map_err(|(c, m)| DomainError::field("name", c, m))?.unwrap_or_default();
+        let name = validate::name(name, 1, 100).map_err(|(c, m)| DomainError::field("name", c, m))?.unwrap_or_default();
         let server_key = random_token("tsr_sk_", 32);
         let tenant = Tenant {
             id: TenantId::new(),
@@ -312,7 +312,7 @@ impl Service {
         let max = self.tenant(team.tenant_id).await?.settings.metadata_max_bytes;
         let mut errors = Vec::new();
         if let Some(name) = input.display_name {
-            match validate::text(&name, 1, 256) {
+            match validate::name(&name, 1, 256) {
                 Ok(Some(n)) => team.display_name = n,
                 Ok(None) => {}
                 Err((c, m)) => errors.push(FieldError::new("display_name", c, m)),

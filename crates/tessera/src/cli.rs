@@ -141,6 +141,15 @@ pub enum UserCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Lift a user's suspension now: the one named, or every active one.
+    LiftSuspension {
+        #[arg(long)]
+        tenant: TenantId,
+        id: UserId,
+        /// The suspension (as `suspend` printed it); without it, all of the user's active ones.
+        #[arg(long)]
+        suspension: Option<tessera_core::SuspensionId>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,7 +210,9 @@ pub fn main() -> ExitCode {
 
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only for a person at a terminal: a file, a pipe or journald gets plain lines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = if settings.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
@@ -229,6 +240,9 @@ fn user_json(u: &tessera_core::user::User) -> Value {
         "display_name": u.profile.display_name, "status": u.status.as_str(), "is_service_account": u.is_service_account,
         "is_anonymous": u.is_anonymous, "active_sessions": u.active_sessions, "version": u.version,
         "created_at": u.created_at, "deletion_scheduled_at": u.deletion_due_at,
+        "suspensions": u.active_suspensions(chrono::Utc::now())
+            .map(|s| json!({"id": s.id, "reason": s.reason, "ends_at": s.ends_at}))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -455,6 +469,22 @@ async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::R
                 .map_err(err)?;
             print(j, json!({"suspension_id": s.id, "user_id": id}), || {
                 format!("suspended user {id} (suspension {})", s.id)
+            });
+        }
+        UserCommand::LiftSuspension { tenant, id, suspension } => {
+            let ids = match suspension {
+                Some(s) => vec![s],
+                None => {
+                    let user = service.get_user(tenant, id).await.map_err(err)?;
+                    user.active_suspensions(service.now()).map(|s| s.id).collect()
+                }
+            };
+            for s in &ids {
+                service.lift_suspension(tenant, id, *s).await.map_err(err)?;
+            }
+            print(j, json!({"user_id": id, "lifted": ids}), || match ids.as_slice() {
+                [] => format!("user {id} has no active suspension; nothing lifted"),
+                ids => ids.iter().map(|s| format!("lifted suspension {s} of user {id}")).collect::<Vec<_>>().join("\n"),
             });
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tessera_core::federation::{GITHUB_API, GITHUB_WEB, IdentityProvider, ProviderKind, valid_slug};
 use tessera_core::keys::SigningAlgorithm;
-use tessera_core::{DomainError, FieldError, TenantId};
+use tessera_core::{DomainError, FieldError, TenantId, validate};
 use tessera_store::{StoreError, constraints};
 
 use crate::{Result, Service, store_err};
@@ -167,6 +167,15 @@ impl Service {
                 errors.push(field("kind", "read_only", "cannot be changed; create another provider"));
             }
         }
+        // The sign-in button's words are a name people trust: no characters that disguise one.
+        let display_name = match input.display_name.map(|d| validate::name(&d, 1, 64)) {
+            Some(Err((code, message))) => {
+                errors.push(field("display_name", code, message));
+                None
+            }
+            Some(Ok(d)) => d,
+            None => None,
+        };
         let mut set = |value: Option<String>, name: &str, max: usize, slot: &mut String| {
             if let Some(v) = value.and_then(|v| text(name, &v, max, &mut errors)) {
                 *slot = v;
@@ -174,7 +183,7 @@ impl Service {
                 errors.push(field(name, "required", "is required"));
             }
         };
-        set(input.display_name, "display_name", 64, &mut p.display_name);
+        set(display_name, "display_name", 64, &mut p.display_name);
         set(input.client_id, "client_id", 256, &mut p.client_id);
         set(input.client_secret, "client_secret", 1024, &mut p.client_secret);
         if let Some(scopes) = input.scopes {

@@ -342,7 +342,7 @@ impl Service {
         let claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
         let email = claim("email").and_then(|e| validate::email(e).ok());
         let vouched = claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false);
-        let text = |name: &str| claim(name).and_then(|v| validate::text(v, 1, 256).ok().flatten());
+        let text = |name: &str| claim(name).and_then(|v| validate::name(v, 1, 256).ok().flatten());
         let (first, last, name) = (text("given_name"), text("family_name"), text("name"));
         if let Some(id) = self.store.find_identity(tenant.id, slug, subject).await.map_err(store_err)? {
             let user = self

@@ -49,8 +49,23 @@ fn tenant_and_user_commands_work_with_json_and_human_output() {
     let (ok, out, _) = tessera(&db, &["user", "list", "--tenant", tid, "--json"]);
     assert!(ok);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()[0]["primary_email"], "cli@example.com");
-    let (ok, _, _) = tessera(&db, &["user", "suspend", "--tenant", tid, uid, "--reason", "abuse"]);
+    let (ok, out, _) = tessera(&db, &["user", "suspend", "--tenant", tid, uid, "--reason", "abuse", "--json"]);
     assert!(ok);
+    let first = serde_json::from_str::<Value>(&out).unwrap()["suspension_id"].as_str().unwrap().to_owned();
+    let (ok, out, _) = tessera(&db, &["user", "suspend", "--tenant", tid, uid, "--reason", "again"]);
+    assert!(ok && out.contains("suspended user"), "{out}");
+    // The CLI undoes what it did: one suspension by its id, then every one left.
+    let (ok, out, err) = tessera(&db, &["user", "lift-suspension", "--tenant", tid, uid, "--suspension", &first]);
+    assert!(ok && out.contains(&format!("lifted suspension {first}")), "{out}{err}");
+    let (_, out, _) = tessera(&db, &["user", "get", "--tenant", tid, uid, "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["suspensions"].as_array().unwrap().len(), 1, "{out}");
+    let (ok, out, _) = tessera(&db, &["user", "lift-suspension", "--tenant", tid, uid, "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["lifted"].as_array().unwrap().len(), 1, "{out}");
+    let (_, out, _) = tessera(&db, &["user", "get", "--tenant", tid, uid, "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["suspensions"], serde_json::json!([]), "{out}");
+    let (ok, out, _) = tessera(&db, &["user", "lift-suspension", "--tenant", tid, uid]);
+    assert!(ok && out.contains("nothing lifted"), "{out}");
     let (ok, out, _) = tessera(&db, &["user", "delete", "--tenant", tid, uid]);
     assert!(ok && out.contains("erased"));
     let (ok, _, err) = tessera(&db, &["user", "get", "--tenant", tid, uid]);
@@ -85,4 +100,42 @@ fn serve_refuses_a_bad_listen_address_with_a_clear_error() {
     let (ok, _, err) = tessera(&dir.path().join("x.db"), &["serve", "--listen", "not-an-address"]);
     assert!(!ok);
     assert!(err.contains("not an address"), "{err}");
+}
+
+#[test]
+fn text_logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tessera.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TESSERA_DATABASE_URL", format!("sqlite://{}", dir.path().join("t.db").display()))
+        .env("TESSERA_ROOT_KEY", "cli-root-key-0123456789abcdef")
+        .env("TESSERA_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A request, so that a request's line is in the log too.
+    if ready {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(ready, "the server did not start");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO") && text.lines().count() >= 2, "{text}");
+    assert!(!text.contains('\u{1b}'), "a log file has no escape codes: {text:?}");
 }

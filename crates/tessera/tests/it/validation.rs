@@ -141,3 +141,80 @@ async fn a_new_email_is_unverified_and_metadata_caps_follow_tenant_settings() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(field_codes(&v), ["client_metadata:too_large"]);
 }
+
+/// Each character that can make one name pass for another: the bidirectional controls, and
+/// the invisible ones.
+const SPOOFING: &[char] = &[
+    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    '\u{200E}', '\u{200F}', '\u{061C}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}',
+];
+
+#[tokio::test]
+async fn names_with_invisible_or_direction_changing_characters_are_refused_on_every_surface() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let invalid = |v: &Value, field: &str| {
+        assert_eq!(v["code"], "validation_failed", "{v}");
+        assert_eq!(field_codes(v), [format!("{field}:invalid_format")], "{v}");
+        assert!(v.to_string().contains("must not contain invisible or direction-changing characters"), "{v}");
+    };
+    for c in SPOOFING {
+        let name = format!("ab{c}cd");
+        // The user's own names, on the native API.
+        for field in ["display_name", "first_name", "last_name", "name"] {
+            let (status, v) = app.patch_me(&u.access, json!({ field: name })).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{field} {c:?}");
+            invalid(&v, field);
+        }
+        // The server's, a tenant's team, client and the operator's tenant.
+        let (status, v) = app.update_user(&t, &u.id, json!({"display_name": name})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        invalid(&v, "display_name");
+        let (status, v) = app.server(reqwest::Method::POST, &t, "/v1/teams", Some(json!({"display_name": name}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        invalid(&v, "display_name");
+        let client =
+            json!({"name": name, "redirect_uris": ["https://app.example/cb"], "grant_types": ["authorization_code"]});
+        let (status, v) = app.server(reqwest::Method::POST, &t, "/v1/oauth/clients", Some(client)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        invalid(&v, "name");
+        let res = app.send(reqwest::Method::POST, "/v1/tenants", ROOT_KEY, Some(json!({"name": name}))).await;
+        let (status, v) = body(res).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        invalid(&v, "name");
+        // Sign-up with a display name.
+        let signup = json!({"email": "new@example.com", "password": PASSWORD, "display_name": name});
+        let (status, v) = app.sign_up_with(&t.id, signup).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        invalid(&v, "display_name");
+    }
+    // A foreign contract takes the same rule from the same table: Stack's display name.
+    let res = app
+        .client
+        .patch(app.url("/compat/stack-auth/api/v1/users/me"))
+        .header("x-stack-project-id", &t.id)
+        .header("x-stack-access-type", "client")
+        .header("x-stack-publishable-client-key", &t.publishable_key)
+        .header("x-stack-access-token", &u.access)
+        .json(&json!({"display_name": "ab\u{202e}cd"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("invisible or direction-changing"));
+    // Nothing was stored, and plain names (other scripts included) still are.
+    assert_eq!(app.get_me(&u.access).await.1["display_name"], Value::Null);
+    let (status, v) = app.patch_me(&u.access, json!({"display_name": "Ada Lovelace", "first_name": "عائشة"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    // The account page shows the message under the field.
+    let browser = FormClient::new(&app.base);
+    let base = format!("{}/oidc/{}", app.base, t.id);
+    let page = browser.get(&format!("{base}/sign-in?return_to=account")).await;
+    let csrf = page.input("csrf").unwrap();
+    browser.sign_in(&format!("{base}/sign-in"), &csrf, &u.email, "account").await;
+    let saved =
+        browser.post(&format!("{base}/account/profile"), &[("csrf", &csrf), ("display_name", "ab\u{202e}cd")]).await;
+    assert_eq!(saved.status, StatusCode::BAD_REQUEST);
+    assert!(saved.text.contains("must not contain invisible or direction-changing characters"), "{}", saved.text);
+}
