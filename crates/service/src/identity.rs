@@ -12,6 +12,7 @@ use tessera_core::user::{Session, User};
 use tessera_core::{DomainError, SessionId, TenantId, UserId, validate};
 use tessera_store::{Login, NewUser, Rotation, UserWrite};
 
+use crate::mail::Letter;
 use crate::{Principal, Result, Service, store_err};
 
 /// What the client said about itself, kept on the session for the user's session list.
@@ -28,6 +29,19 @@ pub struct SignUp {
     pub username: Option<String>,
     pub display_name: Option<String>,
 }
+
+/// What a sign-up did.
+#[derive(Debug)]
+pub enum SignedUp {
+    /// The account exists and is signed in.
+    In(Tokens),
+    /// The tenant requires verified addresses: a mail went to the address, and no session
+    /// was started. Whether the address was new is not told.
+    VerificationSent,
+}
+
+/// How many "someone tried to sign up with your address" mails one address gets an hour.
+const SIGN_UP_NOTICES_PER_HOUR: u32 = 3;
 
 /// The answer to every successful sign-in: the user and a fresh token pair.
 #[derive(Debug)]
@@ -240,13 +254,18 @@ impl Service {
 
     /// Creates a password account and signs it in. With `upgrade`, an anonymous user becomes
     /// this account in place, keeping its id and data.
+    ///
+    /// When the tenant requires verified addresses, the answer is `VerificationSent` whether
+    /// or not the address was taken, after the same work (the password is hashed either way):
+    /// a new account gets its verification mail and no session; the owner of a taken address
+    /// is told that someone tried, with links to sign in and to reset the password.
     pub async fn sign_up(
         &self,
         tenant_id: TenantId,
         req: SignUp,
         upgrade: Option<Principal>,
         client: &ClientInfo,
-    ) -> Result<Tokens> {
+    ) -> Result<SignedUp> {
         let tenant = self.tenant(tenant_id).await?;
         let now = self.now();
         let mut errors = Vec::new();
@@ -278,6 +297,7 @@ impl Service {
             return Err(DomainError::Validation(errors));
         }
         let hash = self.hasher.hash(req.password).await.map_err(DomainError::internal)?;
+        let quiet = tenant.settings.require_verified_email;
 
         if let Some(anon) = upgrade {
             if !anon.user.is_anonymous || anon.tenant_id() != tenant_id {
@@ -296,9 +316,16 @@ impl Service {
             let mut write = UserWrite::between(&anon.user, &user, now);
             write.password_hash = Some(&hash);
             write.records = &records;
-            self.store.update_user(write).await.map_err(store_err)?;
+            let written = self.store.update_user(write).await.map_err(store_err);
+            if quiet {
+                return self.quietly(&tenant, written, user.primary_email.as_deref()).await;
+            }
+            written?;
             user.has_password = true;
-            return self.start_session(&tenant, user, client, SessionId::new(), None, "password").await;
+            return self
+                .start_session(&tenant, user, client, SessionId::new(), None, "password")
+                .await
+                .map(SignedUp::In);
         }
 
         let mut user = User::new(tenant_id, now);
@@ -309,7 +336,8 @@ impl Service {
         let empty = serde_json::Map::new();
         let mut records = self.user_created(&user, By::User, Some(client)).await?;
         records.extend(self.signed_up_mail(&tenant, &user, now));
-        self.store
+        let written = self
+            .store
             .insert_user(NewUser {
                 user: &user,
                 password_hash: Some(&hash),
@@ -318,8 +346,31 @@ impl Service {
                 records: &records,
             })
             .await
-            .map_err(store_err)?;
-        self.start_session(&tenant, user, client, SessionId::new(), None, "password").await
+            .map_err(store_err);
+        if quiet {
+            return self.quietly(&tenant, written, user.primary_email.as_deref()).await;
+        }
+        written?;
+        self.start_session(&tenant, user, client, SessionId::new(), None, "password").await.map(SignedUp::In)
+    }
+
+    /// The answer of a sign-up that must not tell whether the address was taken: the account
+    /// was made (its verification mail is on its way), or the address's owner is told of the
+    /// attempt (at most a few times an hour). Any other failure is still an error.
+    async fn quietly(&self, tenant: &Tenant, written: Result<()>, email: Option<&str>) -> Result<SignedUp> {
+        match (written, email) {
+            (Ok(()), _) => Ok(SignedUp::VerificationSent),
+            (Err(DomainError::Conflict { field: "primary_email" }), Some(email)) => {
+                let now = self.now();
+                let key = format!("signup-notice:{}:{email}", tenant.id);
+                if self.limits.hit(&key, SIGN_UP_NOTICES_PER_HOUR, 3600, now).await.is_ok() {
+                    let notice = Record::Mail(self.letter(tenant, email, Letter::SignUpAttempted, None, now));
+                    self.store.insert_records(&[notice]).await.map_err(store_err)?;
+                }
+                Ok(SignedUp::VerificationSent)
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// The verification mail of a new account's address.

@@ -33,7 +33,7 @@ use tessera_core::{Clock, DomainError, SessionId, TenantId};
 use tessera_store::{Store, StoreError, constraints};
 
 pub use activity::MAX_PAGE as MAX_ACTIVITY_PAGE;
-pub use identity::{ClientInfo, Introspection, SignUp, Tokens};
+pub use identity::{ClientInfo, Introspection, SignUp, SignedUp, Tokens};
 pub use me::{Export, UpdateOptions};
 pub use mfa::TotpEnrolment;
 pub use passkeys::PasskeyOptions;

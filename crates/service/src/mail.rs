@@ -183,6 +183,8 @@ pub(crate) enum Letter<'a> {
     PrimaryChanged {
         new: Option<&'a str>,
     },
+    /// To an account's address, when someone tried to sign up with it.
+    SignUpAttempted,
 }
 
 impl Service {
@@ -205,8 +207,24 @@ impl Service {
             };
             format!("{}/oidc/{}/{page}?token={secret}", self.config.public_url, tenant.id)
         });
-        let link = link.unwrap_or_default();
+        let page = |p: &str| format!("{}/oidc/{}/{p}", self.config.public_url, tenant.id);
+        let link = match letter {
+            Letter::SignUpAttempted => page("sign-in"),
+            _ => link.unwrap_or_default(),
+        };
         let (subject, lines, action) = match letter {
+            Letter::SignUpAttempted => (
+                format!("Someone tried to create a {name} account with your address"),
+                vec![
+                    format!("Someone tried to create a new {name} account with this address, which has one already."),
+                    format!(
+                        "If it was you, sign in instead. Forgot your password? Reset it here: {}",
+                        page("reset-password")
+                    ),
+                    "If it was not you, ignore this message: nothing has changed.".to_owned(),
+                ],
+                "Sign in",
+            ),
             Letter::Verify { email } => (
                 format!("Confirm your email address for {name}"),
                 vec![format!("Please confirm that {email} is your address for your {name} account.")],

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_core::DomainError;
-use tessera_service::{SignUp, Tokens};
+use tessera_service::{SignUp, SignedUp, Tokens};
 use tessera_store::Login;
 use utoipa::ToSchema;
 
@@ -61,8 +61,10 @@ pub fn token_response(state: &AppState, t: Tokens, status: StatusCode) -> Respon
     request_body = SignUpRequest,
     responses(
         (status = 201, description = "Signed up and signed in", body = TokenResponse),
+        (status = 202, description = "The tenant requires verified addresses: `{\"status\": \"verification_sent\"}`, \
+            whether the address was new (its verification mail is sent) or taken (its owner is told)", body = VerificationSent),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 409, description = "Email or username taken", body = ErrorBody),
+        (status = 409, description = "Email (unless the tenant requires verified addresses) or username taken", body = ErrorBody),
     ))]
 pub async fn sign_up(
     State(state): State<AppState>,
@@ -71,7 +73,7 @@ pub async fn sign_up(
     Client(client): Client,
     JsonBody(req): JsonBody<SignUpRequest>,
 ) -> ApiResult<Response> {
-    let tokens = state
+    let signed_up = state
         .service
         .sign_up(
             tenant,
@@ -84,7 +86,21 @@ pub async fn sign_up(
             DomainError::Conflict { field: "primary_email" } => DomainError::Conflict { field: "email" },
             other => other,
         })?;
-    Ok(token_response(&state, tokens, StatusCode::CREATED))
+    Ok(match signed_up {
+        SignedUp::In(tokens) => token_response(&state, tokens, StatusCode::CREATED),
+        SignedUp::VerificationSent => verification_sent(),
+    })
+}
+
+/// The answer of a sign-up that tells nothing of whether the address was taken.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct VerificationSent {
+    /// Always `verification_sent`.
+    pub status: &'static str,
+}
+
+pub(crate) fn verification_sent() -> Response {
+    (StatusCode::ACCEPTED, axum::Json(VerificationSent { status: "verification_sent" })).into_response()
 }
 
 /// Sign in with email or username and password.

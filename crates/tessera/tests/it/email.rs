@@ -182,8 +182,9 @@ async fn the_server_adds_verified_addresses_and_the_tenant_can_require_verificat
         app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"require_verified_email": true}))).await;
     assert_eq!(status, StatusCode::OK);
     let (status, v) = app.sign_up_with(&t.id, json!({"email": "ada@example.com", "password": PASSWORD})).await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    let id = v["user"]["id"].as_str().unwrap().to_owned();
+    assert_eq!((status, v), (StatusCode::ACCEPTED, json!({"status": "verification_sent"})));
+    let (_, users) = app.server(Method::GET, &t, "/v1/users", None).await;
+    let id = users["items"][0]["id"].as_str().unwrap().to_owned();
 
     // A wrong password still says only that; the right one says the address is unverified.
     let (status, v) = app.sign_in(&t.id, "ada@example.com", "not the password at all").await;
@@ -397,7 +398,8 @@ async fn the_revert_page_changes_nothing_until_confirmed_and_sign_in_offers_a_ne
     let (status, _) =
         app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"require_verified_email": true}))).await;
     assert_eq!(status, StatusCode::OK);
-    app.sign_up(&t, "grace@example.com").await;
+    let (status, _) = app.sign_up_with(&t.id, json!({"email": "grace@example.com", "password": PASSWORD})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
     mail.wait_for("grace@example.com", 1).await;
     let form = browser.get(&format!("/oidc/{}/sign-in", t.id)).await;
     assert!(form.text.contains("Forgot password?"));
@@ -491,4 +493,60 @@ async fn a_reset_link_works_for_thirty_minutes_and_an_undo_link_for_seven_days()
     assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["token:invalid_token".to_owned()]));
     // Nothing changed: the old password still signs in, with the new address.
     assert_eq!(app.sign_in(&t.id, "new@example.com", PASSWORD).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_verification_required_sign_up_tells_nothing_of_who_is_registered() {
+    let (app, mail) = app_with_mail().await;
+    let t = app.tenant().await;
+    app.sign_up(&t, "ada@example.com").await;
+    let (_, token) = mail.wait_for("ada@example.com", 1).await[0].link();
+    assert_eq!(post_token(&app, "/v1/auth/verify-email", &token).await.0, StatusCode::OK);
+    let (status, _) =
+        app.server(Method::PATCH, &t, "/v1/settings", Some(json!({"require_verified_email": true}))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A new address and a registered one get the same answer: no tokens, no conflict.
+    let new = app.sign_up_with(&t.id, json!({"email": "grace@example.com", "password": PASSWORD})).await;
+    let taken =
+        app.sign_up_with(&t.id, json!({"email": "Ada@Example.com", "password": "another long passphrase"})).await;
+    let expected = (StatusCode::ACCEPTED, json!({"status": "verification_sent"}));
+    assert_eq!(new, expected);
+    assert_eq!(taken, expected);
+
+    // The new address gets its verification link; the owner of the registered one is told
+    // that someone tried, with the way to sign in and to reset the password.
+    let (_, token) = mail.wait_for("grace@example.com", 1).await[0].link();
+    assert_eq!(post_token(&app, "/v1/auth/verify-email", &token).await.0, StatusCode::OK);
+    assert_eq!(app.sign_in(&t.id, "grace@example.com", PASSWORD).await.0, StatusCode::OK);
+    let told = &mail.wait_for("ada@example.com", 2).await[1];
+    assert!(told.header("Subject").unwrap().contains("Someone tried to create"), "{:?}", told.header("Subject"));
+    let text = told.part("text/plain");
+    assert!(
+        text.contains(&format!("/oidc/{}/sign-in", t.id)) && text.contains(&format!("/oidc/{}/reset-password", t.id))
+    );
+    // Nothing changed for the owner: the old password still signs in.
+    assert_eq!(app.sign_in(&t.id, "ada@example.com", PASSWORD).await.0, StatusCode::OK);
+
+    // Stack's sign-up follows the same rule.
+    let res = app
+        .client
+        .post(app.url("/compat/stack-auth/api/v1/auth/password/sign-up"))
+        .header("x-stack-project-id", &t.id)
+        .header("x-stack-access-type", "client")
+        .header("x-stack-publishable-client-key", &t.publishable_key)
+        .json(&json!({"email": "ada@example.com", "password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await, expected);
+
+    // The owner is told a few times an hour at most, however often someone tries.
+    for _ in 0..5 {
+        let again = app.sign_up_with(&t.id, json!({"email": "ada@example.com", "password": PASSWORD})).await;
+        assert_eq!(again, expected);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let notices = mail.all().iter().filter(|m| m.to == ["ada@example.com"]).count();
+    assert_eq!(notices, 1 + 3, "the sign-up's own mail and three notices: {notices}");
 }

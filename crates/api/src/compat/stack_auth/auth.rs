@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_core::{DomainError, TenantId, validate};
-use tessera_service::SignUp;
+use tessera_service::{SignUp, SignedUp};
 use tessera_store::Login;
 
 use super::error::StackError;
@@ -63,13 +63,17 @@ pub(super) async fn password_sign_up(
     h: HeaderMap,
     Client(client): Client,
     body: Result<JsonBody<Credentials>, crate::error::ApiError>,
-) -> Result<Json<Value>, StackError> {
+) -> Result<axum::response::Response, StackError> {
+    use axum::response::IntoResponse;
     let tenant = client_project(&state, &h).await?;
     let JsonBody(c) = body?;
     let email = c.email.clone();
     let req = SignUp { email: c.email, password: c.password, username: None, display_name: None };
     match state.service.sign_up(tenant, req, None, &client).await {
-        Ok(tokens) => Ok(Json(token_body(&state, &tokens).await?)),
+        Ok(SignedUp::In(tokens)) => Ok(Json(token_body(&state, &tokens).await?).into_response()),
+        // The tenant requires verified addresses: the same answer as the native API's, which
+        // does not tell whether the address was taken.
+        Ok(SignedUp::VerificationSent) => Ok(crate::native::auth::verification_sent()),
         Err(DomainError::Conflict { .. }) => Err(StackError::new(
             StatusCode::CONFLICT,
             "USER_EMAIL_ALREADY_EXISTS",
