@@ -75,6 +75,15 @@ pub(crate) fn ensure_usable(user: &User, now: chrono::DateTime<chrono::Utc>) -> 
     Ok(())
 }
 
+/// Whether the tenant lets this account sign in before its address is verified. Asked only
+/// after the account's credential checked out, so that only its holder learns the answer.
+pub(crate) fn ensure_verified(tenant: &Tenant, user: &User) -> Result<()> {
+    if tenant.settings.require_verified_email && user.primary_email.is_some() && !user.primary_email_verified {
+        return Err(DomainError::EmailUnverified);
+    }
+    Ok(())
+}
+
 /// How long the challenge between password and code lives.
 const MFA_CHALLENGE_SECONDS: i64 = 300;
 /// The window over which failed sign-ins of one account (or client id) are counted.
@@ -415,9 +424,7 @@ impl Service {
         };
         ensure_usable(&user, now)?;
         // After the password, so that only its holder learns the address is unverified.
-        if tenant.settings.require_verified_email && user.primary_email.is_some() && !user.primary_email_verified {
-            return Err(DomainError::EmailUnverified);
-        }
+        ensure_verified(&tenant, &user)?;
         if user.totp_enabled {
             return Err(self.second_factor_required(&user, None).await?);
         }

@@ -13,7 +13,7 @@ use tessera_core::{DomainError, TenantId, validate};
 use tessera_store::{StoreError, constraints};
 use uuid::Uuid;
 
-use crate::identity::{ACCOUNT_WINDOW_SECONDS, MFA_WINDOW_SECONDS, ensure_usable, mfa_key};
+use crate::identity::{ACCOUNT_WINDOW_SECONDS, MFA_WINDOW_SECONDS, ensure_usable, ensure_verified, mfa_key};
 use crate::{ClientInfo, Tokens};
 use crate::{Principal, Result, Service, store_err};
 
@@ -264,9 +264,7 @@ impl Service {
         }
         let user = self.store.find_user(tenant.id, owner, now).await.map_err(store_err)?.ok_or_else(refused)?;
         ensure_usable(&user, now)?;
-        if tenant.settings.require_verified_email && user.primary_email.is_some() && !user.primary_email_verified {
-            return Err(DomainError::EmailUnverified);
-        }
+        ensure_verified(&tenant, &user)?;
         if second {
             return self.finish_sign_in(&tenant, user, client, "password+passkey").await;
         }
