@@ -166,6 +166,7 @@ fn field_schema(f: &UserField, way: Way) -> RefOr<Schema> {
         Kind::Flag => object(Type::Boolean).into(),
         Kind::Uuid | Kind::Id => object(Type::String).format(format(KnownFormat::Uuid)).into(),
         Kind::Status => object(Type::String).enum_values(Some(UserStatus::NAMES.iter().copied())).into(),
+        Kind::Role => object(Type::String).enum_values(Some(tessera_core::user::Role::NAMES.iter().copied())).into(),
         Kind::Label(names) => object(Type::String).enum_values(Some(names.iter().copied())).into(),
         Kind::Count => object(Type::Integer).format(format(KnownFormat::Int64)).into(),
         Kind::Timestamp | Kind::OptionalTimestamp => object(Type::String).format(format(KnownFormat::DateTime)).into(),

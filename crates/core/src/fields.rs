@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::ids::TeamId;
 use crate::patch::{Applied, AvatarInput, Field};
-use crate::user::{AuthProvider, Avatar, Suspension, User, UserStatus};
+use crate::user::{AuthProvider, Avatar, Role, Suspension, User, UserStatus};
 use crate::validate::GeoPoint;
 
 /// What a field holds.
@@ -50,6 +50,8 @@ pub enum Kind {
     Uuid,
     /// The account status: one of [`UserStatus`]'s names.
     Status,
+    /// The user's role: one of [`Role`]'s names.
+    Role,
     /// A JSON object within the tenant's metadata size limit; `null` empties it.
     Metadata,
     // Kinds only ever read.
@@ -135,6 +137,7 @@ pub enum Input {
     Point(GeoPoint),
     Uuid(Uuid),
     Status(UserStatus),
+    Role(Role),
     Metadata(Map<String, Value>),
     Avatar(AvatarInput),
 }
@@ -469,6 +472,21 @@ pub static USER_FIELDS: &[UserField] = &[
         apply: Some(|u, v, _| {
             if let Field::Set(Input::Status(s)) = v {
                 u.status = s;
+            }
+        }),
+    },
+    UserField {
+        name: "role",
+        kind: Kind::Role,
+        profile: false,
+        writer: Writer::Server,
+        reader: Reader::Server,
+        doc: "`member` (default) or `admin`: an admin runs the tenant's users from the console. Given by the server, \
+              the CLI or another admin; never by the user.",
+        read: |u| Shown::Text(u.role.as_str()),
+        apply: Some(|u, v, _| {
+            if let Field::Set(Input::Role(r)) = v {
+                u.role = r;
             }
         }),
     },

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::error::{DomainError, FieldError};
 use crate::fields::{self, Input, Kind, USER_FIELDS, UserField};
 use crate::ids::TeamId;
-use crate::user::{User, UserStatus};
+use crate::user::{Role, User, UserStatus};
 use crate::validate::{self, Image, ImageLimits, Invalid};
 
 /// One field of a partial update.
@@ -198,6 +198,13 @@ impl Parser<'_> {
                 Some(s) => Field::Set(Input::Status(s)),
                 None => {
                     self.fail(k, ("invalid_value", "must be one of pending, active, disabled".into()));
+                    Field::Absent
+                }
+            },
+            Kind::Role => match v.as_str().and_then(Role::parse) {
+                Some(r) => Field::Set(Input::Role(r)),
+                None => {
+                    self.fail(k, ("invalid_value", "must be one of member, admin".into()));
                     Field::Absent
                 }
             },

@@ -36,6 +36,7 @@ pub const NOTICE_SERVICE_ACCOUNT: &str = "Service accounts cannot update themsel
 pub const NOTICE_SERVER_ONLY: &str = "This field is written only by the tenant's server.";
 pub const NOTICE_IDP_MANAGED: &str = "This field is managed by the identity provider and is read-only.";
 pub const NOTICE_ADMIN_USERNAME: &str = "The reserved admin username cannot be changed.";
+pub const NOTICE_ROLE: &str = "A user's role is given by the tenant's server or an administrator, never by the user.";
 
 /// Where an update comes from, for policies that care.
 #[derive(Debug, Clone, Copy)]
@@ -248,6 +249,7 @@ fn intern_code(code: &str) -> &'static str {
         "idp_managed" => "idp_managed",
         "service_account" => "service_account",
         "reserved" => "reserved",
+        "role_not_self_assigned" => "role_not_self_assigned",
         _ => "forbidden_by_policy",
     }
 }
@@ -303,10 +305,17 @@ mod tests {
 
     #[test]
     fn the_built_in_policies_parse_and_carry_the_published_notices() {
-        for n in [NOTICE_SERVICE_ACCOUNT, NOTICE_SERVER_ONLY, NOTICE_IDP_MANAGED, NOTICE_ADMIN_USERNAME] {
+        for n in [NOTICE_SERVICE_ACCOUNT, NOTICE_SERVER_ONLY, NOTICE_IDP_MANAGED, NOTICE_ADMIN_USERNAME, NOTICE_ROLE] {
             assert!(DEFAULT_POLICIES.contains(n), "{n}");
         }
-        assert_eq!(DEFAULTS.policies().count(), 7);
+        assert_eq!(DEFAULTS.policies().count(), 8);
+    }
+
+    #[test]
+    fn a_user_never_gives_itself_a_role() {
+        let (fields, notices) = denial(authorize_update(Actor::SelfService, &user(), &["role"]));
+        assert_eq!((fields, notices), (vec!["role:role_not_self_assigned".to_owned()], vec![NOTICE_ROLE.to_owned()]));
+        assert!(authorize_update(Actor::Server, &user(), &["role"]).is_ok());
     }
 
     #[test]

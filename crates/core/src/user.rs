@@ -45,6 +45,32 @@ impl AuthProvider {
     }
 }
 
+/// What a user may do beyond their own account. An admin runs the tenant's users from the
+/// console; the role is given by the tenant's server, the CLI or another admin, never taken by
+/// the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub const NAMES: &[&str] = &["member", "admin"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Member, Self::Admin].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
 /// The account's lifecycle state (Bird's `status`, default `pending`): `pending` until the
 /// primary email is verified or the server activates it, `active` after, `disabled` when the
 /// server switches the account off. Suspensions and scheduled deletion are kept apart from it.
@@ -176,6 +202,7 @@ pub struct User {
     pub is_anonymous: bool,
     pub has_password: bool,
     pub totp_enabled: bool,
+    pub role: Role,
     pub profile: Profile,
     pub metadata: Metadata,
     /// Every suspension, past and present; `active_suspensions` filters.
@@ -204,6 +231,7 @@ impl User {
             is_anonymous: false,
             has_password: false,
             totp_enabled: false,
+            role: Role::Member,
             profile: Profile { is_active: true, ..Profile::default() },
             metadata: Metadata::default(),
             suspensions: Vec::new(),

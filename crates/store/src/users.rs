@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tessera_core::events::Record;
-use tessera_core::user::{AuthProvider, Metadata, Profile, Suspension, User, UserStatus};
+use tessera_core::user::{AuthProvider, Metadata, Profile, Role, Suspension, User, UserStatus};
 use tessera_core::{SessionId, TenantId, UserId};
 
 use crate::db::Db;
@@ -104,11 +104,17 @@ struct StoredDoc {
     profile: Profile,
     metadata: Metadata,
     suspensions: Vec<Suspension>,
+    role: Role,
 }
 
 /// The JSON document a user's `profile` column holds.
 fn stored_doc(u: &User) -> Result<String> {
-    json(&StoredDoc { profile: u.profile.clone(), metadata: u.metadata.clone(), suspensions: u.suspensions.clone() })
+    json(&StoredDoc {
+        profile: u.profile.clone(),
+        metadata: u.metadata.clone(),
+        suspensions: u.suspensions.clone(),
+        role: u.role,
+    })
 }
 
 /// A user from a row holding `USER_COLUMNS` and `active_sessions`.
@@ -129,6 +135,7 @@ pub(crate) fn user_from(row: &dyn Columns) -> Result<User> {
         is_anonymous: row.flag("is_anonymous")?,
         has_password: row.flag("has_password")?,
         totp_enabled: row.flag("totp_enabled")?,
+        role: doc.role,
         profile,
         metadata: doc.metadata,
         suspensions: doc.suspensions,

@@ -141,6 +141,14 @@ pub enum UserCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Give a user a role: `admin` (runs the tenant's users from the console) or `member`.
+    SetRole {
+        #[arg(long)]
+        tenant: TenantId,
+        id: UserId,
+        #[arg(value_parser = ["member", "admin"])]
+        role: String,
+    },
     /// Lift a user's suspension now: the one named, or every active one.
     LiftSuspension {
         #[arg(long)]
@@ -239,7 +247,7 @@ fn user_json(u: &tessera_core::user::User) -> Value {
         "id": u.id, "tenant_id": u.tenant_id, "username": u.username, "primary_email": u.primary_email,
         "display_name": u.profile.display_name, "status": u.status.as_str(), "is_service_account": u.is_service_account,
         "is_anonymous": u.is_anonymous, "active_sessions": u.active_sessions, "version": u.version,
-        "created_at": u.created_at, "deletion_scheduled_at": u.deletion_due_at,
+        "created_at": u.created_at, "deletion_scheduled_at": u.deletion_due_at, "role": u.role.as_str(),
         "suspensions": u.active_suspensions(chrono::Utc::now())
             .map(|s| json!({"id": s.id, "reason": s.reason, "ends_at": s.ends_at}))
             .collect::<Vec<_>>(),
@@ -470,6 +478,13 @@ async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::R
             print(j, json!({"suspension_id": s.id, "user_id": id}), || {
                 format!("suspended user {id} (suspension {})", s.id)
             });
+        }
+        UserCommand::SetRole { tenant, id, role } => {
+            let mut body = serde_json::Map::new();
+            body.insert("role".into(), json!(role));
+            let opts = tessera_service::UpdateOptions { surface: "cli", ..Default::default() };
+            let u = service.update_user(tenant, id, &body, &opts).await.map_err(err)?;
+            print(j, user_json(&u), || format!("user {id} is now {}", u.role.as_str()));
         }
         UserCommand::LiftSuspension { tenant, id, suspension } => {
             let ids = match suspension {

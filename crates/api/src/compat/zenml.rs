@@ -79,7 +79,8 @@ impl ZenUser {
             oauth_provider: p.oauth_provider.clone(),
             oauth_id: p.oauth_id.clone(),
             is_active: p.is_active,
-            is_superuser: p.is_superuser,
+            // The tenant's admins are ZenML's superusers.
+            is_superuser: p.is_superuser || u.role == tessera_core::user::Role::Admin,
             is_service_account: u.is_service_account,
             organization_id: if u.is_service_account { p.organization_id } else { None },
             is_onboarded: p.is_onboarded,

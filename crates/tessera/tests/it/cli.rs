@@ -66,6 +66,12 @@ fn tenant_and_user_commands_work_with_json_and_human_output() {
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["suspensions"], serde_json::json!([]), "{out}");
     let (ok, out, _) = tessera(&db, &["user", "lift-suspension", "--tenant", tid, uid]);
     assert!(ok && out.contains("nothing lifted"), "{out}");
+    let (ok, out, _) = tessera(&db, &["user", "set-role", "--tenant", tid, uid, "admin"]);
+    assert!(ok && out.contains("is now admin"), "{out}");
+    let (_, out, _) = tessera(&db, &["user", "get", "--tenant", tid, uid, "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["role"], "admin");
+    let (ok, _, err) = tessera(&db, &["user", "set-role", "--tenant", tid, uid, "owner"]);
+    assert!(!ok && err.contains("owner"), "{err}");
     let (ok, out, _) = tessera(&db, &["user", "delete", "--tenant", tid, uid]);
     assert!(ok && out.contains("erased"));
     let (ok, _, err) = tessera(&db, &["user", "get", "--tenant", tid, uid]);

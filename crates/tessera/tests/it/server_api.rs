@@ -263,3 +263,27 @@ forbid (principal is User, action == Action::"update", resource) when { context.
     let (_, other) = app.user().await;
     assert_eq!(app.patch_me(&other.access, json!({"display_name": "Ada"})).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_role_is_given_by_the_server_never_taken_by_the_user_and_shows_where_a_contract_has_one() {
+    let app = spawn_app().await;
+    let (t, u) = app.user().await;
+    let (_, v) = app.server(Method::GET, &t, &format!("/v1/users/{}", u.id), None).await;
+    assert_eq!(v["role"], "member");
+    // The user cannot make itself an admin, on any surface, and is told why.
+    let (status, v) = app.patch_me(&u.access, json!({"role": "admin"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(field_codes(&v), ["role:role_not_self_assigned"]);
+    assert!(v.to_string().contains("never by the user"), "{v}");
+    assert!(app.get_me(&u.access).await.1.get("role").is_none(), "the self view does not show it");
+    // The server gives it; a value that is not a role is refused.
+    let (status, v) = app.update_user(&t, &u.id, json!({"role": "owner"})).await;
+    assert_eq!((status, field_codes(&v)), (StatusCode::BAD_REQUEST, vec!["role:invalid_value".to_owned()]));
+    let (status, v) = app.update_user(&t, &u.id, json!({"role": "admin"})).await;
+    assert_eq!((status, &v["role"]), (StatusCode::OK, &json!("admin")), "{v}");
+    // ZenML's superuser is the tenant's admin; the other contracts show nothing new.
+    let (_, zen) = body(app.send(Method::GET, "/compat/zenml/users/me", &u.access, None).await).await;
+    assert_eq!(zen["is_superuser"], true, "{zen}");
+    let (_, jit) = body(app.send(Method::GET, "/compat/jitsudo/users/me", &u.access, None).await).await;
+    assert!(!jit.to_string().contains("admin"), "{jit}");
+}
