@@ -262,7 +262,7 @@ async fn three_instances_over_one_postgresql_behave_as_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: the PostgreSQL half of scripts/test runs it (--run-ignored all)"]
-async fn under_serializable_isolation_contended_writes_are_run_again_and_none_fails() {
+async fn on_postgresql_under_serializable_isolation_contended_writes_are_run_again_and_none_fails() {
     // Distributed PostgreSQL-compatible databases run every transaction serialisable and ask
     // for a retry (`40001`) under contention; PostgreSQL does the same at this level.
     let (url, db) = crate::helpers::fresh_database().await;
@@ -318,5 +318,100 @@ async fn under_serializable_isolation_contended_writes_are_run_again_and_none_fa
     assert_eq!(me["version"], json!(1 + writes), "{me}");
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
+    drop(db);
+}
+
+/// PgBouncer (Debian's) in front of the test server, in session mode, as its own user when
+/// this runs as root (it refuses to run as root).
+struct PgBouncer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    fn start(server_host: &str, server_port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ini = dir.path().join("pgbouncer.ini");
+        let users = dir.path().join("users.txt");
+        std::fs::write(&users, "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host={server_host} port={server_port}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+                 listen_port = {port}\nauth_type = trust\nauth_file = {}\npool_mode = session\n\
+                 max_client_conn = 200\ndefault_pool_size = 20\nignore_startup_parameters = extra_float_digits,options\n",
+                users.display()
+            ),
+        )
+        .unwrap();
+        let as_root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let mut cmd = if as_root {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pgbouncer"]);
+            c
+        } else {
+            std::process::Command::new("pgbouncer")
+        };
+        let child = cmd
+            .arg(&ini)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pgbouncer must be installed (apt-get install pgbouncer; scripts/test does)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, port, _dir: dir };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("pgbouncer did not start");
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: the PostgreSQL half of scripts/test runs it (--run-ignored all)"]
+async fn through_pgbouncer_in_session_mode_tessera_runs_on_postgresql_unchanged() {
+    let (url, db) = crate::helpers::fresh_database().await;
+    let parsed = url::Url::parse(&url).unwrap();
+    let bouncer = PgBouncer::start(parsed.host_str().unwrap(), parsed.port().unwrap_or(5432));
+    let mut through = parsed.clone();
+    through.set_port(Some(bouncer.port)).unwrap();
+    let settings = tessera::config::Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: through.to_string(),
+        root_key: Some(ROOT_KEY.to_owned().into()),
+        db_max_connections: 4,
+        hash_concurrency: Some(2),
+        ..Default::default()
+    };
+    // Start-up migrates through it, then the usual calls.
+    let running = tessera::server::start(&settings, std::sync::Arc::new(tessera_core::SystemClock)).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let res = client.post(format!("{base}/v1/tenants")).bearer_auth(ROOT_KEY).json(&json!({"name": "Acme"}));
+    let (_, tenant) = body(res.send().await.unwrap()).await;
+    let res = client.post(format!("{base}/v1/auth/sign-up")).header("X-Tenant-ID", tenant["id"].as_str().unwrap());
+    let (status, ada) =
+        body(res.json(&json!({"email": "ada@example.com", "password": PASSWORD})).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{ada}");
+    let access = ada["access_token"].as_str().unwrap();
+    let patch = json!({"bio": "through a pooler"});
+    let res = client.patch(format!("{base}/v1/me")).bearer_auth(access).json(&patch).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let me: Value = client.get(format!("{base}/v1/me")).bearer_auth(access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["bio"], "through a pooler");
+    running.shutdown(Duration::from_secs(5)).await;
+    drop(bouncer);
     drop(db);
 }
