@@ -356,7 +356,7 @@ impl PgBouncer {
         } else {
             std::process::Command::new("pgbouncer")
         };
-        let child = cmd
+        let mut child = cmd
             .arg(&ini)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -368,6 +368,8 @@ impl PgBouncer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("pgbouncer did not start");
     }
 }
