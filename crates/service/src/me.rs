@@ -565,6 +565,11 @@ impl Service {
         .await
     }
 
+    /// A user's live sessions, for the tenant's console.
+    pub async fn user_sessions(&self, tenant: TenantId, user: UserId) -> Result<Vec<Session>> {
+        self.store.list_sessions(tenant, user, self.now()).await.map_err(store_err)
+    }
+
     pub async fn my_sessions(&self, who: &Principal) -> Result<Vec<Session>> {
         self.store.list_sessions(who.tenant_id(), who.user.id, self.now()).await.map_err(store_err)
     }

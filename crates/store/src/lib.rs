@@ -237,6 +237,9 @@ pub struct NewUser<'a> {
 /// Filters for the server's user listing; each set field narrows it.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
+    /// The start of the email address or the username (case-insensitive), through their
+    /// unique indexes.
+    pub prefix: Option<String>,
     pub email: Option<String>,
     pub username: Option<String>,
     pub status: Option<String>,

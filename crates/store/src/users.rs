@@ -341,6 +341,19 @@ pub(crate) async fn list(db: &Db, tenant: TenantId, f: &UserFilter, now: DateTim
     if let Some(after) = f.after {
         and("id >", Param::text(after));
     }
+    if let Some(prefix) = f.prefix.as_deref().map(str::to_lowercase).filter(|p| !p.is_empty()) {
+        // A range, not LIKE: both backends walk the index for it, and no character of the
+        // prefix is a wildcard. Everything starting with the prefix sorts below it followed
+        // by the highest character.
+        let end = format!("{prefix}\u{10FFFF}");
+        let n = params.len();
+        params.extend([Param::Text(Some(prefix)), Param::Text(Some(end))]);
+        sql.push_str(&format!(
+            " AND ((u.primary_email >= ${a} AND u.primary_email < ${b}) OR (u.username_lower >= ${a} AND u.username_lower < ${b}))",
+            a = n + 1,
+            b = n + 2
+        ));
+    }
     params.push(Param::Int(Some(i64::from(f.limit))));
     sql.push_str(&format!(" ORDER BY u.id LIMIT ${}", params.len()));
     db.fetch_all(&sql, &params, user_from).await

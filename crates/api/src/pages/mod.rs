@@ -21,6 +21,7 @@ macro_rules! csrf_form {
 }
 
 pub mod account;
+pub mod admin;
 pub mod authorize;
 pub mod email;
 pub mod federation;
@@ -53,6 +54,9 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in/passkey", post(passkeys::sign_in))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/account", get(account::page))
+        .route("/admin", get(admin::home))
+        .route("/admin/users", get(admin::users))
+        .route("/admin/users/{id}", get(admin::user))
         .route("/account/profile", post(account::profile))
         .route(
             "/account/avatar",
@@ -341,7 +345,7 @@ pub fn see_other(location: &str) -> Response {
 pub fn safe_return_to(raw: Option<&str>) -> String {
     match raw {
         Some(r)
-            if (r == "account" || r.starts_with("authorize?"))
+            if (r == "account" || r == "admin" || r.starts_with("authorize?"))
                 && r.len() <= 4096
                 && !r.contains(|c: char| c.is_control() || c == '#') =>
         {

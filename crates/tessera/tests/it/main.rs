@@ -11,6 +11,7 @@ mod auth;
 mod browser;
 mod cli;
 mod clients;
+mod console;
 mod contract_bird;
 mod contract_jitsudo;
 mod contract_replyke;

@@ -103,6 +103,7 @@ pub async fn list_users(
         is_service_account: q.is_service_account,
         after: q.cursor.map(UserId),
         limit,
+        prefix: None,
     };
     let users = state.service.list_users(tenant.id, filter).await?;
     let now = state.service.now();
