@@ -87,18 +87,41 @@ pub enum By {
     Server,
     /// Tessera itself: a scheduled erasure.
     System,
+    /// An administrator of the tenant, from the console.
+    Admin(UserId),
 }
 
 impl By {
+    /// The kind of actor: `user`, `server`, `system` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Server => "server",
             Self::System => "system",
+            Self::Admin(_) => "admin",
+        }
+    }
+
+    /// The administrator, when one acted.
+    pub fn admin(self) -> Option<UserId> {
+        match self {
+            Self::Admin(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// As stored: the kind, and an administrator's id after a colon.
+    pub fn stored(self) -> String {
+        match self {
+            Self::Admin(id) => format!("admin:{id}"),
+            other => other.as_str().to_owned(),
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
+        if let Some(id) = s.strip_prefix("admin:") {
+            return id.parse().ok().map(Self::Admin);
+        }
         [Self::User, Self::Server, Self::System].into_iter().find(|b| b.as_str() == s)
     }
 }

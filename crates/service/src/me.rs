@@ -570,6 +570,27 @@ impl Service {
         self.store.list_sessions(tenant, user, self.now()).await.map_err(store_err)
     }
 
+    /// Ends one of a user's sessions (`Some`), or all of them, for `by`: how many ended.
+    pub async fn revoke_user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        session: Option<SessionId>,
+        by: By,
+    ) -> Result<usize> {
+        let live = self.user_sessions(tenant, user).await?;
+        let mut ended = 0;
+        for s in live.iter().filter(|s| session.is_none_or(|id| s.id == id)) {
+            if self.end_session(tenant, user, s.id, by).await? {
+                ended += 1;
+            }
+        }
+        if session.is_some() && ended == 0 {
+            return Err(DomainError::NotFound("session"));
+        }
+        Ok(ended)
+    }
+
     pub async fn my_sessions(&self, who: &Principal) -> Result<Vec<Session>> {
         self.store.list_sessions(who.tenant_id(), who.user.id, self.now()).await.map_err(store_err)
     }

@@ -28,6 +28,8 @@ pub struct NewSuspension {
     pub reason: String,
     pub ends_at: Option<DateTime<Utc>>,
     pub created_by: String,
+    /// Who suspends, as the activity trail records it.
+    pub by: By,
 }
 
 /// Team fields as given by the server; absent ones are left alone on update.
@@ -252,14 +254,20 @@ impl Service {
                 u.suspensions.push(added.clone());
                 Ok(())
             },
-            Extras { event: Some("user.suspended"), by: By::Server, ..Extras::default() },
+            Extras { event: Some("user.suspended"), by: s.by, ..Extras::default() },
         )
         .await?;
         Ok(suspension)
     }
 
     /// Ends a suspension now; it stays in the user's history.
-    pub async fn lift_suspension(&self, tenant_id: TenantId, id: UserId, suspension: SuspensionId) -> Result<User> {
+    pub async fn lift_suspension(
+        &self,
+        tenant_id: TenantId,
+        id: UserId,
+        suspension: SuspensionId,
+        by: By,
+    ) -> Result<User> {
         let now = self.now();
         self.modify_user(
             tenant_id,
@@ -272,7 +280,7 @@ impl Service {
                 }
                 Ok(())
             },
-            Extras { event: Some("user.unsuspended"), by: By::Server, ..Extras::default() },
+            Extras { event: Some("user.unsuspended"), by, ..Extras::default() },
         )
         .await
     }

@@ -57,7 +57,7 @@ pub(crate) fn insert_step(a: &Activity) -> Step {
         Param::text(a.user_id),
         Param::text(a.id),
         Param::text(&a.kind),
-        Param::text(a.by.as_str()),
+        Param::text(a.by.stored()),
         Param::Text(a.ip_address.clone()),
         Param::Text(a.user_agent.clone()),
         Param::text(&a.details),

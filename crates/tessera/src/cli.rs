@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use tessera_core::events::By;
 use tessera_core::{SystemClock, TenantId, UserId};
 use tessera_service::{NewSuspension, Service};
 use tessera_store::UserFilter;
@@ -472,7 +473,11 @@ async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::R
         }
         UserCommand::Suspend { tenant, id, reason } => {
             let s = service
-                .suspend_user(tenant, id, NewSuspension { reason, ends_at: None, created_by: "cli".into() })
+                .suspend_user(
+                    tenant,
+                    id,
+                    NewSuspension { reason, ends_at: None, created_by: "cli".into(), by: By::Server },
+                )
                 .await
                 .map_err(err)?;
             print(j, json!({"suspension_id": s.id, "user_id": id}), || {
@@ -495,7 +500,7 @@ async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::R
                 }
             };
             for s in &ids {
-                service.lift_suspension(tenant, id, *s).await.map_err(err)?;
+                service.lift_suspension(tenant, id, *s, By::Server).await.map_err(err)?;
             }
             print(j, json!({"user_id": id, "lifted": ids}), || match ids.as_slice() {
                 [] => format!("user {id} has no active suspension; nothing lifted"),

@@ -25,8 +25,10 @@ pub struct ActivityView {
     #[serde(rename = "type")]
     pub kind: String,
     pub user_id: Uuid,
-    /// `user`, `server` or `system`.
+    /// `user`, `server`, `system` or `admin` (an administrator, from the console).
     pub actor: &'static str,
+    /// The administrator who acted, when `actor` is `admin`.
+    pub admin_id: Option<Uuid>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     /// What the entry adds: `fields` (names only) of a profile change, `method` and
@@ -43,6 +45,7 @@ impl From<Activity> for ActivityView {
             kind: a.kind,
             user_id: a.user_id.0,
             actor: a.by.as_str(),
+            admin_id: a.by.admin().map(|id| id.0),
             ip_address: a.ip_address,
             user_agent: a.user_agent,
             details: a.details,

@@ -662,6 +662,7 @@ async fn activity_section(state: &AppState, who: &tessera_service::Principal) ->
         });
         let device = a.user_agent.as_deref().map(short_agent);
         let from = match (device, a.ip_address.as_deref()) {
+            _ if a.by.admin().is_some() => "an administrator".to_owned(),
             (Some(d), Some(ip)) => format!("{d}, {ip}"),
             (Some(d), None) => d,
             (None, Some(ip)) => ip.to_owned(),

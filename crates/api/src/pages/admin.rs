@@ -1,17 +1,20 @@
 //! The tenant's console, for its admins (users whose `role` is `admin`), reached through the
 //! hosted sign-in like the account page: who may enter, finding users (by the start of their
-//! email address or username, a page at a time) and a user's page (their fields as the server
-//! sees them, sessions, suspensions and recent activity). Server-rendered, no script.
+//! email address or username, a page at a time), a user's page (their fields as the server
+//! sees them, sessions, suspensions and recent activity), and its first actions: ending a
+//! user's sessions, suspending and lifting. Each action is a form with the page's CSRF token,
+//! and is recorded as done by that administrator. Server-rendered, no script.
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tessera_core::UserId;
+use tessera_core::events::By;
 use tessera_core::user::{Role, User};
-use tessera_service::Principal;
+use tessera_core::{DomainError, SessionId, SuspensionId, UserId};
+use tessera_service::{NewSuspension, Principal};
 
-use super::{Ctx, esc, no_issuer};
+use super::{Ctx, FormErrors, Posted, esc, no_issuer};
 use crate::AppState;
 use crate::extract::PathParams;
 
@@ -155,6 +158,11 @@ pub async fn user(
     if let Err(r) = admin(&state, &ctx, &headers).await {
         return r;
     }
+    render_user(&state, &ctx, id, None).await
+}
+
+/// A user's page, with `errors` of the action that could not be done.
+async fn render_user(state: &AppState, ctx: &Ctx, id: UserId, errors: Option<&FormErrors>) -> Response {
     let u = match state.service.get_user(ctx.tenant, id).await {
         Ok(u) => u,
         Err(_) => return ctx.error_page(StatusCode::NOT_FOUND, "User", "There is no such user here.").into_response(),
@@ -166,18 +174,45 @@ pub async fn user(
         .map(|(k, v)| format!("<tr><th>{}</th><td class=\"mono\">{}</td></tr>", esc(k), esc(&v.to_string())))
         .collect();
     let sessions = state.service.user_sessions(ctx.tenant, id).await.unwrap_or_default();
+    let csrf = ctx.csrf_field();
+    let act = |action: &str, fields: &str, label: &str| {
+        format!(
+            r#"<form method="post" action="{}/admin/{action}">{csrf}<input type="hidden" name="user_id" value="{id}">{fields}<button type="submit" class="secondary flush">{label}</button></form>"#,
+            ctx.base
+        )
+    };
     let session_rows: String = sessions
         .iter()
         .map(|s| {
             format!(
-                "<tr data-session=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-session=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"actions\">{}</td></tr>",
                 s.id,
                 esc(s.ip_address.as_deref().unwrap_or("—")),
                 s.created_at.format("%Y-%m-%d %H:%M UTC"),
                 s.last_refreshed_at.format("%Y-%m-%d %H:%M UTC"),
+                act("sessions/revoke", &format!(r#"<input type="hidden" name="session_id" value="{}">"#, s.id), "End"),
             )
         })
         .collect();
+    let end_all = if sessions.is_empty() { String::new() } else { act("sessions/revoke", "", "End every session") };
+    let now = state.service.now();
+    let suspension_rows: String = u
+        .active_suspensions(now)
+        .map(|s| {
+            format!(
+                "<tr data-suspension=\"{}\"><td>{}</td><td>{}</td><td class=\"actions\">{}</td></tr>",
+                s.id,
+                esc(&s.reason),
+                s.ends_at.map_or("until lifted".to_owned(), |e| format!("until {}", e.format("%Y-%m-%d %H:%M UTC"))),
+                act("lift", &format!(r#"<input type="hidden" name="suspension_id" value="{}">"#, s.id), "Lift"),
+            )
+        })
+        .collect();
+    let suspend = act(
+        "suspend",
+        r#"<label for="reason">Reason</label><input type="text" id="reason" name="reason" maxlength="500" required>"#,
+        "Suspend",
+    );
     let filter = tessera_core::events::ActivityFilter { user_id: Some(id), limit: 20, ..Default::default() };
     let activity = state.service.audit(ctx.tenant, filter).await.unwrap_or_default();
     let activity_rows: String = activity
@@ -194,10 +229,80 @@ pub async fn user(
     let body = format!(
         r#"<section class="card"><h1>{title}</h1><p class="sub"><a href="{base}/admin/users">Users</a></p>
 <table id="fields"><tbody>{fields}</tbody></table></section>
-<section class="card" id="sessions"><h2>Sessions</h2><table><thead><tr><th>Address</th><th>Signed in</th><th>Last active</th></tr></thead><tbody>{session_rows}</tbody></table></section>
+{banner}
+<section class="card" id="sessions"><h2>Sessions</h2><table><thead><tr><th>Address</th><th>Signed in</th><th>Last active</th><th></th></tr></thead><tbody>{session_rows}</tbody></table>{end_all}</section>
+<section class="card" id="suspensions"><h2>Suspensions</h2><table><tbody>{suspension_rows}</tbody></table>{suspend}</section>
 <section class="card" id="activity"><h2>Recent activity</h2><table><tbody>{activity_rows}</tbody></table></section>"#,
         title = esc(u.primary_email.as_deref().or(u.username.as_deref()).unwrap_or("User")),
         base = ctx.base,
+        banner = errors.map(|e| e.banner()).unwrap_or_default(),
     );
-    ctx.page(StatusCode::OK, "User", &body).into_response()
+    let status = if errors.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    ctx.page(status, "User", &body).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AdminForm {
+    csrf: Option<String>,
+    user_id: Option<UserId>,
+    session_id: Option<SessionId>,
+    suspension_id: Option<SuspensionId>,
+    reason: Option<String>,
+}
+
+csrf_form!(AdminForm);
+
+/// A posted console form, past its checks: the tenant, the CSRF token, an admin signed in.
+pub struct AdminPost {
+    ctx: Ctx,
+    who: Principal,
+    form: AdminForm,
+}
+
+impl FromRequest<AppState> for AdminPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let Posted { ctx, form, headers } = Posted::<AdminForm>::from_request(req, state).await?;
+        let who = admin(state, &ctx, &headers).await?;
+        Ok(Self { ctx, who, form })
+    }
+}
+
+/// Back to the user's page, or the page with why not.
+async fn done(state: &AppState, ctx: &Ctx, user: UserId, result: Result<(), DomainError>) -> Response {
+    match result {
+        Ok(()) => ctx.redirect(&format!("admin/users/{user}")),
+        Err(e) => {
+            let page = render_user(state, ctx, user, Some(&FormErrors::from_domain(&e))).await;
+            crate::error::Untold::attach(crate::error::Untold::of(&e), page)
+        }
+    }
+}
+
+/// Ends one of the user's sessions, or all of them.
+pub async fn revoke_sessions(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
+    let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
+    let by = By::Admin(who.user.id);
+    let result = state.service.revoke_user_sessions(ctx.tenant, user, form.session_id, by).await.map(drop);
+    done(&state, &ctx, user, result).await
+}
+
+pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
+    let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
+    let s = NewSuspension {
+        reason: form.reason.unwrap_or_default(),
+        ends_at: None,
+        created_by: format!("admin:{}", who.user.id),
+        by: By::Admin(who.user.id),
+    };
+    let result = state.service.suspend_user(ctx.tenant, user, s).await.map(drop);
+    done(&state, &ctx, user, result).await
+}
+
+pub async fn lift(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
+    let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
+    let Some(suspension) = form.suspension_id else { return ctx.redirect(&format!("admin/users/{user}")) };
+    let result = state.service.lift_suspension(ctx.tenant, user, suspension, By::Admin(who.user.id)).await.map(drop);
+    done(&state, &ctx, user, result).await
 }

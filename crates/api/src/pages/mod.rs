@@ -57,6 +57,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(admin::home))
         .route("/admin/users", get(admin::users))
         .route("/admin/users/{id}", get(admin::user))
+        .route("/admin/sessions/revoke", post(admin::revoke_sessions))
+        .route("/admin/suspend", post(admin::suspend))
+        .route("/admin/lift", post(admin::lift))
         .route("/account/profile", post(account::profile))
         .route(
             "/account/avatar",

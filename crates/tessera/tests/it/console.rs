@@ -67,3 +67,70 @@ async fn only_admins_enter_and_they_find_a_user_by_the_start_of_an_address_or_us
     assert!(page.text.contains(&member.email) && page.text.contains(&member.session_id), "{}", page.text);
     assert!(page.text.contains("session.created"));
 }
+
+#[tokio::test]
+async fn an_admin_ends_sessions_suspends_and_lifts_and_each_is_in_the_audit_log_under_their_name() {
+    let app = spawn_app().await;
+    let (t, member) = app.user().await;
+    let other = app.sign_in_as(&t.id, &member.email).await;
+    let admin = app.sign_up(&t, "root@example.com").await;
+    app.update_user(&t, &admin.id, json!({"role": "admin"})).await;
+    let browser = signed_in(&app, &t, "root@example.com").await;
+    let base = format!("{}/oidc/{}", app.base, t.id);
+    let page = browser.get(&format!("{base}/admin/users/{}", member.id)).await;
+    let csrf = page.input("csrf").unwrap();
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        let url = format!("{base}/admin/{path}");
+        async move {
+            let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.post(&url, &form).await
+        }
+    };
+
+    // Without the page's CSRF token, nothing happens.
+    let forged = post("sessions/revoke", vec![("user_id", member.id.clone())]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get_me(&member.access).await.0, StatusCode::OK);
+
+    // One session, then every other one.
+    let one = vec![("csrf", csrf.clone()), ("user_id", member.id.clone()), ("session_id", other.session_id.clone())];
+    let done = post("sessions/revoke", one).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get_me(&other.access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get_me(&member.access).await.0, StatusCode::OK);
+    post("sessions/revoke", vec![("csrf", csrf.clone()), ("user_id", member.id.clone())]).await;
+    assert_eq!(app.get_me(&member.access).await.0, StatusCode::UNAUTHORIZED);
+
+    // A suspension needs its reason; then it holds until lifted.
+    let empty =
+        post("suspend", vec![("csrf", csrf.clone()), ("user_id", member.id.clone()), ("reason", String::new())]).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let reason = ("reason", "chargeback".to_owned());
+    post("suspend", vec![("csrf", csrf.clone()), ("user_id", member.id.clone()), reason]).await;
+    assert_eq!(app.sign_in(&t.id, &member.email, PASSWORD).await.0, StatusCode::FORBIDDEN);
+    let page = browser.get(&format!("{base}/admin/users/{}", member.id)).await;
+    let suspension = page.text.split(r#"data-suspension=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let lift = vec![("csrf", csrf.clone()), ("user_id", member.id.clone()), ("suspension_id", suspension)];
+    assert_eq!(post("lift", lift).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.sign_in(&t.id, &member.email, PASSWORD).await.0, StatusCode::OK);
+
+    // The audit log names the administrator for each.
+    let (_, log) = app.server(reqwest::Method::GET, &t, &format!("/v1/audit?user_id={}", member.id), None).await;
+    let by_admin: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "admin" && e["admin_id"] == admin.id.as_str())
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_admin, ["user.unsuspended", "user.suspended", "session.revoked", "session.revoked"], "{log}");
+    // The user's own account page says an administrator did it.
+    let mine = FormClient::new(&app.base);
+    let page = mine.get(&format!("{base}/sign-in?return_to=account")).await;
+    mine.sign_in(&format!("{base}/sign-in"), &page.input("csrf").unwrap(), &member.email, "account").await;
+    let account = mine.get(&format!("{base}/account")).await;
+    let suspended_row =
+        account.text.split(r#"data-activity="user.suspended""#).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(suspended_row.contains("an administrator"), "{suspended_row}");
+}

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tessera_core::events::By;
 use tessera_core::{SuspensionId, UserId};
 use tessera_service::{NewSuspension, UpdateOptions};
 use tessera_store::UserFilter;
@@ -185,7 +186,7 @@ pub async fn suspend_user(
         .suspend_user(
             tenant.id,
             UserId(id),
-            NewSuspension { reason: req.reason, ends_at: req.ends_at, created_by: "server".into() },
+            NewSuspension { reason: req.reason, ends_at: req.ends_at, created_by: "server".into(), by: By::Server },
         )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(SuspensionView::from(&s))))
@@ -200,6 +201,6 @@ pub async fn lift_suspension(
     ServerTenant(tenant): ServerTenant,
     PathParams((id, sid)): PathParams<(Uuid, Uuid)>,
 ) -> ApiResult<Response> {
-    let user = state.service.lift_suspension(tenant.id, UserId(id), SuspensionId(sid)).await?;
+    let user = state.service.lift_suspension(tenant.id, UserId(id), SuspensionId(sid), By::Server).await?;
     Ok(user_response(&state, &user, Audience::Server, StatusCode::OK))
 }
