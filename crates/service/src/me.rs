@@ -28,6 +28,9 @@ pub struct UpdateOptions {
     /// Server-only fields a contract lets the user write for itself (Replyke's
     /// `secureMetadata`). Still never returned.
     pub self_may_write: &'static [&'static str],
+    /// The administrator who makes this server-side change from the console: the change is
+    /// the server's, for the policies, and recorded as theirs.
+    pub admin: Option<UserId>,
 }
 
 impl Default for UpdateOptions {
@@ -39,6 +42,7 @@ impl Default for UpdateOptions {
             display_name_max: None,
             image_max_bytes: None,
             self_may_write: &[],
+            admin: None,
         }
     }
 }
@@ -361,7 +365,8 @@ impl Service {
         let applied = patch.apply(&mut user);
         user.version = current.version + 1;
         user.updated_at = now;
-        let mut records = self.user_updated(&user, &changed, by.actor.into(), now).await?;
+        let recorded_by = opts.admin.map_or_else(|| by.actor.into(), By::Admin);
+        let mut records = self.user_updated(&user, &changed, recorded_by, now).await?;
         if current.primary_email != user.primary_email {
             records.extend(self.primary_email_changed(&tenant, &current, &user, by.actor, now).await?);
         }

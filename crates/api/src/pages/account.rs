@@ -51,7 +51,7 @@ pub struct Done {
 
 /// The profile fields the account page edits: (field, label, autocomplete token). What each
 /// field takes, its limit included, comes from the field table; `bio` is a text area.
-const PROFILE_FORM: &[(&str, &str, &str)] = &[
+pub(super) const PROFILE_FORM: &[(&str, &str, &str)] = &[
     ("display_name", "Display name", "nickname"),
     ("first_name", "First name", "given-name"),
     ("last_name", "Last name", "family-name"),
@@ -59,7 +59,7 @@ const PROFILE_FORM: &[(&str, &str, &str)] = &[
 ];
 
 /// One profile field's input, with the field table's character limit.
-fn profile_input(u: &User, name: &str, label: &str, autocomplete: &str, errors: &FormErrors) -> String {
+pub(super) fn profile_input(u: &User, name: &str, label: &str, autocomplete: &str, errors: &FormErrors) -> String {
     let f = fields::known(name);
     let value = match f.read(u) {
         Shown::Text(t) => t,
@@ -438,7 +438,7 @@ pub(super) async fn failed(
     Untold::attach(Untold::of(e), page)
 }
 
-fn text_or_null(v: Option<String>) -> Value {
+pub(super) fn text_or_null(v: Option<String>) -> Value {
     match v.map(|s| s.trim().to_owned()) {
         Some(s) if !s.is_empty() => Value::String(s),
         _ => Value::Null,

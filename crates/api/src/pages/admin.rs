@@ -155,14 +155,21 @@ pub async fn user(
     headers: HeaderMap,
 ) -> Response {
     let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
-    if let Err(r) = admin(&state, &ctx, &headers).await {
-        return r;
-    }
-    render_user(&state, &ctx, id, None).await
+    let who = match admin(&state, &ctx, &headers).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    render_user(&state, &ctx, who.user.id, id, None).await
 }
 
 /// A user's page, with `errors` of the action that could not be done.
-async fn render_user(state: &AppState, ctx: &Ctx, id: UserId, errors: Option<&FormErrors>) -> Response {
+async fn render_user(
+    state: &AppState,
+    ctx: &Ctx,
+    admin_id: UserId,
+    id: UserId,
+    errors: Option<&FormErrors>,
+) -> Response {
     let u = match state.service.get_user(ctx.tenant, id).await {
         Ok(u) => u,
         Err(_) => return ctx.error_page(StatusCode::NOT_FOUND, "User", "There is no such user here.").into_response(),
@@ -208,6 +215,27 @@ async fn render_user(state: &AppState, ctx: &Ctx, id: UserId, errors: Option<&Fo
             )
         })
         .collect();
+    let none = FormErrors::default();
+    let profile_inputs: String = super::account::PROFILE_FORM
+        .iter()
+        .map(|(name, label, autocomplete)| {
+            super::account::profile_input(&u, name, label, autocomplete, errors.unwrap_or(&none))
+        })
+        .collect();
+    let role_options: String = Role::NAMES
+        .iter()
+        .map(|r| {
+            let selected = if *r == u.role.as_str() { " selected" } else { "" };
+            format!(r#"<option value="{r}"{selected}>{r}</option>"#)
+        })
+        .collect();
+    let profile = act(
+        "profile",
+        &format!(
+            r#"{profile_inputs}<label for="f-role">Role</label><select id="f-role" name="role">{role_options}</select>"#
+        ),
+        "Save",
+    );
     let suspend = act(
         "suspend",
         r#"<label for="reason">Reason</label><input type="text" id="reason" name="reason" maxlength="500" required>"#,
@@ -218,11 +246,17 @@ async fn render_user(state: &AppState, ctx: &Ctx, id: UserId, errors: Option<&Fo
     let activity_rows: String = activity
         .iter()
         .map(|a| {
+            let by = match a.by {
+                By::Admin(id) if id == admin_id => "you".to_owned(),
+                By::Admin(_) => "an administrator".to_owned(),
+                other => other.as_str().to_owned(),
+            };
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-activity=\"{kind}\"><td>{}</td><td>{kind}</td><td>by {}</td><td>{}</td></tr>",
                 a.created_at.format("%Y-%m-%d %H:%M UTC"),
-                esc(a.kind.as_str()),
+                esc(&by),
                 esc(a.ip_address.as_deref().unwrap_or("")),
+                kind = esc(a.kind.as_str()),
             )
         })
         .collect();
@@ -230,6 +264,7 @@ async fn render_user(state: &AppState, ctx: &Ctx, id: UserId, errors: Option<&Fo
         r#"<section class="card"><h1>{title}</h1><p class="sub"><a href="{base}/admin/users">Users</a></p>
 <table id="fields"><tbody>{fields}</tbody></table></section>
 {banner}
+<section class="card" id="profile"><h2>Profile</h2>{profile}</section>
 <section class="card" id="sessions"><h2>Sessions</h2><table><thead><tr><th>Address</th><th>Signed in</th><th>Last active</th><th></th></tr></thead><tbody>{session_rows}</tbody></table>{end_all}</section>
 <section class="card" id="suspensions"><h2>Suspensions</h2><table><tbody>{suspension_rows}</tbody></table>{suspend}</section>
 <section class="card" id="activity"><h2>Recent activity</h2><table><tbody>{activity_rows}</tbody></table></section>"#,
@@ -253,28 +288,75 @@ pub struct AdminForm {
 csrf_form!(AdminForm);
 
 /// A posted console form, past its checks: the tenant, the CSRF token, an admin signed in.
-pub struct AdminPost {
+pub struct AdminPost<F = AdminForm> {
     ctx: Ctx,
     who: Principal,
-    form: AdminForm,
+    form: F,
 }
 
-impl FromRequest<AppState> for AdminPost {
+impl<F: super::CsrfForm> FromRequest<AppState> for AdminPost<F> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
-        let Posted { ctx, form, headers } = Posted::<AdminForm>::from_request(req, state).await?;
+        let Posted { ctx, form, headers } = Posted::<F>::from_request(req, state).await?;
         let who = admin(state, &ctx, &headers).await?;
         Ok(Self { ctx, who, form })
     }
 }
 
+/// The profile form: the account page's fields, and the role.
+#[derive(Debug, Default, Deserialize)]
+pub struct ProfileForm {
+    csrf: Option<String>,
+    user_id: Option<String>,
+    #[serde(flatten)]
+    fields: std::collections::HashMap<String, String>,
+}
+
+csrf_form!(ProfileForm);
+
+/// Changes a user's profile and role with the server's rights, through the same validation,
+/// policies and hook as the server API (surface `console`), recorded as the administrator's.
+pub async fn profile(
+    State(state): State<AppState>,
+    AdminPost { ctx, who, mut form }: AdminPost<ProfileForm>,
+) -> Response {
+    let Some(user) = form.user_id.as_deref().and_then(|id| id.parse::<UserId>().ok()) else {
+        return ctx.redirect("admin/users");
+    };
+    let current = match state.service.get_user(ctx.tenant, user).await {
+        Ok(u) => u,
+        Err(e) => return done(&state, &ctx, &who, user, Err(e)).await,
+    };
+    // Only what the form changes, so that the record names just those fields.
+    let mut body = serde_json::Map::new();
+    for (name, _, _) in super::account::PROFILE_FORM {
+        let value = super::account::text_or_null(form.fields.remove(*name));
+        let now = match tessera_core::fields::known(name).read(&current) {
+            tessera_core::fields::Shown::Text(t) => serde_json::Value::String(t.to_owned()),
+            _ => serde_json::Value::Null,
+        };
+        if value != now {
+            body.insert((*name).to_owned(), value);
+        }
+    }
+    if let Some(role) = form.fields.remove("role").filter(|r| r != current.role.as_str()) {
+        body.insert("role".to_owned(), serde_json::Value::String(role));
+    }
+    if body.is_empty() {
+        return ctx.redirect(&format!("admin/users/{user}"));
+    }
+    let opts = tessera_service::UpdateOptions { surface: "console", admin: Some(who.user.id), ..Default::default() };
+    let result = state.service.update_user(ctx.tenant, user, &body, &opts).await.map(drop);
+    done(&state, &ctx, &who, user, result).await
+}
+
 /// Back to the user's page, or the page with why not.
-async fn done(state: &AppState, ctx: &Ctx, user: UserId, result: Result<(), DomainError>) -> Response {
+async fn done(state: &AppState, ctx: &Ctx, who: &Principal, user: UserId, result: Result<(), DomainError>) -> Response {
     match result {
         Ok(()) => ctx.redirect(&format!("admin/users/{user}")),
         Err(e) => {
-            let page = render_user(state, ctx, user, Some(&FormErrors::from_domain(&e))).await;
+            let page = render_user(state, ctx, who.user.id, user, Some(&FormErrors::from_domain(&e))).await;
             crate::error::Untold::attach(crate::error::Untold::of(&e), page)
         }
     }
@@ -285,7 +367,7 @@ pub async fn revoke_sessions(State(state): State<AppState>, AdminPost { ctx, who
     let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
     let by = By::Admin(who.user.id);
     let result = state.service.revoke_user_sessions(ctx.tenant, user, form.session_id, by).await.map(drop);
-    done(&state, &ctx, user, result).await
+    done(&state, &ctx, &who, user, result).await
 }
 
 pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
@@ -297,12 +379,12 @@ pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form }
         by: By::Admin(who.user.id),
     };
     let result = state.service.suspend_user(ctx.tenant, user, s).await.map(drop);
-    done(&state, &ctx, user, result).await
+    done(&state, &ctx, &who, user, result).await
 }
 
 pub async fn lift(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
     let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
     let Some(suspension) = form.suspension_id else { return ctx.redirect(&format!("admin/users/{user}")) };
     let result = state.service.lift_suspension(ctx.tenant, user, suspension, By::Admin(who.user.id)).await.map(drop);
-    done(&state, &ctx, user, result).await
+    done(&state, &ctx, &who, user, result).await
 }

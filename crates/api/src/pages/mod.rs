@@ -60,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/sessions/revoke", post(admin::revoke_sessions))
         .route("/admin/suspend", post(admin::suspend))
         .route("/admin/lift", post(admin::lift))
+        .route("/admin/profile", post(admin::profile))
         .route("/account/profile", post(account::profile))
         .route(
             "/account/avatar",

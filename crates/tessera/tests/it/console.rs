@@ -134,3 +134,33 @@ async fn an_admin_ends_sessions_suspends_and_lifts_and_each_is_in_the_audit_log_
         account.text.split(r#"data-activity="user.suspended""#).nth(1).unwrap().split("</tr>").next().unwrap();
     assert!(suspended_row.contains("an administrator"), "{suspended_row}");
 }
+
+#[tokio::test]
+async fn an_admin_edits_a_profile_and_role_through_the_same_validation_and_it_is_recorded_as_theirs() {
+    let app = spawn_app().await;
+    let (t, member) = app.user().await;
+    let admin = app.sign_up(&t, "root@example.com").await;
+    app.update_user(&t, &admin.id, json!({"role": "admin"})).await;
+    let browser = signed_in(&app, &t, "root@example.com").await;
+    let base = format!("{}/oidc/{}", app.base, t.id);
+    let page = browser.get(&format!("{base}/admin/users/{}", member.id)).await;
+    let csrf = page.input("csrf").unwrap();
+    let url = format!("{base}/admin/profile");
+
+    // A name that could pass for another is refused, with the field's message, and nothing changes.
+    let bad = [("csrf", csrf.as_str()), ("user_id", &member.id), ("display_name", "ab\u{202e}cd"), ("role", "member")];
+    let refused = browser.post(&url, &bad).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.text.contains("must not contain invisible or direction-changing characters"));
+    assert_eq!(app.get_me(&member.access).await.1["display_name"], serde_json::Value::Null);
+
+    let good = [("csrf", csrf.as_str()), ("user_id", &member.id), ("display_name", "Grace Hopper"), ("role", "admin")];
+    assert_eq!(browser.post(&url, &good).await.status, StatusCode::SEE_OTHER);
+    let (_, v) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", member.id), None).await;
+    assert_eq!((v["display_name"].as_str(), v["role"].as_str()), (Some("Grace Hopper"), Some("admin")));
+    let (_, log) = app.server(reqwest::Method::GET, &t, &format!("/v1/audit?user_id={}", member.id), None).await;
+    let update = &log["items"][0];
+    assert_eq!((update["type"].as_str(), update["actor"].as_str()), (Some("user.updated"), Some("admin")));
+    assert_eq!(update["admin_id"], admin.id.as_str());
+    assert_eq!(update["details"]["fields"], json!(["display_name", "role"]));
+}
