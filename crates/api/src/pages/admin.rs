@@ -261,13 +261,12 @@ async fn render_user(
         })
         .collect();
     let body = format!(
-        r#"<section class="card"><h1>{title}</h1><p class="sub"><a href="{base}/admin/users">Users</a></p>
-<table id="fields"><tbody>{fields}</tbody></table></section>
-{banner}
-<section class="card" id="profile"><h2>Profile</h2>{profile}</section>
+        r#"<section class="card"><h1>{title}</h1><p class="sub"><a href="{base}/admin/users">Users</a></p>{banner}</section>
 <section class="card" id="sessions"><h2>Sessions</h2><table><thead><tr><th>Address</th><th>Signed in</th><th>Last active</th><th></th></tr></thead><tbody>{session_rows}</tbody></table>{end_all}</section>
 <section class="card" id="suspensions"><h2>Suspensions</h2><table><tbody>{suspension_rows}</tbody></table>{suspend}</section>
-<section class="card" id="activity"><h2>Recent activity</h2><table><tbody>{activity_rows}</tbody></table></section>"#,
+<section class="card" id="profile"><h2>Profile</h2>{profile}</section>
+<section class="card" id="activity"><h2>Recent activity</h2><table><tbody>{activity_rows}</tbody></table></section>
+<section class="card"><details><summary>Every field, as the server API shows it</summary><table id="fields"><tbody>{fields}</tbody></table></details></section>"#,
         title = esc(u.primary_email.as_deref().or(u.username.as_deref()).unwrap_or("User")),
         base = ctx.base,
         banner = errors.map(|e| e.banner()).unwrap_or_default(),

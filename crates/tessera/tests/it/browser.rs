@@ -342,3 +342,46 @@ async fn a_passkey_is_added_on_the_account_page_and_signs_in_without_a_password_
     assert_eq!(list, json!([]));
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_admin_finds_a_user_ends_their_session_and_suspends_them_in_the_console_in_headless_chromium() {
+    let app = spawn_app().await;
+    let (t, member) = app.user().await;
+    let admin = app.sign_up(&t, "root@example.com").await;
+    app.update_user(&t, &admin.id, json!({"role": "admin"})).await;
+    for i in 0..30 {
+        app.create_user(&t, json!({"primary_email": format!("customer{i:02}@shop.example")})).await;
+    }
+    let driver = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+    let console = app.url(&format!("/oidc/{}/admin", t.id));
+
+    c.goto(&console).await.unwrap();
+    wait_for(&c, "input[name=email]").await.send_keys("root@example.com").await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("form[action$='/sign-in'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "input#q").await.send_keys("ada").await.unwrap();
+    shot(&c, "41-console-home").await;
+    c.find(Locator::Css("form[role=search] button")).await.unwrap().click().await.unwrap();
+    let link = wait_for(&c, &format!("tr[data-user='{}'] a", member.id)).await;
+    shot(&c, "42-console-search").await;
+    link.click().await.unwrap();
+
+    // Ending the user's session.
+    wait_for(&c, "#sessions form button").await.click().await.unwrap();
+    wait_for(&c, "#suspensions").await;
+    assert_eq!(app.get_me(&member.access).await.0, StatusCode::UNAUTHORIZED);
+    // Suspending them, with a reason.
+    c.find(Locator::Css("#reason")).await.unwrap().send_keys("chargeback").await.unwrap();
+    c.find(Locator::Css("#suspensions form button")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "tr[data-suspension]").await;
+    shot(&c, "43-console-user-suspended").await;
+    assert_eq!(app.sign_in(&t.id, &member.email, PASSWORD).await.0, StatusCode::FORBIDDEN);
+    // The page's own activity shows both, done by this administrator.
+    let activity = c.find(Locator::Css("#activity")).await.unwrap().text().await.unwrap();
+    assert!(activity.contains("user.suspended") && activity.contains("by you"), "{activity}");
+    let (_, log) = app.server(reqwest::Method::GET, &t, &format!("/v1/audit?user_id={}", member.id), None).await;
+    assert_eq!(log["items"][0]["admin_id"], admin.id.as_str());
+    c.close().await.unwrap();
+}
