@@ -71,6 +71,8 @@ pub struct ServiceConfig {
     pub mail: mail::MailConfig,
     /// The WebAuthn relying party passkeys are made for and checked by.
     pub relying_party: Arc<tessera_auth::webauthn::RelyingParty>,
+    /// How long the tenants' console stays open without a request.
+    pub console_idle: chrono::Duration,
 }
 
 /// A signed-in user, as established from an access token.

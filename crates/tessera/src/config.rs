@@ -62,6 +62,9 @@ pub struct Settings {
     /// names the client (`TESSERA_TRUSTED_PROXIES='["10.0.0.0/8"]'`); none by default, so
     /// that those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// Minutes the tenants' console stays open without a request
+    /// (`TESSERA_CONSOLE_IDLE_MINUTES`); then its admin signs in again.
+    pub console_idle_minutes: u64,
 }
 
 /// Who passkeys are made for: one RP ID for the deployment, and the origins they are used from.
@@ -197,6 +200,7 @@ impl Default for Settings {
             mail: MailSettings::default(),
             webauthn: WebauthnSettings::default(),
             trusted_proxies: Vec::new(),
+            console_idle_minutes: 30,
         }
     }
 }

@@ -61,6 +61,9 @@ pub async fn build_service(
         background,
         mail: settings.mail_config()?,
         relying_party: Arc::new(settings.relying_party(&public_url)?),
+        console_idle: chrono::Duration::minutes(
+            i64::try_from(settings.console_idle_minutes.clamp(1, 24 * 60)).unwrap_or(30),
+        ),
         public_url,
     };
     let (service, generated) = Service::bootstrap(store, clock, config, tessera_auth::password::owasp_params())

@@ -27,12 +27,62 @@ pub struct Search {
     after: Option<UserId>,
 }
 
+/// The console's cookie: when this browser last used the console, and a hash tying that time
+/// to the browser's session, so that it cannot be made or moved forward by hand.
+const CONSOLE_COOKIE: &str = "tessera_console";
+
+fn console_stamp(session: &str, at_ms: i64) -> String {
+    let mac = tessera_auth::secret::hash_secret(&format!("console:{session}:{at_ms}"));
+    format!("{at_ms}.{mac}")
+}
+
+/// When the console was last used from this browser, if its cookie is this session's.
+fn last_used(headers: &HeaderMap, session: &str) -> Option<i64> {
+    let value = super::cookie(headers, CONSOLE_COOKIE)?;
+    let at: i64 = value.split_once('.')?.0.parse().ok()?;
+    tessera_auth::secret::hashes_match(value, &console_stamp(session, at)).then_some(at)
+}
+
+/// An admin in the console, with the cookie that keeps it open.
+struct InConsole {
+    who: Principal,
+    cookie: String,
+}
+
+impl InConsole {
+    /// `res` with the console's cookie moved on: the idle time starts again.
+    fn answer(&self, mut res: Response) -> Response {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&self.cookie) {
+            res.headers_mut().append(axum::http::header::SET_COOKIE, v);
+        }
+        res
+    }
+}
+
 /// The signed-in admin, or the answer for anyone else: the sign-in page for nobody, `403` for
-/// a member.
-async fn admin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<Principal, Response> {
+/// a member. The console closes after `console_idle` without a request: then only a fresh
+/// sign-in (the password again, or a passkey) opens it.
+async fn admin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<InConsole, Response> {
     match ctx.signed_in(state, headers).await {
         None => Err(ctx.redirect("sign-in?return_to=admin")),
-        Some((who, _)) if who.user.role == Role::Admin => Ok(who),
+        Some((who, signed_in_at)) if who.user.role == Role::Admin => {
+            let session = super::cookie(headers, super::SESSION_COOKIE).unwrap_or_default();
+            let now = state.service.now();
+            let idle = state.service.config.console_idle;
+            let open = last_used(headers, session)
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .is_some_and(|at| now - at <= idle);
+            if !open && now - signed_in_at > idle {
+                let mut res = ctx.redirect("sign-in?return_to=admin&prompt=login");
+                if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.console_cookie(CONSOLE_COOKIE, "", 0)) {
+                    res.headers_mut().append(axum::http::header::SET_COOKIE, v);
+                }
+                return Err(res);
+            }
+            let cookie =
+                ctx.console_cookie(CONSOLE_COOKIE, &console_stamp(session, now.timestamp_millis()), idle.num_seconds());
+            Ok(InConsole { who, cookie })
+        }
         Some(_) => {
             let message = format!(
                 "This console is for the administrators of {}. Your account is not one: ask one of them, \
@@ -57,10 +107,11 @@ fn search_form(ctx: &Ctx, q: &str) -> String {
 
 pub async fn home(State(state): State<AppState>, PathParams(raw): PathParams<String>, headers: HeaderMap) -> Response {
     let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
-    let who = match admin(&state, &ctx, &headers).await {
-        Ok(w) => w,
+    let console = match admin(&state, &ctx, &headers).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
+    let who = &console.who;
     let body = format!(
         r#"<section class="card"><h1>Console</h1><p class="sub">{tenant}: signed in as {me}.</p>
 <h2>Users</h2>{search}</section>"#,
@@ -68,7 +119,7 @@ pub async fn home(State(state): State<AppState>, PathParams(raw): PathParams<Str
         me = esc(who.user.primary_email.as_deref().or(who.user.username.as_deref()).unwrap_or("an administrator")),
         search = search_form(&ctx, ""),
     );
-    ctx.page(StatusCode::OK, "Console", &body).into_response()
+    console.answer(ctx.page(StatusCode::OK, "Console", &body).into_response())
 }
 
 fn user_row(ctx: &Ctx, u: &User) -> String {
@@ -92,9 +143,10 @@ pub async fn users(
     Query(search): Query<Search>,
 ) -> Response {
     let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
-    if let Err(r) = admin(&state, &ctx, &headers).await {
-        return r;
-    }
+    let console = match admin(&state, &ctx, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let q = search.q.unwrap_or_default();
     let filter = tessera_store::UserFilter {
         prefix: Some(q.trim().to_owned()),
@@ -133,7 +185,7 @@ pub async fn users(
         base = ctx.base,
         search = search_form(&ctx, &q),
     );
-    ctx.page(StatusCode::OK, "Users", &body).into_response()
+    console.answer(ctx.page(StatusCode::OK, "Users", &body).into_response())
 }
 
 /// `s` percent-encoded for a query string.
@@ -155,11 +207,11 @@ pub async fn user(
     headers: HeaderMap,
 ) -> Response {
     let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
-    let who = match admin(&state, &ctx, &headers).await {
-        Ok(w) => w,
+    let console = match admin(&state, &ctx, &headers).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
-    render_user(&state, &ctx, who.user.id, id, None).await
+    console.answer(render_user(&state, &ctx, console.who.user.id, id, None).await)
 }
 
 /// A user's page, with `errors` of the action that could not be done.
@@ -298,7 +350,8 @@ impl<F: super::CsrfForm> FromRequest<AppState> for AdminPost<F> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let Posted { ctx, form, headers } = Posted::<F>::from_request(req, state).await?;
-        let who = admin(state, &ctx, &headers).await?;
+        // A post's answer is a redirect to a page, which moves the idle time on itself.
+        let InConsole { who, .. } = admin(state, &ctx, &headers).await?;
         Ok(Self { ctx, who, form })
     }
 }

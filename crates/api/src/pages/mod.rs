@@ -205,6 +205,13 @@ impl Ctx {
         self.set_cookie(SESSION_COOKIE, "", 0)
     }
 
+    /// The console's own cookie, on its path only and `Strict`: no request from another site
+    /// carries it, not even a link followed from one.
+    pub fn console_cookie(&self, name: &str, value: &str, max_age: i64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{name}={value}; Path={}/admin; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}", self.base)
+    }
+
     /// The hidden CSRF field every form carries.
     pub fn csrf_field(&self) -> String {
         format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&self.csrf))

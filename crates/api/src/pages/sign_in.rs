@@ -17,6 +17,8 @@ use crate::extract::{Client, PathParams};
 #[derive(Debug, Default, Deserialize)]
 pub struct ReturnTo {
     return_to: Option<String>,
+    /// `login`: show the form even to someone signed in (the console asks for a fresh proof).
+    prompt: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,10 +161,13 @@ pub async fn page(
 ) -> Response {
     let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
     let return_to = safe_return_to(q.return_to.as_deref());
-    if ctx.signed_in(&state, &headers).await.is_some() {
+    let again = q.prompt.as_deref() == Some("login");
+    if !again && ctx.signed_in(&state, &headers).await.is_some() {
         return ctx.redirect(&return_to);
     }
-    render(&ctx, &return_to, "", &FormErrors::default(), "Use your account to continue.").into_response()
+    let intro =
+        if again { "The console has been idle: sign in again to go on." } else { "Use your account to continue." };
+    render(&ctx, &return_to, "", &FormErrors::default(), intro).into_response()
 }
 
 /// Where a successful sign-in goes: the session cookie, then back to `return_to`.

@@ -164,3 +164,46 @@ async fn an_admin_edits_a_profile_and_role_through_the_same_validation_and_it_is
     assert_eq!(update["admin_id"], admin.id.as_str());
     assert_eq!(update["details"]["fields"], json!(["display_name", "role"]));
 }
+
+#[tokio::test]
+async fn the_console_closes_after_thirty_idle_minutes_and_a_fresh_sign_in_opens_it() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let admin = app.sign_up(&t, "root@example.com").await;
+    app.update_user(&t, &admin.id, json!({"role": "admin"})).await;
+    let browser = signed_in(&app, &t, "root@example.com").await;
+    let base = format!("{}/oidc/{}", app.base, t.id);
+    let home = browser.get(&format!("{base}/admin")).await;
+    assert_eq!(home.status, StatusCode::OK);
+    // Its own cookie: on the console's path, Strict, and as long-lived as the idle time.
+    let set = home.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let console = set.iter().find(|c| c.starts_with("tessera_console=")).unwrap();
+    assert!(
+        console.contains(&format!("Path=/oidc/{}/admin", t.id)) && console.contains("SameSite=Strict"),
+        "{console}"
+    );
+    assert!(console.contains("Max-Age=1800") && console.contains("HttpOnly"), "{console}");
+
+    // Used every 20 minutes, it stays open.
+    for _ in 0..3 {
+        app.advance(chrono::Duration::minutes(20));
+        assert_eq!(browser.get(&format!("{base}/admin/users?q=root")).await.status, StatusCode::OK);
+    }
+    // Left for 31, it asks for the password again, and takes no action meanwhile.
+    app.advance(chrono::Duration::minutes(31));
+    let closed = browser.get(&format!("{base}/admin")).await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER);
+    assert!(closed.location(&app.base).ends_with("/sign-in?return_to=admin&prompt=login"));
+    let csrf = browser.get(&format!("{base}/sign-in?return_to=admin&prompt=login")).await;
+    assert!(csrf.text.contains("idle"), "the form is shown though signed in");
+    let csrf = csrf.input("csrf").unwrap();
+    let blocked = browser
+        .post(&format!("{base}/admin/suspend"), &[("csrf", &csrf), ("user_id", &admin.id), ("reason", "x")])
+        .await;
+    assert_eq!(blocked.status, StatusCode::SEE_OTHER);
+    let (_, me) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", admin.id), None).await;
+    assert_eq!(me["suspensions"], json!([]), "nothing was suspended");
+    let again = browser.sign_in(&format!("{base}/sign-in"), &csrf, "root@example.com", "admin").await;
+    assert_eq!(again.location(&app.base), format!("{base}/admin"));
+    assert_eq!(browser.get(&format!("{base}/admin")).await.status, StatusCode::OK);
+}
