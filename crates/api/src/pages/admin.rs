@@ -164,12 +164,15 @@ pub async fn users(
     };
     let rows: String = found.iter().map(|u| user_row(&ctx, u)).collect();
     let next = match found.last() {
-        Some(last) if found.len() == PAGE as usize => format!(
-            r#"<p><a class="button secondary" id="next" href="{}/admin/users?q={}&amp;after={}">Next</a></p>"#,
-            ctx.base,
-            esc(&url_part(&q)),
-            last.id
-        ),
+        Some(last) if found.len() == PAGE as usize => {
+            let query =
+                serde_urlencoded::to_string([("q", q.clone()), ("after", last.id.to_string())]).unwrap_or_default();
+            format!(
+                r#"<p><a class="button secondary" id="next" href="{}/admin/users?{}">Next</a></p>"#,
+                ctx.base,
+                esc(&query)
+            )
+        }
         _ => String::new(),
     };
     let table = if rows.is_empty() {
@@ -188,30 +191,34 @@ pub async fn users(
     console.answer(ctx.page(StatusCode::OK, "Users", &body).into_response())
 }
 
-/// `s` percent-encoded for a query string.
-fn url_part(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+fn flash(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "sessions-ended" => "The session has ended: its tokens no longer work.",
+        "suspended" => "The user is suspended: they cannot sign in, and their sessions stop working.",
+        "lifted" => "The suspension is lifted.",
+        "saved" => "The profile has been saved.",
+        _ => return None,
+    })
 }
 
 pub async fn user(
     State(state): State<AppState>,
     PathParams((raw, id)): PathParams<(String, UserId)>,
     headers: HeaderMap,
+    Query(q): Query<Done>,
 ) -> Response {
     let Some(ctx) = Ctx::new(&state, &raw, &headers).await else { return no_issuer() };
     let console = match admin(&state, &ctx, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    console.answer(render_user(&state, &ctx, console.who.user.id, id, None).await)
+    let notice = q.done.as_deref().and_then(flash);
+    console.answer(render_user(&state, &ctx, console.who.user.id, id, None, notice).await)
 }
 
 /// A user's page, with `errors` of the action that could not be done.
@@ -221,6 +228,7 @@ async fn render_user(
     admin_id: UserId,
     id: UserId,
     errors: Option<&FormErrors>,
+    notice: Option<&str>,
 ) -> Response {
     let u = match state.service.get_user(ctx.tenant, id).await {
         Ok(u) => u,
@@ -321,7 +329,11 @@ async fn render_user(
 <section class="card"><details><summary>Every field, as the server API shows it</summary><table id="fields"><tbody>{fields}</tbody></table></details></section>"#,
         title = esc(u.primary_email.as_deref().or(u.username.as_deref()).unwrap_or("User")),
         base = ctx.base,
-        banner = errors.map(|e| e.banner()).unwrap_or_default(),
+        banner = match (errors, notice) {
+            (Some(e), _) => e.banner(),
+            (None, Some(n)) => format!(r#"<p class="alert ok" role="status" id="flash">{}</p>"#, esc(n)),
+            (None, None) => String::new(),
+        },
     );
     let status = if errors.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     ctx.page(status, "User", &body).into_response()
@@ -378,7 +390,7 @@ pub async fn profile(
     };
     let current = match state.service.get_user(ctx.tenant, user).await {
         Ok(u) => u,
-        Err(e) => return done(&state, &ctx, &who, user, Err(e)).await,
+        Err(e) => return done(&state, &ctx, &who, user, "saved", Err(e)).await,
     };
     // Only what the form changes, so that the record names just those fields.
     let mut body = serde_json::Map::new();
@@ -400,15 +412,22 @@ pub async fn profile(
     }
     let opts = tessera_service::UpdateOptions { surface: "console", admin: Some(who.user.id), ..Default::default() };
     let result = state.service.update_user(ctx.tenant, user, &body, &opts).await.map(drop);
-    done(&state, &ctx, &who, user, result).await
+    done(&state, &ctx, &who, user, "saved", result).await
 }
 
 /// Back to the user's page, or the page with why not.
-async fn done(state: &AppState, ctx: &Ctx, who: &Principal, user: UserId, result: Result<(), DomainError>) -> Response {
+async fn done(
+    state: &AppState,
+    ctx: &Ctx,
+    who: &Principal,
+    user: UserId,
+    what: &str,
+    result: Result<(), DomainError>,
+) -> Response {
     match result {
-        Ok(()) => ctx.redirect(&format!("admin/users/{user}")),
+        Ok(()) => ctx.redirect(&format!("admin/users/{user}?done={what}")),
         Err(e) => {
-            let page = render_user(state, ctx, who.user.id, user, Some(&FormErrors::from_domain(&e))).await;
+            let page = render_user(state, ctx, who.user.id, user, Some(&FormErrors::from_domain(&e)), None).await;
             crate::error::Untold::attach(crate::error::Untold::of(&e), page)
         }
     }
@@ -419,7 +438,7 @@ pub async fn revoke_sessions(State(state): State<AppState>, AdminPost { ctx, who
     let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
     let by = By::Admin(who.user.id);
     let result = state.service.revoke_user_sessions(ctx.tenant, user, form.session_id, by).await.map(drop);
-    done(&state, &ctx, &who, user, result).await
+    done(&state, &ctx, &who, user, "sessions-ended", result).await
 }
 
 pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
@@ -431,12 +450,12 @@ pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form }
         by: By::Admin(who.user.id),
     };
     let result = state.service.suspend_user(ctx.tenant, user, s).await.map(drop);
-    done(&state, &ctx, &who, user, result).await
+    done(&state, &ctx, &who, user, "suspended", result).await
 }
 
 pub async fn lift(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
     let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
     let Some(suspension) = form.suspension_id else { return ctx.redirect(&format!("admin/users/{user}")) };
     let result = state.service.lift_suspension(ctx.tenant, user, suspension, By::Admin(who.user.id)).await.map(drop);
-    done(&state, &ctx, &who, user, result).await
+    done(&state, &ctx, &who, user, "lifted", result).await
 }

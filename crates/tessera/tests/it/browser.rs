@@ -370,11 +370,12 @@ async fn an_admin_finds_a_user_ends_their_session_and_suspends_them_in_the_conso
 
     // Ending the user's session.
     wait_for(&c, "#sessions form button").await.click().await.unwrap();
-    wait_for(&c, "#suspensions").await;
+    wait_for_url(&c, "done=sessions-ended").await;
     assert_eq!(app.get_me(&member.access).await.0, StatusCode::UNAUTHORIZED);
     // Suspending them, with a reason.
     c.find(Locator::Css("#reason")).await.unwrap().send_keys("chargeback").await.unwrap();
     c.find(Locator::Css("#suspensions form button")).await.unwrap().click().await.unwrap();
+    wait_for_url(&c, "done=suspended").await;
     wait_for(&c, "tr[data-suspension]").await;
     shot(&c, "43-console-user-suspended").await;
     assert_eq!(app.sign_in(&t.id, &member.email, PASSWORD).await.0, StatusCode::FORBIDDEN);

@@ -18,6 +18,15 @@ async fn signed_in(app: &TestApp, t: &Tenant, email: &str) -> FormClient {
     browser
 }
 
+/// An admin of `t` (root@example.com) and a browser signed in to the console as them.
+async fn admin_in_console(app: &TestApp, t: &Tenant) -> (SignedIn, FormClient) {
+    let admin = app.sign_up(t, "root@example.com").await;
+    let (status, _) = app.update_user(t, &admin.id, json!({"role": "admin"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = signed_in(app, t, "root@example.com").await;
+    (admin, browser)
+}
+
 #[tokio::test]
 async fn only_admins_enter_and_they_find_a_user_by_the_start_of_an_address_or_username() {
     let app = spawn_app().await;
@@ -73,9 +82,7 @@ async fn an_admin_ends_sessions_suspends_and_lifts_and_each_is_in_the_audit_log_
     let app = spawn_app().await;
     let (t, member) = app.user().await;
     let other = app.sign_in_as(&t.id, &member.email).await;
-    let admin = app.sign_up(&t, "root@example.com").await;
-    app.update_user(&t, &admin.id, json!({"role": "admin"})).await;
-    let browser = signed_in(&app, &t, "root@example.com").await;
+    let (admin, browser) = admin_in_console(&app, &t).await;
     let base = format!("{}/oidc/{}", app.base, t.id);
     let page = browser.get(&format!("{base}/admin/users/{}", member.id)).await;
     let csrf = page.input("csrf").unwrap();
@@ -97,6 +104,9 @@ async fn an_admin_ends_sessions_suspends_and_lifts_and_each_is_in_the_audit_log_
     let one = vec![("csrf", csrf.clone()), ("user_id", member.id.clone()), ("session_id", other.session_id.clone())];
     let done = post("sessions/revoke", one).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert!(done.location(&app.base).ends_with(&format!("/admin/users/{}?done=sessions-ended", member.id)));
+    let after = browser.get(&done.location(&app.base)).await;
+    assert!(after.text.contains(r#"id="flash""#) && !after.text.contains(&other.session_id));
     assert_eq!(app.get_me(&other.access).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(app.get_me(&member.access).await.0, StatusCode::OK);
     post("sessions/revoke", vec![("csrf", csrf.clone()), ("user_id", member.id.clone())]).await;
@@ -139,9 +149,7 @@ async fn an_admin_ends_sessions_suspends_and_lifts_and_each_is_in_the_audit_log_
 async fn an_admin_edits_a_profile_and_role_through_the_same_validation_and_it_is_recorded_as_theirs() {
     let app = spawn_app().await;
     let (t, member) = app.user().await;
-    let admin = app.sign_up(&t, "root@example.com").await;
-    app.update_user(&t, &admin.id, json!({"role": "admin"})).await;
-    let browser = signed_in(&app, &t, "root@example.com").await;
+    let (admin, browser) = admin_in_console(&app, &t).await;
     let base = format!("{}/oidc/{}", app.base, t.id);
     let page = browser.get(&format!("{base}/admin/users/{}", member.id)).await;
     let csrf = page.input("csrf").unwrap();
@@ -169,9 +177,7 @@ async fn an_admin_edits_a_profile_and_role_through_the_same_validation_and_it_is
 async fn the_console_closes_after_thirty_idle_minutes_and_a_fresh_sign_in_opens_it() {
     let app = spawn_app().await;
     let t = app.tenant().await;
-    let admin = app.sign_up(&t, "root@example.com").await;
-    app.update_user(&t, &admin.id, json!({"role": "admin"})).await;
-    let browser = signed_in(&app, &t, "root@example.com").await;
+    let (admin, browser) = admin_in_console(&app, &t).await;
     let base = format!("{}/oidc/{}", app.base, t.id);
     let home = browser.get(&format!("{base}/admin")).await;
     assert_eq!(home.status, StatusCode::OK);
