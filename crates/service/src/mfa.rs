@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use tessera_auth::secret::hash_secret;
 use tessera_auth::totp;
 use tessera_core::DomainError;
+use tessera_core::events::By;
 
 use crate::me::Extras;
 use crate::{Principal, Result, Service, store_err};
@@ -133,6 +134,13 @@ impl Service {
         }
         self.set_totp_secret(who.tenant_id(), who.user.id, None, tessera_core::events::By::User).await?;
         self.store.replace_recovery_codes(who.user.id, &[]).await.map_err(store_err)
+    }
+
+    /// Turns a user's TOTP off and drops their recovery codes, for `by` (an administrator
+    /// helping someone who lost their authenticator).
+    pub async fn reset_mfa(&self, tenant: tessera_core::TenantId, user: tessera_core::UserId, by: By) -> Result<()> {
+        self.set_totp_secret(tenant, user, None, by).await?;
+        self.store.replace_recovery_codes(user, &[]).await.map_err(store_err)
     }
 
     /// A current TOTP code for the stored secret, accepted once.

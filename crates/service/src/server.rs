@@ -219,10 +219,10 @@ impl Service {
         self.store.list_users(tenant_id, &filter, self.now()).await.map_err(store_err)
     }
 
-    /// Erases a user now (the server's decision; no grace period).
-    pub async fn delete_user(&self, tenant_id: TenantId, id: UserId) -> Result<()> {
+    /// Erases a user now (the server's or an administrator's decision; no grace period).
+    pub async fn delete_user(&self, tenant_id: TenantId, id: UserId, by: By) -> Result<()> {
         let now = self.now();
-        let records = crate::webhooks::erasure(tenant_id, id, By::Server, now);
+        let records = crate::webhooks::erasure(tenant_id, id, by, now);
         if self.store.delete_user(tenant_id, id, &records).await.map_err(store_err)? {
             self.store.delete_unreferenced_images().await.map_err(store_err)?;
             Ok(())

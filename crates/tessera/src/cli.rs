@@ -468,7 +468,7 @@ async fn user_command(service: &Service, cmd: UserCommand, j: bool) -> anyhow::R
             print(j, user_json(&u), || format!("created {}", user_line(&u)));
         }
         UserCommand::Delete { tenant, id } => {
-            service.delete_user(tenant, id).await.map_err(err)?;
+            service.delete_user(tenant, id, By::Server).await.map_err(err)?;
             print(j, json!({"deleted": id}), || format!("erased user {id}"));
         }
         UserCommand::Suspend { tenant, id, reason } => {

@@ -25,6 +25,7 @@ const PAGE: u32 = 50;
 pub struct Search {
     q: Option<String>,
     after: Option<UserId>,
+    done: Option<String>,
 }
 
 /// The console's cookie: when this browser last used the console, and a hash tying that time
@@ -46,6 +47,8 @@ fn last_used(headers: &HeaderMap, session: &str) -> Option<i64> {
 /// An admin in the console, with the cookie that keeps it open.
 struct InConsole {
     who: Principal,
+    /// When this browser last proved who it is (signed in).
+    proven_at: chrono::DateTime<chrono::Utc>,
     cookie: String,
 }
 
@@ -81,7 +84,7 @@ async fn admin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<InCon
             }
             let cookie =
                 ctx.console_cookie(CONSOLE_COOKIE, &console_stamp(session, now.timestamp_millis()), idle.num_seconds());
-            Ok(InConsole { who, cookie })
+            Ok(InConsole { who, proven_at: signed_in_at, cookie })
         }
         Some(_) => {
             let message = format!(
@@ -183,8 +186,13 @@ pub async fn users(
              <tbody>{rows}</tbody></table>"
         )
     };
+    let erased = if search.done.as_deref() == Some("erased") {
+        r#"<p class="alert ok" role="status" id="flash">The account has been erased.</p>"#
+    } else {
+        ""
+    };
     let body = format!(
-        r#"<section class="card"><h1>Users</h1><p class="sub"><a href="{base}/admin">Console</a></p>{search}{table}{next}</section>"#,
+        r#"<section class="card"><h1>Users</h1><p class="sub"><a href="{base}/admin">Console</a></p>{erased}{search}{table}{next}</section>"#,
         base = ctx.base,
         search = search_form(&ctx, &q),
     );
@@ -202,6 +210,7 @@ fn flash(done: &str) -> Option<&'static str> {
         "suspended" => "The user is suspended: they cannot sign in, and their sessions stop working.",
         "lifted" => "The suspension is lifted.",
         "saved" => "The profile has been saved.",
+        "mfa-reset" => "Two-step verification is off; the user can turn it on again from their account.",
         _ => return None,
     })
 }
@@ -296,6 +305,16 @@ async fn render_user(
         ),
         "Save",
     );
+    let mfa = if u.totp_enabled {
+        act("mfa/reset", "", "Turn two-step verification off")
+    } else {
+        r#"<p class="hint">Two-step verification is off.</p>"#.to_owned()
+    };
+    let erase = act(
+        "erase",
+        r#"<label for="confirm">Type <code>erase</code> to erase this account now, for good</label><input type="text" id="confirm" name="confirm" autocomplete="off" required>"#,
+        "Erase now",
+    );
     let suspend = act(
         "suspend",
         r#"<label for="reason">Reason</label><input type="text" id="reason" name="reason" maxlength="500" required>"#,
@@ -325,8 +344,10 @@ async fn render_user(
 <section class="card" id="sessions"><h2>Sessions</h2><table><thead><tr><th>Address</th><th>Signed in</th><th>Last active</th><th></th></tr></thead><tbody>{session_rows}</tbody></table>{end_all}</section>
 <section class="card" id="suspensions"><h2>Suspensions</h2><table><tbody>{suspension_rows}</tbody></table>{suspend}</section>
 <section class="card" id="profile"><h2>Profile</h2>{profile}</section>
+<section class="card" id="mfa"><h2>Two-step verification</h2>{mfa}</section>
 <section class="card" id="activity"><h2>Recent activity</h2><table><tbody>{activity_rows}</tbody></table></section>
-<section class="card"><details><summary>Every field, as the server API shows it</summary><table id="fields"><tbody>{fields}</tbody></table></details></section>"#,
+<section class="card"><details><summary>Every field, as the server API shows it</summary><table id="fields"><tbody>{fields}</tbody></table></details></section>
+<section class="card danger-zone" id="erase"><h2>Erase</h2>{erase}</section>"#,
         title = esc(u.primary_email.as_deref().or(u.username.as_deref()).unwrap_or("User")),
         base = ctx.base,
         banner = match (errors, notice) {
@@ -346,6 +367,7 @@ pub struct AdminForm {
     session_id: Option<SessionId>,
     suspension_id: Option<SuspensionId>,
     reason: Option<String>,
+    confirm: Option<String>,
 }
 
 csrf_form!(AdminForm);
@@ -354,6 +376,7 @@ csrf_form!(AdminForm);
 pub struct AdminPost<F = AdminForm> {
     ctx: Ctx,
     who: Principal,
+    proven_at: chrono::DateTime<chrono::Utc>,
     form: F,
 }
 
@@ -363,8 +386,8 @@ impl<F: super::CsrfForm> FromRequest<AppState> for AdminPost<F> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let Posted { ctx, form, headers } = Posted::<F>::from_request(req, state).await?;
         // A post's answer is a redirect to a page, which moves the idle time on itself.
-        let InConsole { who, .. } = admin(state, &ctx, &headers).await?;
-        Ok(Self { ctx, who, form })
+        let InConsole { who, proven_at, .. } = admin(state, &ctx, &headers).await?;
+        Ok(Self { ctx, who, proven_at, form })
     }
 }
 
@@ -383,7 +406,7 @@ csrf_form!(ProfileForm);
 /// policies and hook as the server API (surface `console`), recorded as the administrator's.
 pub async fn profile(
     State(state): State<AppState>,
-    AdminPost { ctx, who, mut form }: AdminPost<ProfileForm>,
+    AdminPost { ctx, who, mut form, .. }: AdminPost<ProfileForm>,
 ) -> Response {
     let Some(user) = form.user_id.as_deref().and_then(|id| id.parse::<UserId>().ok()) else {
         return ctx.redirect("admin/users");
@@ -434,14 +457,14 @@ async fn done(
 }
 
 /// Ends one of the user's sessions, or all of them.
-pub async fn revoke_sessions(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
+pub async fn revoke_sessions(State(state): State<AppState>, AdminPost { ctx, who, form, .. }: AdminPost) -> Response {
     let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
     let by = By::Admin(who.user.id);
     let result = state.service.revoke_user_sessions(ctx.tenant, user, form.session_id, by).await.map(drop);
     done(&state, &ctx, &who, user, "sessions-ended", result).await
 }
 
-pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
+pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form, .. }: AdminPost) -> Response {
     let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
     let s = NewSuspension {
         reason: form.reason.unwrap_or_default(),
@@ -453,9 +476,36 @@ pub async fn suspend(State(state): State<AppState>, AdminPost { ctx, who, form }
     done(&state, &ctx, &who, user, "suspended", result).await
 }
 
-pub async fn lift(State(state): State<AppState>, AdminPost { ctx, who, form }: AdminPost) -> Response {
+pub async fn lift(State(state): State<AppState>, AdminPost { ctx, who, form, .. }: AdminPost) -> Response {
     let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
     let Some(suspension) = form.suspension_id else { return ctx.redirect(&format!("admin/users/{user}")) };
     let result = state.service.lift_suspension(ctx.tenant, user, suspension, By::Admin(who.user.id)).await.map(drop);
     done(&state, &ctx, &who, user, "lifted", result).await
+}
+
+/// How recent the last proof (a sign-in) must be for an action that cannot be undone.
+const REPROOF_MINUTES: i64 = 10;
+
+/// Turns a user's two-step verification off and drops their recovery codes.
+pub async fn reset_mfa(State(state): State<AppState>, AdminPost { ctx, who, form, .. }: AdminPost) -> Response {
+    let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
+    let result = state.service.reset_mfa(ctx.tenant, user, By::Admin(who.user.id)).await;
+    done(&state, &ctx, &who, user, "mfa-reset", result).await
+}
+
+/// Erases a user now. It cannot be undone, so it asks for a sign-in of the last ten minutes.
+pub async fn erase(State(state): State<AppState>, post: AdminPost) -> Response {
+    let AdminPost { ctx, who, proven_at, form } = post;
+    let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
+    if state.service.now() - proven_at > chrono::Duration::minutes(REPROOF_MINUTES) {
+        return ctx.redirect("sign-in?return_to=admin&prompt=login");
+    }
+    if form.confirm.as_deref() != Some("erase") {
+        let e = DomainError::field("confirm", "required", "type erase to confirm");
+        return done(&state, &ctx, &who, user, "erased", Err(e)).await;
+    }
+    match state.service.delete_user(ctx.tenant, user, By::Admin(who.user.id)).await {
+        Ok(()) => ctx.redirect("admin/users?done=erased"),
+        Err(e) => done(&state, &ctx, &who, user, "erased", Err(e)).await,
+    }
 }

@@ -61,6 +61,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/suspend", post(admin::suspend))
         .route("/admin/lift", post(admin::lift))
         .route("/admin/profile", post(admin::profile))
+        .route("/admin/mfa/reset", post(admin::reset_mfa))
+        .route("/admin/erase", post(admin::erase))
         .route("/account/profile", post(account::profile))
         .route(
             "/account/avatar",

@@ -213,3 +213,38 @@ async fn the_console_closes_after_thirty_idle_minutes_and_a_fresh_sign_in_opens_
     assert_eq!(again.location(&app.base), format!("{base}/admin"));
     assert_eq!(browser.get(&format!("{base}/admin")).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_admin_turns_off_a_users_mfa_and_erases_an_account_only_with_a_recent_sign_in() {
+    let app = spawn_app().await;
+    let (t, member) = app.user().await;
+    app.enable_totp(&member, b"12345678901234567890").await;
+    let (admin, browser) = admin_in_console(&app, &t).await;
+    let base = format!("{}/oidc/{}", app.base, t.id);
+    let page = browser.get(&format!("{base}/admin/users/{}", member.id)).await;
+    let csrf = page.input("csrf").unwrap();
+
+    let reset = browser.post(&format!("{base}/admin/mfa/reset"), &[("csrf", &csrf), ("user_id", &member.id)]).await;
+    assert!(reset.location(&app.base).ends_with("?done=mfa-reset"));
+    assert_eq!(app.sign_in(&t.id, &member.email, PASSWORD).await.0, StatusCode::OK, "no code asked any more");
+    let (_, log) = app.server(reqwest::Method::GET, &t, &format!("/v1/audit?user_id={}", member.id), None).await;
+    let mfa = log["items"].as_array().unwrap().iter().find(|e| e["type"] == "user.mfa_disabled").cloned().unwrap();
+    assert_eq!(mfa["admin_id"], admin.id.as_str());
+
+    // Erasing asks for the word, then for a sign-in of the last ten minutes.
+    let erase = format!("{base}/admin/erase");
+    let unconfirmed = browser.post(&erase, &[("csrf", &csrf), ("user_id", &member.id)]).await;
+    assert_eq!(unconfirmed.status, StatusCode::BAD_REQUEST);
+    app.advance(chrono::Duration::minutes(11));
+    let confirm = [("csrf", csrf.as_str()), ("user_id", member.id.as_str()), ("confirm", "erase")];
+    let stale = browser.post(&erase, &confirm).await;
+    assert!(stale.location(&app.base).ends_with("/sign-in?return_to=admin&prompt=login"));
+    let (status, _) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", member.id), None).await;
+    assert_eq!(status, StatusCode::OK, "still there");
+    let again = browser.sign_in(&format!("{base}/sign-in"), &csrf, "root@example.com", "admin").await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    let erased = browser.post(&erase, &confirm).await;
+    assert!(erased.location(&app.base).ends_with("/admin/users?done=erased"), "{}", erased.location(&app.base));
+    let (status, _) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", member.id), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

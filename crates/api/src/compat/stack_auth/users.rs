@@ -257,7 +257,7 @@ pub(super) async fn delete(
     PathParams(raw): PathParams<String>,
 ) -> Result<Json<Value>, StackError> {
     let tenant = server(&state, &h).await?;
-    state.service.delete_user(tenant, user_id(&raw)?).await?;
+    state.service.delete_user(tenant, user_id(&raw)?, tessera_core::events::By::Server).await?;
     Ok(Json(json!({"success": true})))
 }
 

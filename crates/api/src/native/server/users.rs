@@ -158,7 +158,7 @@ pub async fn delete_user(
     ServerTenant(tenant): ServerTenant,
     PathParams(id): PathParams<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.service.delete_user(tenant.id, UserId(id)).await?;
+    state.service.delete_user(tenant.id, UserId(id), By::Server).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
