@@ -1,9 +1,12 @@
 //! The tenant's console, for its admins (users whose `role` is `admin`), reached through the
-//! hosted sign-in like the account page: who may enter, finding users (by the start of their
-//! email address or username, a page at a time), a user's page (their fields as the server
-//! sees them, sessions, suspensions and recent activity), and its first actions: ending a
-//! user's sessions, suspending and lifting. Each action is a form with the page's CSRF token,
-//! and is recorded as done by that administrator. Server-rendered, no script.
+//! hosted sign-in like the account page: who may enter (with the console's own `Strict`
+//! cookie, closing after `console_idle` without a request), finding users (by the start of
+//! their email address or username, a page at a time), and a user's page: their fields as the
+//! server sees them, sessions (end one or all), suspensions (add, lift), the profile and role
+//! (through the server's validation and policies, surface `console`), two-step verification
+//! (turn off), erasure (only with a sign-in of the last ten minutes) and recent activity. Each
+//! action is a form with the page's CSRF token, and is recorded as that administrator's.
+//! Server-rendered, no script.
 
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
