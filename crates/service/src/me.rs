@@ -472,25 +472,45 @@ impl Service {
                 notices: vec![policy::NOTICE_SERVICE_ACCOUNT.to_owned()],
             });
         }
-        let tenant = self.tenant(who.tenant_id()).await?;
+        self.schedule_deletion(who.tenant_id(), who.user.id, By::User).await
+    }
+
+    /// Schedules a user's erasure after the tenant's grace period, for `by`, and ends every
+    /// session; signing in meanwhile (or `cancel_deletion`) cancels it.
+    pub async fn schedule_deletion(
+        &self,
+        tenant_id: TenantId,
+        user: UserId,
+        by: By,
+    ) -> Result<chrono::DateTime<chrono::Utc>> {
+        let tenant = self.tenant(tenant_id).await?;
         let due = self.now() + Duration::seconds(tenant.settings.deletion_grace_seconds);
         let extras = Extras {
             revoke_sessions: Some(RevokeSessions { except: None }),
             event: Some("user.deleted"),
+            by,
             ..Extras::default()
         };
-        self.modify_user(
-            who.tenant_id(),
-            who.user.id,
-            |u| {
-                u.deletion_due_at = Some(due);
-                Ok(())
-            },
-            extras,
-        )
-        .await?;
-        tracing::info!(user = %who.user.id, due = %due, "account deletion scheduled");
+        let schedule = |u: &mut User| {
+            u.deletion_due_at = Some(due);
+            Ok(())
+        };
+        self.modify_user(tenant_id, user, schedule, extras).await?;
+        tracing::info!(%user, due = %due, "account deletion scheduled");
         Ok(due)
+    }
+
+    /// Cancels a scheduled erasure, for `by`.
+    pub async fn cancel_deletion(&self, tenant_id: TenantId, user: UserId, by: By) -> Result<()> {
+        let cancel = |u: &mut User| {
+            if u.deletion_due_at.is_none() {
+                return Err(DomainError::field("deletion", "not_scheduled", "no deletion is scheduled"));
+            }
+            u.deletion_due_at = None;
+            Ok(())
+        };
+        let extras = Extras { event: Some("user.deletion_cancelled"), by, ..Extras::default() };
+        self.modify_user(tenant_id, user, cancel, extras).await.map(drop)
     }
 
     /// Changes the password after checking the current one; every other session ends, and

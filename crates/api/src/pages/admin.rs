@@ -214,6 +214,8 @@ fn flash(done: &str) -> Option<&'static str> {
         "lifted" => "The suspension is lifted.",
         "saved" => "The profile has been saved.",
         "mfa-reset" => "Two-step verification is off; the user can turn it on again from their account.",
+        "deletion-scheduled" => "The account will be erased after the grace period; its sessions have ended.",
+        "deletion-cancelled" => "The deletion is cancelled.",
         _ => return None,
     })
 }
@@ -313,6 +315,14 @@ async fn render_user(
     } else {
         r#"<p class="hint">Two-step verification is off.</p>"#.to_owned()
     };
+    let deletion = match u.deletion_due_at {
+        Some(due) => format!(
+            r#"<p class="hint" id="deletion-due">Erasure is scheduled for {}.</p>{}"#,
+            due.format("%Y-%m-%d %H:%M UTC"),
+            act("deletion/cancel", "", "Cancel the deletion")
+        ),
+        None => act("deletion/schedule", "", "Schedule deletion (after the grace period)"),
+    };
     let erase = act(
         "erase",
         r#"<label for="confirm">Type <code>erase</code> to erase this account now, for good</label><input type="text" id="confirm" name="confirm" autocomplete="off" required>"#,
@@ -350,7 +360,7 @@ async fn render_user(
 <section class="card" id="mfa"><h2>Two-step verification</h2>{mfa}</section>
 <section class="card" id="activity"><h2>Recent activity</h2><table><tbody>{activity_rows}</tbody></table></section>
 <section class="card"><details><summary>Every field, as the server API shows it</summary><table id="fields"><tbody>{fields}</tbody></table></details></section>
-<section class="card danger-zone" id="erase"><h2>Erase</h2>{erase}</section>"#,
+<section class="card danger-zone" id="erase"><h2>Deletion</h2>{deletion}{erase}</section>"#,
         title = esc(u.primary_email.as_deref().or(u.username.as_deref()).unwrap_or("User")),
         base = ctx.base,
         banner = match (errors, notice) {
@@ -453,7 +463,14 @@ async fn done(
     match result {
         Ok(()) => ctx.redirect(&format!("admin/users/{user}?done={what}")),
         Err(e) => {
-            let page = render_user(state, ctx, who.user.id, user, Some(&FormErrors::from_domain(&e)), None).await;
+            let mut errors = FormErrors::from_domain(&e);
+            // The console's forms are spread over the page: say each refusal at the top too.
+            if let DomainError::Validation(fields) = &e {
+                let said: Vec<String> =
+                    fields.iter().map(|f| format!("{}: {}", f.field.replace('_', " "), f.message)).collect();
+                errors.form = Some(said.join("; "));
+            }
+            let page = render_user(state, ctx, who.user.id, user, Some(&errors), None).await;
             crate::error::Untold::attach(crate::error::Untold::of(&e), page)
         }
     }
@@ -511,4 +528,18 @@ pub async fn erase(State(state): State<AppState>, post: AdminPost) -> Response {
         Ok(()) => ctx.redirect("admin/users?done=erased"),
         Err(e) => done(&state, &ctx, &who, user, "erased", Err(e)).await,
     }
+}
+
+/// Schedules the user's erasure after the tenant's grace period (the user's own signing in
+/// cancels it, as after `DELETE /v1/me`).
+pub async fn schedule_deletion(State(state): State<AppState>, AdminPost { ctx, who, form, .. }: AdminPost) -> Response {
+    let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
+    let result = state.service.schedule_deletion(ctx.tenant, user, By::Admin(who.user.id)).await.map(drop);
+    done(&state, &ctx, &who, user, "deletion-scheduled", result).await
+}
+
+pub async fn cancel_deletion(State(state): State<AppState>, AdminPost { ctx, who, form, .. }: AdminPost) -> Response {
+    let Some(user) = form.user_id else { return ctx.redirect("admin/users") };
+    let result = state.service.cancel_deletion(ctx.tenant, user, By::Admin(who.user.id)).await;
+    done(&state, &ctx, &who, user, "deletion-cancelled", result).await
 }

@@ -63,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/profile", post(admin::profile))
         .route("/admin/mfa/reset", post(admin::reset_mfa))
         .route("/admin/erase", post(admin::erase))
+        .route("/admin/deletion/schedule", post(admin::schedule_deletion))
+        .route("/admin/deletion/cancel", post(admin::cancel_deletion))
         .route("/account/profile", post(account::profile))
         .route(
             "/account/avatar",

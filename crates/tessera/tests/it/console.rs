@@ -248,3 +248,40 @@ async fn an_admin_turns_off_a_users_mfa_and_erases_an_account_only_with_a_recent
     let (status, _) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", member.id), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_admin_schedules_and_cancels_a_deletion() {
+    let app = spawn_app().await;
+    let (t, member) = app.user().await;
+    let (admin, browser) = admin_in_console(&app, &t).await;
+    let base = format!("{}/oidc/{}", app.base, t.id);
+    let csrf = browser.get(&format!("{base}/admin/users/{}", member.id)).await.input("csrf").unwrap();
+    let form = [("csrf", csrf.as_str()), ("user_id", member.id.as_str())];
+
+    let scheduled = browser.post(&format!("{base}/admin/deletion/schedule"), &form).await;
+    assert!(scheduled.location(&app.base).ends_with("?done=deletion-scheduled"));
+    let (_, v) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", member.id), None).await;
+    assert!(v["deletion_scheduled_at"].is_string(), "{v}");
+    assert_eq!(app.get_me(&member.access).await.0, StatusCode::UNAUTHORIZED, "its sessions ended");
+    let page = browser.get(&format!("{base}/admin/users/{}", member.id)).await;
+    assert!(page.text.contains(r#"id="deletion-due""#));
+
+    let cancelled = browser.post(&format!("{base}/admin/deletion/cancel"), &form).await;
+    assert!(cancelled.location(&app.base).ends_with("?done=deletion-cancelled"));
+    let (_, v) = app.server(reqwest::Method::GET, &t, &format!("/v1/users/{}", member.id), None).await;
+    assert!(v["deletion_scheduled_at"].is_null(), "{v}");
+    // Cancelling what is not scheduled says so.
+    let again = browser.post(&format!("{base}/admin/deletion/cancel"), &form).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.text.contains("no deletion is scheduled"));
+    let (_, log) = app.server(reqwest::Method::GET, &t, &format!("/v1/audit?user_id={}", member.id), None).await;
+    let kinds: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["admin_id"] == admin.id.as_str())
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"user.deletion_cancelled"), "{kinds:?}");
+    assert!(kinds.contains(&"user.deleted") && kinds.contains(&"session.revoked"), "{kinds:?}");
+}
