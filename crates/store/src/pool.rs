@@ -150,19 +150,35 @@ async fn migrate_postgres(p: &PgPool) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         sqlx::query(LOCK_TABLE).execute(p).await.map_err(other)?;
     }
+    // Under serialisable isolation (a distributed database's default) the instance that waited
+    // for the lock is told to try again once the first has finished: it does, and then finds
+    // nothing left to migrate.
+    let mut attempt = 0;
+    loop {
+        match migrate_in_turn(p).await {
+            Err(StoreError::Contended(_)) if attempt < RETRIES_ON_CONTENTION => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn migrate_in_turn(p: &PgPool) -> Result<()> {
     sqlx::query("INSERT INTO tessera_migration_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING")
         .execute(p)
         .await
-        .map_err(other)?;
-    let mut turn = p.begin().await.map_err(other)?;
+        .map_err(map_err)?;
+    let mut turn = p.begin().await.map_err(map_err)?;
     sqlx::query("SELECT id FROM tessera_migration_lock WHERE id = 1 FOR UPDATE")
         .execute(&mut *turn)
         .await
-        .map_err(other)?;
+        .map_err(map_err)?;
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_locking(false);
     migrator.run(p).await.map_err(other)?;
-    turn.commit().await.map_err(other)
+    turn.commit().await.map_err(map_err)
 }
 
 impl Tx {
