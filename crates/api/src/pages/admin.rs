@@ -40,7 +40,7 @@ fn console_stamp(session: &str, at_ms: i64) -> String {
     format!("{at_ms}.{mac}")
 }
 
-/// When the console was last used from this browser, if its cookie is this session's.
+/// When the console was last used from this browser, if its cookie belongs to the browser's sign-in.
 fn last_used(headers: &HeaderMap, session: &str) -> Option<i64> {
     let value = super::cookie(headers, CONSOLE_COOKIE)?;
     let at: i64 = value.split_once('.')?.0.parse().ok()?;
